@@ -1,0 +1,1 @@
+"""The socket-edge command line (importable as ``socket_edge.cli``)."""

@@ -1,0 +1,79 @@
+"""Settings of one adaptation run, and the methods as presets of the loss weights."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from ..errors import SocketEdgeError
+
+METHODS = ("socket", "shot", "source-only")
+
+
+@dataclass(frozen=True)
+class AdaptConfig:
+    method: str = "socket"
+    epochs: int = 10
+    batch_size: int = 64
+    ti_batch_size: int = 64
+    lr: float = 0.01
+    backbone_lr_mult: float = 0.1
+    weight_decay: float = 1e-3
+    # L = a*L_PL + b*L_IM + c*L_BN + d*L_TI (published defaults)
+    pl_weight: float = 0.3
+    im_weight: float = 1.0
+    bn_weight: float = 0.5
+    ti_weight: float = 0.5
+    bn_first_weight: float = 10.0
+    ti_views: int = 4  # augmented views of each TI pair whose source features are cached
+    seed: int = 0
+    device: str | None = None
+    amp: bool = True
+    workers: int = 0
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise SocketEdgeError(f"unknown method {self.method!r} (choose from {', '.join(METHODS)})")
+        for name in ("pl_weight", "im_weight", "bn_weight", "ti_weight", "lr"):
+            if getattr(self, name) < 0:
+                raise SocketEdgeError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+    def effective_weights(self) -> dict[str, float]:
+        """The loss weights the method actually uses (SHOT: PL + IM only)."""
+        if self.method == "source-only":
+            return {"pl": 0.0, "im": 0.0, "bn": 0.0, "ti": 0.0}
+        w = {"pl": self.pl_weight, "im": self.im_weight, "bn": self.bn_weight, "ti": self.ti_weight}
+        if self.method == "shot":
+            w["bn"] = w["ti"] = 0.0
+        return w
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def with_overrides(self, **changes: Any) -> AdaptConfig:
+        """A copy with the given fields changed; None values are ignored (unset CLI flags)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def load_config(path: str | Path, section: str = "adapt") -> dict[str, Any]:
+    """Read adaptation settings from a TOML file: a [adapt] table or top-level keys."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SocketEdgeError("no such config file", path) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SocketEdgeError(f"not valid TOML ({exc})", path) from None
+    table = data.get(section, data)
+    known = {f.name for f in fields(AdaptConfig)}
+    settings = {k.replace("-", "_"): v for k, v in table.items() if not isinstance(v, dict)}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise SocketEdgeError(f"unknown adapt settings {unknown} (known: {sorted(known)})", path)
+    return settings

@@ -1,0 +1,88 @@
+"""The four SOCKET losses as small pure functions, plus SHOT's centroid pseudo-labels.
+
+- information_maximization: mean per-sample entropy minus the entropy of the batch-mean
+  prediction (confident and diverse predictions).
+- pseudo_label_loss: cross-entropy to labels from feature centroids (``centroid_pseudo_labels``).
+- ti_alignment: distance between target features of TI target images and the frozen source's
+  features of their RGB partners.
+- bn_moment_loss: for each BatchNorm2d, the distance between the batch mean/variance of its input
+  on target data and the running mean/variance stored in the source model; first layer weighted
+  higher (``first_weight``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+EPS = 1e-5
+
+
+def entropy(probs: torch.Tensor) -> torch.Tensor:
+    """Shannon entropy (nats) of each row of ``probs``."""
+    return -(probs * torch.log(probs + EPS)).sum(-1)
+
+
+def information_maximization(logits: torch.Tensor) -> torch.Tensor:
+    """L_IM = mean_i H(p_i) - H(mean_i p_i); minimal for confident, class-balanced predictions."""
+    probs = logits.float().softmax(-1)
+    return entropy(probs).mean() - entropy(probs.mean(0))
+
+
+def pseudo_label_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits.float(), labels)
+
+
+def ti_alignment(target_features: torch.Tensor, source_features: torch.Tensor) -> torch.Tensor:
+    """Mean Euclidean distance between the target and source features of each TI pair."""
+    return torch.linalg.vector_norm(target_features.float() - source_features.float(), dim=1).mean()
+
+
+def bn_moment_loss(
+    means: Sequence[torch.Tensor],
+    variances: Sequence[torch.Tensor],
+    source_means: Sequence[torch.Tensor],
+    source_vars: Sequence[torch.Tensor],
+    first_weight: float = 10.0,
+) -> torch.Tensor:
+    """Weighted mean over layers of RMS(mu_l - mu_l^src) + RMS(var_l - var_l^src).
+
+    RMS = ||.||_2 / sqrt(channels), so wide and narrow layers count alike; the first layer has
+    weight ``first_weight``, the others 1, and the weights are normalised to sum to 1.
+    """
+    if not means:
+        raise ValueError("no BatchNorm moments were collected")
+    total = means[0].new_zeros(())
+    weights = 0.0
+    for i, (m, v, ms, vs) in enumerate(zip(means, variances, source_means, source_vars, strict=True)):
+        w = first_weight if i == 0 else 1.0
+        rms = torch.linalg.vector_norm(m.float() - ms) + torch.linalg.vector_norm(v.float() - vs)
+        total = total + w * rms / m.numel() ** 0.5
+        weights += w
+    return total / weights
+
+
+@torch.no_grad()
+def centroid_pseudo_labels(
+    features: torch.Tensor, logits: torch.Tensor, iterations: int = 1, min_share: float = 0.0
+) -> torch.Tensor:
+    """SHOT's self-supervised pseudo-labels: nearest class centroid in cosine distance.
+
+    Centroids start as the softmax-weighted means of the (L2-normalised, bias-augmented)
+    features, then ``iterations`` rounds of hard assignment refine them (as k-means would).
+    Classes predicted for fewer than ``min_share`` of the samples get no centroid.
+    """
+    f = torch.cat([features.float(), torch.ones_like(features[:, :1])], 1)
+    f = F.normalize(f, dim=1)
+    weights = logits.float().softmax(1)
+    for step in range(iterations + 1):
+        centroids = F.normalize(weights.t() @ f / (weights.sum(0)[:, None] + 1e-8), dim=1)
+        share = weights.sum(0) / weights.sum()
+        usable = (share > 0) & (share >= min_share)
+        distance = 1 - f @ centroids.t()
+        distance[:, ~usable] = float("inf")
+        labels = distance.argmin(1)
+        weights = F.one_hot(labels, logits.shape[1]).float()
+    return labels

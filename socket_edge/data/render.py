@@ -1,0 +1,383 @@
+"""A small sphere-tracing renderer for the built-in benchmark: one scene, three sensors.
+
+A scene is an object (an SDF from ``shapes.py``) resting on a floor in front of a wall, seen by a
+camera slightly above it. Geometry is traced once into a G-buffer; each modality then shades it:
+
+- RGB: random colours and textures, a directional light with soft shadows, specular highlights,
+  exposure and sensor noise (8-bit).
+- depth: z-distance in millimetres with depth-dependent noise, disparity quantisation, flying
+  pixels at edges, holes at grazing angles, projector shadows, dark/shiny patches and beyond the
+  sensor's range (16-bit, 0 = no reading).
+- IR (thermal): per-surface temperatures (object hotter or colder than the room), heat gradients,
+  emissivity falling off at grazing angles, a warm footprint under hot objects, optical blur,
+  fixed-pattern and temporal noise (14-bit counts in a 16-bit PNG).
+
+Colour, texture, lighting and temperature are random; only the geometry carries over between
+modalities, so an RGB classifier has to transfer what it knows about shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .shapes import SDF
+
+F32 = np.float32
+FOV_DEG = 50.0
+SUPERSAMPLE = 2
+
+
+@dataclass
+class Scene:
+    """Random parameters of one scene (geometry and all three modalities' appearance)."""
+
+    rng_seed: tuple
+    cam_height: float
+    cam_rot: np.ndarray  # (3, 3) camera-to-world
+    center: np.ndarray  # (3,) object centre, world
+    scale: float
+    obj_rot: np.ndarray  # (3, 3) object-to-world
+    aspect: np.ndarray  # (3,) anisotropic stretch of the object
+    wall_z: float
+    light: np.ndarray  # (3,) unit vector towards the light
+
+
+def _rot_y(a: float) -> np.ndarray:
+    c, s = np.cos(a), np.sin(a)
+    return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]], F32)
+
+
+def _rot_x(a: float) -> np.ndarray:
+    c, s = np.cos(a), np.sin(a)
+    return np.array([[1, 0, 0], [0, c, -s], [0, s, c]], F32)
+
+
+def _rot_z(a: float) -> np.ndarray:
+    c, s = np.cos(a), np.sin(a)
+    return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]], F32)
+
+
+def random_scene(rng: np.random.Generator, seed: tuple) -> Scene:
+    cam_height = rng.uniform(0.7, 1.3)
+    dist = rng.uniform(0.95, 1.35)
+    scale = rng.uniform(0.27, 0.33)
+    x = rng.uniform(-0.25, 0.25) * dist
+    center = np.array([x, -cam_height + 0.62 * scale, dist], F32)
+    # Aim the camera at the object, with some jitter so it is not always centred.
+    to_obj = center - np.array([0, 0, 0], F32)
+    yaw = np.arctan2(to_obj[0], to_obj[2]) + rng.normal(0, 0.06)
+    pitch = np.arctan2(-to_obj[1], np.hypot(to_obj[0], to_obj[2])) + rng.normal(0, 0.05)
+    cam_rot = _rot_y(yaw) @ _rot_x(pitch)
+    obj_rot = _rot_y(rng.uniform(0, 2 * np.pi)) @ _rot_x(rng.normal(0, 0.12)) @ _rot_z(rng.normal(0, 0.12))
+    aspect = np.exp(rng.normal(0, 0.08, 3)).astype(F32)
+    light = np.array(
+        [rng.uniform(-1, 1), rng.uniform(0.4, 1.2), rng.uniform(-1.0, -0.1)], F32
+    )
+    return Scene(
+        rng_seed=seed,
+        cam_height=float(cam_height),
+        cam_rot=cam_rot.astype(F32),
+        center=center,
+        scale=float(scale),
+        obj_rot=obj_rot.astype(F32),
+        aspect=aspect,
+        wall_z=float(rng.uniform(2.9, 5.0)),
+        light=light / np.linalg.norm(light),
+    )
+
+
+@dataclass
+class GBuffer:
+    material: np.ndarray  # (H, W) int8: 1 object, 2 floor, 3 wall
+    depth: np.ndarray  # (H, W) z-distance along the optical axis, metres
+    pos: np.ndarray  # (H, W, 3) world position
+    local: np.ndarray  # (H, W, 3) object coordinates (object pixels), else world
+    normal: np.ndarray  # (H, W, 3) world normal
+    cos_view: np.ndarray  # (H, W) cosine between normal and the ray towards the camera
+    shadow: np.ndarray  # (H, W) 1 = lit, 0 = in the object's shadow
+
+
+def _object_sdf(sdf: SDF, scene: Scene):
+    inv_scale = 1.0 / (scene.scale * scene.aspect)
+    step_scale = scene.scale * float(scene.aspect.min())
+
+    def to_local(p: np.ndarray) -> np.ndarray:
+        return ((p - scene.center) @ scene.obj_rot) * inv_scale
+
+    def dist(p: np.ndarray) -> np.ndarray:
+        return sdf(to_local(p)).astype(F32) * step_scale
+
+    return dist, to_local
+
+
+def trace(sdf: SDF, scene: Scene, size: int) -> GBuffer:
+    """Trace one scene at ``size`` x ``size`` pixels into a G-buffer."""
+    n = size
+    f = (n / 2) / np.tan(np.radians(FOV_DEG / 2))
+    jj, ii = np.meshgrid(np.arange(n, dtype=F32), np.arange(n, dtype=F32))
+    d_cam = np.stack([(jj + 0.5 - n / 2) / f, -(ii + 0.5 - n / 2) / f, np.ones_like(jj)], -1)
+    d_cam /= np.linalg.norm(d_cam, axis=-1, keepdims=True)
+    d = (d_cam.reshape(-1, 3) @ scene.cam_rot.T).astype(F32)  # world ray directions
+    m = d.shape[0]
+
+    # Background: floor (y = -h) and wall (z = wall_z), exact.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t_floor = np.where(d[:, 1] < -1e-6, -scene.cam_height / d[:, 1], np.inf)
+        t_wall = np.where(d[:, 2] > 1e-6, scene.wall_z / d[:, 2], np.inf)
+    t_bg = np.minimum(t_floor, t_wall).astype(F32)
+    material = np.where(t_floor < t_wall, 2, 3).astype(np.int8)
+    t_hit = t_bg.copy()
+
+    # Object: sphere-trace only the rays that cross its bounding sphere.
+    dist, to_local = _object_sdf(sdf, scene)
+    radius = 1.25 * scene.scale * float(scene.aspect.max())
+    b = d @ scene.center
+    disc = b * b - (scene.center @ scene.center - radius * radius)
+    idx = np.nonzero(disc > 0)[0]
+    if idx.size:
+        t = np.maximum(b[idx] - np.sqrt(disc[idx]), 0.0).astype(F32)
+        t_end = np.minimum(b[idx] + np.sqrt(disc[idx]), t_bg[idx])
+        alive = np.ones(idx.size, bool)
+        hit = np.zeros(idx.size, bool)
+        eps = 1e-3 * scene.scale
+        for _ in range(80):
+            a = np.nonzero(alive)[0]
+            if a.size == 0:
+                break
+            h = dist(d[idx[a]] * t[a, None])
+            done = h < eps
+            hit[a[done]] = True
+            t[a] += np.where(done, 0.0, 0.9 * h)
+            alive[a] = ~done & (t[a] < t_end[a])
+        t_hit[idx[hit]] = t[hit]
+        material[idx[hit]] = 1
+
+    pos = d * t_hit[:, None]
+    normal = np.zeros_like(pos)
+    normal[material == 2] = (0, 1, 0)
+    normal[material == 3] = (0, 0, -1)
+    local = pos.copy()
+    obj = np.nonzero(material == 1)[0]
+    if obj.size:
+        e = 1e-3 * scene.scale
+        p = pos[obj]
+        grad = np.stack(
+            [dist(p + off) - dist(p - off) for off in np.eye(3, dtype=F32) * e], -1
+        )
+        normal[obj] = grad / np.maximum(np.linalg.norm(grad, axis=-1, keepdims=True), 1e-12)
+        local[obj] = to_local(p)
+    cos_view = np.clip(-(normal * d).sum(-1), 0.0, 1.0)
+    shadow = _soft_shadow(dist, scene, pos, normal, material)
+    depth = t_hit * d_cam.reshape(-1, 3)[:, 2]
+    shape2 = (n, n)
+    return GBuffer(
+        material=material.reshape(shape2),
+        depth=depth.reshape(shape2).astype(F32),
+        pos=pos.reshape(n, n, 3),
+        local=local.reshape(n, n, 3),
+        normal=normal.reshape(n, n, 3),
+        cos_view=cos_view.reshape(shape2).astype(F32),
+        shadow=shadow.reshape(shape2).astype(F32),
+    )
+
+
+def _soft_shadow(dist, scene: Scene, pos, normal, material) -> np.ndarray:
+    shadow = np.ones(pos.shape[0], F32)
+    origin = pos + normal * (2e-3 * scene.scale)
+    lit = (normal @ scene.light) > 0
+    # Rays towards the light that cross the object's bounding sphere.
+    oc = origin - scene.center
+    b = oc @ scene.light
+    radius = 1.25 * scene.scale * float(scene.aspect.max())
+    disc = b * b - ((oc * oc).sum(-1) - radius * radius)
+    idx = np.nonzero(lit & (disc > 0) & (-b + np.sqrt(np.maximum(disc, 0)) > 0))[0]
+    idx = idx[material[idx] != 1] if idx.size else idx  # self-shadowing is left to shading
+    if idx.size:
+        t = np.full(idx.size, 1e-3, F32)
+        res = np.ones(idx.size, F32)
+        for _ in range(40):
+            h = dist(origin[idx] + scene.light * t[:, None])
+            res = np.minimum(res, 8.0 * h / t)
+            t += np.clip(h, 0.01 * scene.scale, 0.2)
+        shadow[idx] = np.clip(res, 0.0, 1.0)
+    shadow[~lit] = 0.0
+    return shadow
+
+
+def downsample(a: np.ndarray, k: int) -> np.ndarray:
+    h, w = a.shape[:2]
+    return a.reshape(h // k, k, w // k, k, *a.shape[2:]).mean(axis=(1, 3))
+
+
+def blur(img: np.ndarray, sigma: float) -> np.ndarray:
+    """Separable Gaussian blur with edge padding."""
+    if sigma <= 0:
+        return img
+    r = max(1, int(3 * sigma))
+    x = np.arange(-r, r + 1, dtype=F32)
+    k = np.exp(-(x**2) / (2 * sigma**2))
+    k /= k.sum()
+    h, w = img.shape
+    tmp = np.pad(img, ((0, 0), (r, r)), mode="edge")
+    out = sum(k[i] * tmp[:, i : i + w] for i in range(2 * r + 1))
+    tmp = np.pad(out, ((r, r), (0, 0)), mode="edge")
+    return sum(k[i] * tmp[i : i + h] for i in range(2 * r + 1)).astype(F32)
+
+
+# --------------------------------------------------------------------------- textures
+
+
+def _pattern(rng: np.random.Generator, p: np.ndarray) -> np.ndarray:
+    """A random procedural pattern in [0, 1] over points p (..., 3)."""
+    kind = rng.integers(0, 5)
+    if kind == 0:  # plain
+        return np.zeros(p.shape[:-1], F32)
+    if kind == 1:  # stripes
+        axis = rng.normal(size=3).astype(F32)
+        axis /= np.linalg.norm(axis)
+        return (np.sin(rng.uniform(6, 22) * (p @ axis) + rng.uniform(0, 6.3)) > 0).astype(F32)
+    if kind == 2:  # checker
+        freq = rng.uniform(3, 9)
+        return (np.floor(p * freq).astype(np.int64).sum(-1) % 2).astype(F32)
+    if kind == 3:  # dots
+        freq = rng.uniform(4, 10)
+        q = (p * freq) % 1.0 - 0.5
+        return (np.sqrt((q * q).sum(-1)) < rng.uniform(0.2, 0.4)).astype(F32)
+    # smooth noise: a few random plane waves
+    out = np.zeros(p.shape[:-1], F32)
+    for _ in range(4):
+        axis = rng.normal(size=3).astype(F32) * rng.uniform(3, 14)
+        out += np.sin(p @ axis + rng.uniform(0, 6.3))
+    return (0.5 + out / 8).clip(0, 1)
+
+
+def _colour(rng: np.random.Generator) -> np.ndarray:
+    import colorsys
+
+    h, s, v = rng.uniform(0, 1), rng.uniform(0.0, 1.0), rng.uniform(0.15, 1.0)
+    return np.array(colorsys.hsv_to_rgb(h, s, v), F32)
+
+
+def _albedo(rng, g: GBuffer) -> np.ndarray:
+    """Object: any colour and pattern. Floor and wall: a colour with a faint pattern (a room)."""
+    alb = np.zeros(g.material.shape + (3,), F32)
+    for mat, coords, contrast in ((1, g.local, 1.0), (2, g.pos, 0.25), (3, g.pos, 0.15)):
+        sel = g.material == mat
+        c1 = _colour(rng)
+        c2 = c1 + contrast * (_colour(rng) - c1)
+        pat = _pattern(rng, coords[sel])
+        alb[sel] = c1 * (1 - pat[:, None]) + c2 * pat[:, None]
+    return alb
+
+
+# --------------------------------------------------------------------------- modalities
+
+
+def shade_rgb(g: GBuffer, scene: Scene, rng: np.random.Generator, ss: int) -> np.ndarray:
+    """8-bit RGB (H, W, 3)."""
+    alb = _albedo(rng, g)
+    ambient = rng.uniform(0.15, 0.5)
+    light_col = np.array([1, 1, 1], F32) + rng.normal(0, 0.08, 3).astype(F32)
+    diffuse = np.clip(g.normal @ scene.light, 0, 1) * g.shadow
+    # Blinn-Phong highlight; view vector is towards the camera at the origin.
+    view = -g.pos / np.maximum(np.linalg.norm(g.pos, axis=-1, keepdims=True), 1e-6)
+    half = view + scene.light
+    half /= np.maximum(np.linalg.norm(half, axis=-1, keepdims=True), 1e-6)
+    shininess = rng.uniform(8, 64)
+    spec = rng.uniform(0, 0.6) * np.clip((g.normal * half).sum(-1), 0, 1) ** shininess * g.shadow
+    spec = np.where(g.material == 1, spec, 0.2 * spec)
+    img = alb * (ambient + (1 - ambient) * diffuse[..., None] * light_col) + spec[..., None]
+    img = downsample(img, ss) * rng.uniform(0.7, 1.3)  # exposure
+    img = np.clip(img, 0, 1) ** (1 / 2.2)
+    img = img + rng.normal(0, rng.uniform(0.005, 0.03), img.shape)
+    return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def shade_depth(g: GBuffer, scene: Scene, rng: np.random.Generator, ss: int) -> np.ndarray:
+    """16-bit depth in millimetres (H, W), 0 = no reading."""
+    z = g.depth.astype(np.float64)
+    # Holes at grazing angles, decided per subsample, before averaging (flying pixels survive).
+    graze = rng.uniform(0.08, 0.2)
+    valid = (g.cos_view > graze) | (rng.random(z.shape) < g.cos_view / graze)
+    # Dark or shiny objects return patchy readings.
+    if rng.random() < 0.35:
+        patch = _pattern(np.random.default_rng(rng.integers(1 << 31)), g.local * 1.5)
+        valid &= ~((g.material == 1) & (patch > 0.5) & (rng.random(z.shape) < 0.8))
+    zs = np.where(valid, z, 0.0)
+    n = downsample((zs > 0).astype(np.float64), ss)
+    z = np.where(n > 0, downsample(zs, ss) / np.maximum(n, 1e-9), 0.0)  # mean of valid subsamples
+    h, w = z.shape
+    # Projector shadows: a baseline to the right of the camera hides background just left of
+    # a closer surface.
+    f_px = (w / 2) / np.tan(np.radians(FOV_DEG / 2))
+    fb = f_px * rng.uniform(0.05, 0.1)  # focal length (px) x baseline (m)
+    shadowed = np.zeros_like(z, bool)
+    for k in range(1, max(2, int(fb / 1.0) + 2)):
+        right = np.pad(z[:, k:], ((0, 0), (0, k)), constant_values=0)
+        closer = (right > 0) & (z > 0) & (right < z - 0.05)
+        gap = fb * (1 / np.maximum(right, 1e-3) - 1 / np.maximum(z, 1e-3))
+        shadowed |= closer & (k <= gap)
+    z = np.where(shadowed, 0.0, z)
+    # Axial noise grows with the square of distance, then disparity is quantised.
+    sigma = (0.001 + 0.0025 * z**2) * rng.uniform(0.7, 1.5)
+    z = np.where(z > 0, z + rng.normal(0, 1, z.shape) * sigma, 0.0)
+    sub = 8.0
+    fb_mm_px = 580.0 * 75.0  # a Kinect-class sensor: focal 580 px, baseline 75 mm
+    disp = np.round(fb_mm_px / np.maximum(z * 1000, 1) * sub) / sub
+    z_mm = np.where(z > 0, fb_mm_px / np.maximum(disp, 1e-6), 0.0)
+    # Speckle dropout and the sensor's range limits.
+    z_mm[rng.random(z.shape) < rng.uniform(0.0, 0.03)] = 0
+    max_range = rng.uniform(3500, 6000)
+    z_mm[(z_mm > max_range) | (z_mm < 400)] = 0
+    return np.clip(np.round(z_mm), 0, 65535).astype(np.uint16)
+
+
+def shade_ir(g: GBuffer, scene: Scene, rng: np.random.Generator, ss: int) -> np.ndarray:
+    """Thermal IR as 14-bit counts in a uint16 array (H, W); ~100 counts per kelvin."""
+    t_room = rng.uniform(15, 28)
+    delta = rng.uniform(3, 25) * (1 if rng.random() < 0.7 else -0.5)
+    temp = np.full(g.material.shape, t_room, np.float64)
+    # Floor and wall: small offsets and gradients; a warm (or cool) footprint under the object.
+    floor, wall, obj = g.material == 2, g.material == 3, g.material == 1
+    temp[floor] += rng.normal(-1, 1) + rng.normal(0, 0.4) * g.pos[floor][:, 2]
+    temp[wall] += rng.normal(0, 1) + rng.normal(0, 0.4) * g.pos[wall][:, 1]
+    d2 = ((g.pos[floor] - scene.center) ** 2)[:, [0, 2]].sum(-1) / (1.2 * scene.scale) ** 2
+    temp[floor] += 0.3 * delta * np.exp(-d2) * rng.uniform(0, 1)
+    # Object: a heat gradient along a random direction of its own body.
+    axis = rng.normal(size=3)
+    axis /= np.linalg.norm(axis)
+    temp[obj] = t_room + delta + rng.uniform(0, 0.5) * abs(delta) * (g.local[obj] @ axis)
+    # Emissivity falls at grazing angles; the rest is the room reflected.
+    eps0 = np.where(obj, rng.uniform(0.55, 0.97), rng.uniform(0.85, 0.97))
+    eps = eps0 * (1 - 0.7 * (1 - g.cos_view) ** 3)
+
+    def radiance(t):
+        return ((t + 273.15) / 300.0) ** 4
+
+    rad = eps * radiance(temp) + (1 - eps) * radiance(t_room)
+    t_apparent = 300.0 * rad**0.25 - 273.15
+    img = downsample(t_apparent, ss)
+    img = blur(img.astype(F32), rng.uniform(0.3, 0.9)).astype(np.float64)
+    h, w = img.shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    r2 = ((yy - h / 2) ** 2 + (xx - w / 2) ** 2) / (h / 2) ** 2
+    img -= rng.uniform(0, 1.5) * r2  # vignetting, kelvin
+    img += rng.normal(0, 0.15, (1, w))  # column fixed-pattern noise
+    img += rng.normal(0, rng.uniform(0.03, 0.12), img.shape)  # temporal noise (NETD)
+    counts = 8192 + 100.0 * (img - 20.0)
+    return np.clip(np.round(counts), 0, 16383).astype(np.uint16)
+
+
+def render(sdf: SDF, seed: tuple, size: int, modalities: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Render one random scene of ``sdf`` in each of ``modalities``; same seed, same images."""
+    rng = np.random.default_rng(list(seed))
+    scene = random_scene(rng, seed)
+    g = trace(sdf, scene, size * SUPERSAMPLE)
+    shaders = {"rgb": shade_rgb, "depth": shade_depth, "ir": shade_ir}
+    out = {}
+    for i, m in enumerate(("rgb", "depth", "ir")):
+        if m in modalities:
+            out[m] = shaders[m](g, scene, np.random.default_rng([*seed, 101 + i]), SUPERSAMPLE)
+    return out

@@ -1,0 +1,83 @@
+"""Top-1 and per-class accuracy of a model, a checkpoint or any runner on a labelled folder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class EvalResult:
+    top1: float
+    n: int
+    per_class: dict[str, float]
+    predictions: np.ndarray = field(repr=False)
+    labels: np.ndarray = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"top1": self.top1, "n": self.n, "per_class": self.per_class}
+
+
+def score(predictions: np.ndarray, labels: np.ndarray, classes: list[str]) -> EvalResult:
+    predictions, labels = np.asarray(predictions), np.asarray(labels)
+    per_class = {
+        c: float((predictions[labels == i] == i).mean())
+        for i, c in enumerate(classes)
+        if (labels == i).any()
+    }
+    top1 = float((predictions == labels).mean()) if len(labels) else 0.0
+    return EvalResult(top1, int(len(labels)), per_class, predictions, labels)
+
+
+def predict_logits(model, dataset, device=None, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Logits and labels (or indices) of a torch model over a dataset, in dataset order."""
+    import torch
+
+    from .training import make_loader
+
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out, labels = [], []
+    with torch.inference_mode():
+        for x, y in make_loader(dataset, batch_size, shuffle=False):
+            out.append(model(x.to(device)).float().cpu().numpy())
+            labels.append(np.asarray(y))
+    model.train(was_training)
+    return np.concatenate(out), np.concatenate(labels)
+
+
+def evaluate_model(model, dataset, device=None, batch_size: int = 256) -> EvalResult:
+    logits, labels = predict_logits(model, dataset, device, batch_size)
+    return score(logits.argmax(1), labels, dataset.classes)
+
+
+def runner_logits(runner, dataset, batch_size: int = 64, show_progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Logits and labels of an active runner over a dataset, in dataset order."""
+    from .console import bar
+    from .training import make_loader
+
+    out, labels = [], []
+    loader = make_loader(dataset, batch_size, shuffle=False)
+    with bar(f"eval {runner.path.name}", len(loader), show_progress) as progress:
+        for x, y in loader:
+            out.append(runner.infer(x.numpy()))
+            labels.append(np.asarray(y))
+            progress.advance()
+    return np.concatenate(out), np.concatenate(labels)
+
+
+def evaluate_artifact(path, data, batch_size: int = 64, device: str | None = None,
+                      show_progress: bool = True) -> EvalResult:
+    """Accuracy of a checkpoint, ONNX model or engine on ``data/<class>/<image>``."""
+    from .data.datasets import LabelledFolder
+    from .runtime import load_runner
+
+    options = {"device": device} if device and str(path).endswith((".pt", ".pth")) else {}
+    with load_runner(path, **options) as runner:
+        info = runner.info
+        dataset = LabelledFolder(data, info.modality, info.image_size, classes=info.classes)
+        logits, labels = runner_logits(runner, dataset, batch_size, show_progress)
+    return score(logits.argmax(1), labels, info.classes)

@@ -1,0 +1,71 @@
+"""Runner for ONNX models with ONNX Runtime (CPU; CUDA/TensorRT providers where installed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ArtifactError
+from .base import ArtifactInfo, Runner
+
+PROVIDER_ALIASES = {
+    "cpu": ["CPUExecutionProvider"],
+    "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+}
+
+
+class OnnxRuntimeRunner(Runner):
+    backend = "onnxruntime"
+
+    def __init__(self, path: str | Path, device: str | None = "cpu", threads: int | None = None):
+        self.device_name = (device or "cpu").split(":")[0]
+        self.threads = threads
+        self.session = None
+        super().__init__(path)
+
+    def load_info(self) -> ArtifactInfo:
+        from ..export.sidecar import sidecar_info
+
+        if not self.path.exists():
+            raise ArtifactError("no such file", self.path)
+        return sidecar_info(self.path, "onnx")
+
+    def activate_impl(self) -> None:
+        import onnxruntime as ort
+
+        wanted = PROVIDER_ALIASES.get(self.device_name)
+        if wanted is None:
+            raise ArtifactError(f"unknown ONNX Runtime device {self.device_name!r} (cpu, cuda, tensorrt)")
+        available = ort.get_available_providers()
+        if wanted[0] not in available:
+            raise ArtifactError(
+                f"ONNX Runtime here has no {wanted[0]} (available: {', '.join(available)}); "
+                "install onnxruntime-gpu (extra 'gpu') or use --device cpu"
+            )
+        options = ort.SessionOptions()
+        if self.threads:
+            options.intra_op_num_threads = self.threads
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(
+                str(self.path), options, providers=[p for p in wanted if p in available]
+            )
+        except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types
+            first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+            raise ArtifactError(f"ONNX Runtime cannot load it ({first})", self.path) from None
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_name = self.session.get_outputs()[0].name
+
+    def infer_impl(self, batch: np.ndarray) -> np.ndarray:
+        assert self.session is not None
+        return self.session.run([self.output_name], {self.input_name: batch})[0]
+
+    def deactivate_impl(self) -> None:
+        self.session = None
+
+    def describe(self) -> dict:
+        providers = self.session.get_providers() if self.session is not None else []
+        return {**super().describe(), "device": self.device_name, "providers": providers,
+                "threads": self.threads}

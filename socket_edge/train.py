@@ -1,0 +1,163 @@
+"""Supervised training: the RGB source model (``train-source``) and the labelled-target oracle.
+
+A plain loop in the style of torchvision's reference scripts: SGD with Nesterov momentum, label
+smoothing 0.1, a short linear warm-up then cosine decay, one resumable state file per run.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .console import bar, info
+from .data.datasets import LabelledFolder
+from .data.encoding import Encoding, default_encoding
+from .errors import SocketEdgeError
+from .training import (
+    append_log,
+    autocast,
+    epoch_seed,
+    make_loader,
+    resolve_device,
+    seed_everything,
+    state_path,
+    truncate_log,
+)
+
+
+@dataclass
+class TrainConfig:
+    arch: str = "resnet18"
+    image_size: int = 64
+    epochs: int = 12
+    batch_size: int = 64
+    lr: float = 0.05
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+    warmup_epochs: float = 1.0
+    seed: int = 0
+    device: str | None = None
+    workers: int = 0
+    amp: bool = True
+
+
+def _lr_factor(step: int, total: int, warmup: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def train_supervised(
+    data: str | Path,
+    out: str | Path,
+    config: TrainConfig | None = None,
+    modality: str = "rgb",
+    encoding: Encoding | None = None,
+    val: str | Path | None = None,
+    weights: str | Path | None = None,
+    resume: bool = False,
+    stage: str = "source",
+    show_progress: bool = True,
+    callbacks: list | None = None,
+) -> dict[str, Any]:
+    """Train a classifier on ``data/<class>/<image>`` and write a checkpoint to ``out``."""
+    import torch
+    import torch.nn.functional as F
+
+    from .models.checkpoint import load_weights, make_meta, read_checkpoint, save_checkpoint
+    from .models.network import SocketNet
+
+    cfg = config or TrainConfig()
+    encoding = encoding or default_encoding(modality)
+    if encoding.modality != modality:
+        raise SocketEdgeError(f"encoding is for {encoding.modality}, data is {modality}")
+    device = resolve_device(cfg.device)
+    seed_everything(cfg.seed)
+    train_set = LabelledFolder(data, modality, cfg.image_size, augment=True)
+    classes = train_set.classes
+    val_set = LabelledFolder(val, modality, cfg.image_size, classes=classes) if val else None
+
+    model = SocketNet(cfg.arch, len(classes), encoding, weights=weights)
+    model = model.to(device, memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay
+    )
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and cfg.amp)
+    meta = make_meta(cfg.arch, classes, cfg.image_size, encoding, stage,
+                     training={**asdict(cfg), "data": str(data)})
+    start_epoch, history = 0, []
+    spath = state_path(out)
+    if resume and spath.exists():
+        state = read_checkpoint(spath)
+        if state.get("config") != asdict(cfg):
+            raise SocketEdgeError(
+                "resume state was written with other settings; rerun without --resume "
+                "or with the same options",
+                spath,
+            )
+        load_weights(model, state["state_dict"], cfg.arch, spath)
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch, history = int(state["epoch"]), list(state["history"])
+        truncate_log(out, start_epoch)
+        info(f"resuming from {spath} after epoch {start_epoch}")
+    elif not resume:
+        truncate_log(out, 0)
+
+    steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
+    total = cfg.epochs * steps_per_epoch
+    warmup = int(cfg.warmup_epochs * steps_per_epoch)
+    t_start = time.perf_counter()
+    with bar(f"train {cfg.arch}", total, show_progress) as progress:
+        progress.advance(start_epoch * steps_per_epoch)
+        for epoch in range(start_epoch, cfg.epochs):
+            es = epoch_seed(cfg.seed, epoch)
+            torch.manual_seed(es)
+            train_set.set_epoch(es)
+            loader = make_loader(train_set, cfg.batch_size, True, es, workers=cfg.workers)
+            model.train()
+            t0, seen, correct, loss_sum = time.perf_counter(), 0, 0, 0.0
+            for i, (x, y) in enumerate(loader):
+                step = epoch * steps_per_epoch + i
+                for group in optimizer.param_groups:
+                    group["lr"] = cfg.lr * _lr_factor(step, total, warmup)
+                x = x.to(device, non_blocking=True, memory_format=torch.channels_last)
+                y = y.to(device, non_blocking=True)
+                with autocast(device, cfg.amp):
+                    logits = model(x)
+                    loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                seen += len(y)
+                correct += int((logits.argmax(1) == y).sum())
+                loss_sum += float(loss.detach()) * len(y)
+                progress.advance()
+                progress.set(epoch=f"{epoch + 1}/{cfg.epochs}", loss=loss_sum / seen, acc=correct / seen)
+            record: dict[str, Any] = {
+                "epoch": epoch + 1,
+                "loss": loss_sum / seen,
+                "train_acc": correct / seen,
+                "seconds": time.perf_counter() - t0,
+                "images_per_s": seen / (time.perf_counter() - t0),
+            }
+            if val_set is not None:
+                from .evaluate import evaluate_model
+
+                record["val_acc"] = evaluate_model(model, val_set, device=device).top1
+                progress.set(epoch=f"{epoch + 1}/{cfg.epochs}", loss=record["loss"], val=record["val_acc"])
+            history.append(record)
+            append_log(out, record)
+            save_checkpoint(spath, model, meta, optimizer=optimizer.state_dict(), epoch=epoch + 1,
+                            history=history, config=asdict(cfg))
+            for cb in callbacks or ():
+                cb(epoch + 1, record)
+    meta["training"]["history"] = history
+    meta["training"]["seconds"] = time.perf_counter() - t_start
+    save_checkpoint(out, model.cpu(), meta)
+    spath.unlink(missing_ok=True)
+    return {"out": str(out), "classes": classes, "history": history,
+            "val_acc": history[-1].get("val_acc") if history else None}

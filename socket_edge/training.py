@@ -1,0 +1,107 @@
+"""Pieces shared by the training loops (train-source, oracle, adapt): devices, seeding, loaders,
+resumable state files and the per-epoch JSON-lines log."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import SocketEdgeError
+
+
+def resolve_device(device: str | None):
+    """'cpu', 'cuda', 'cuda:N' or None (= cuda if available); fails clearly if CUDA is missing."""
+    import torch
+
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SocketEdgeError(f"--device {device}: this torch build has no usable CUDA device")
+    return dev
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one epoch: shuffling, augmentation and dropout all derive from it."""
+    return (int(seed) * 1_000_003 + int(epoch) * 7919) % (2**31 - 1)
+
+
+def seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def make_loader(dataset, batch_size: int, shuffle: bool, seed: int = 0, drop_last: bool = False,
+                workers: int = 0):
+    """A DataLoader whose order is a function of ``seed`` alone."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    g = torch.Generator()
+    g.manual_seed(seed)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        drop_last=drop_last and len(dataset) > batch_size,
+        generator=g,
+        num_workers=workers,
+        persistent_workers=False,
+    )
+
+
+def state_path(out: str | Path) -> Path:
+    """Where a run writing ``out`` keeps its resumable state (removed when the run completes)."""
+    out = Path(out)
+    return out.with_name(out.stem + ".state" + out.suffix)
+
+
+def log_path(out: str | Path) -> Path:
+    out = Path(out)
+    return out.with_name(out.stem + ".log.jsonl")
+
+
+def append_log(out: str | Path, record: dict[str, Any]) -> None:
+    with open(log_path(out), "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def truncate_log(out: str | Path, epochs_kept: int) -> None:
+    """Keep the log lines of the first ``epochs_kept`` epochs (on resume), drop the rest."""
+    p = log_path(out)
+    if not p.exists():
+        return
+    lines = [ln for ln in p.read_text().splitlines() if ln.strip()]
+    kept = [ln for ln in lines if json.loads(ln).get("epoch", 0) <= epochs_kept]
+    p.write_text("".join(ln + "\n" for ln in kept))
+
+
+def cpu_has_bf16() -> bool:
+    """True where the CPU computes bfloat16 natively (AVX512-BF16 or AMX); else bf16 is emulated."""
+    try:
+        from pathlib import Path
+
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def autocast(device, enabled: bool = True):
+    """Mixed precision: fp16 autocast on CUDA, bf16 on CPUs with native bf16, else nothing."""
+    import contextlib
+
+    import torch
+
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    if enabled and device.type == "cpu" and cpu_has_bf16():
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
