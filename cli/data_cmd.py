@@ -13,11 +13,15 @@ def synth(
     out_dir: Path = typer.Argument(..., help="Folder to write the benchmark into (created)."),
     size: int = typer.Option(64, "--size", min=16, help="Image side in pixels."),
     per_class: int = typer.Option(
-        600, "--per-class", min=2,
+        600,
+        "--per-class",
+        min=2,
         help="RGB training images per task class; target train gets half, val/test/TI pairs a quarter.",
     ),
     seed: int = typer.Option(0, "--seed", help="Seed; the same seed gives the same files."),
-    workers: int = typer.Option(0, "--workers", min=0, help="Render processes (0 = all CPU cores)."),
+    workers: int = typer.Option(
+        0, "--workers", min=0, help="Render processes (0 = all CPU cores)."
+    ),
 ) -> None:
     """Write the built-in paired RGB / depth / IR benchmark (procedural 3-D shapes).
 

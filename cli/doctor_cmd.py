@@ -10,7 +10,9 @@ from .common import emit_json, examples
 
 
 def doctor(
-    json_out: Path = typer.Option(None, "--json", help="Also write the report as JSON ('-' = stdout)."),
+    json_out: Path = typer.Option(
+        None, "--json", help="Also write the report as JSON ('-' = stdout)."
+    ),
 ) -> None:
     """Show the backends, devices and versions this machine has (torch, CUDA, ONNX Runtime, TensorRT, Jetson)."""
     from rich.console import Console

@@ -13,49 +13,103 @@ def train_source(
     data: Path = typer.Argument(..., help="Labelled RGB images: DATA/<class>/<image>."),
     out: Path = typer.Option(..., "--out", "-o", help="Checkpoint to write (.pt)."),
     val: Path = typer.Option(None, "--val", help="Labelled validation folder, scored each epoch."),
-    arch: str = typer.Option("resnet18", "--arch", help="resnet18|resnet34|resnet50|mobilenet_v3_small|mobilenet_v3_large|efficientnet_b0"),
+    arch: str = typer.Option(
+        "resnet18",
+        "--arch",
+        help="resnet18|resnet34|resnet50|mobilenet_v3_small|mobilenet_v3_large|efficientnet_b0",
+    ),
     image_size: int = typer.Option(64, "--image-size", min=16, help="Input side in pixels."),
     epochs: int = typer.Option(12, "--epochs", min=1),
     batch_size: int = typer.Option(64, "--batch-size", min=2),
     lr: float = typer.Option(0.05, "--lr", help="Peak SGD learning rate (warm-up, then cosine)."),
     seed: int = typer.Option(0, "--seed"),
-    device: str = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: cuda if present)."),
-    weights: Path = typer.Option(None, "--weights", help="Local torchvision ImageNet weights to start from."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from the last epoch's state file."),
+    device: str = typer.Option(
+        None, "--device", help="cpu, cuda or cuda:N (default: cuda if present)."
+    ),
+    weights: Path = typer.Option(
+        None, "--weights", help="Local torchvision ImageNet weights to start from."
+    ),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue from the last epoch's state file."
+    ),
     workers: int = typer.Option(0, "--workers", min=0, help="Data-loading processes."),
 ) -> None:
     """Train an RGB source model: torchvision backbone + bottleneck + weight-normalised classifier."""
     from socket_edge.train import TrainConfig, train_supervised
 
-    cfg = TrainConfig(arch=arch, image_size=image_size, epochs=epochs, batch_size=batch_size, lr=lr,
-                      seed=seed, device=device, workers=workers)
-    result = train_supervised(data, out, cfg, modality="rgb", val=val, weights=weights, resume=resume)
+    cfg = TrainConfig(
+        arch=arch,
+        image_size=image_size,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        device=device,
+        workers=workers,
+    )
+    result = train_supervised(
+        data, out, cfg, modality="rgb", val=val, weights=weights, resume=resume
+    )
     last = result["history"][-1] if result["history"] else {}
     val_txt = f", val top-1 {last['val_acc']:.3f}" if "val_acc" in last else ""
     typer.echo(f"wrote {out} ({len(result['classes'])} classes{val_txt})")
 
 
 def adapt(
-    source: Path = typer.Option(..., "--source", help="The RGB source checkpoint (from train-source)."),
-    target: Path = typer.Option(..., "--target", help="Unlabelled target images (flat, or class subfolders whose names are ignored)."),
+    source: Path = typer.Option(
+        ..., "--source", help="The RGB source checkpoint (from train-source)."
+    ),
+    target: Path = typer.Option(
+        ...,
+        "--target",
+        help="Unlabelled target images (flat, or class subfolders whose names are ignored).",
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Adapted checkpoint to write (.pt)."),
     modality: str = typer.Option(..., "--modality", help="Target modality: depth or ir."),
-    paired: Path = typer.Option(None, "--paired", help="Task-irrelevant pairs: rgb/<stem> + <modality>/<stem>."),
+    paired: Path = typer.Option(
+        None, "--paired", help="Task-irrelevant pairs: rgb/<stem> + <modality>/<stem>."
+    ),
     method: str = typer.Option(None, "--method", help="socket (default), shot or source-only."),
-    epochs: int = typer.Option(None, "--epochs", min=1, help="Passes over the target images (default 10)."),
-    batch_size: int = typer.Option(None, "--batch-size", min=2, help="Target images per step (default 64)."),
-    lr: float = typer.Option(None, "--lr", help="Bottleneck learning rate (backbone 0.1x; default 0.01)."),
+    epochs: int = typer.Option(
+        None, "--epochs", min=1, help="Passes over the target images (default 10)."
+    ),
+    batch_size: int = typer.Option(
+        None, "--batch-size", min=2, help="Target images per step (default 64)."
+    ),
+    lr: float = typer.Option(
+        None, "--lr", help="Bottleneck learning rate (backbone 0.1x; default 0.01)."
+    ),
     pl_weight: float = typer.Option(None, "--pl-weight", help="a: pseudo-label loss weight (0.3)."),
-    im_weight: float = typer.Option(None, "--im-weight", help="b: information maximisation weight (1.0)."),
-    bn_weight: float = typer.Option(None, "--bn-weight", help="c: BatchNorm moment matching weight (0.5)."),
-    ti_weight: float = typer.Option(None, "--ti-weight", help="d: TI feature alignment weight (0.5)."),
+    im_weight: float = typer.Option(
+        None, "--im-weight", help="b: information maximisation weight (1.0)."
+    ),
+    bn_weight: float = typer.Option(
+        None, "--bn-weight", help="c: BatchNorm moment matching weight (0.5)."
+    ),
+    ti_weight: float = typer.Option(
+        None, "--ti-weight", help="d: TI feature alignment weight (0.5)."
+    ),
     seed: int = typer.Option(None, "--seed", help="Seed (default 0); CPU runs are deterministic."),
-    device: str = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: cuda if present)."),
-    config: Path = typer.Option(None, "--config", help="TOML with these settings ([adapt] table); flags override it."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from the last epoch's state file."),
-    eval_data: Path = typer.Option(None, "--eval", help="Labelled target folder scored after each epoch (monitoring only)."),
-    encoding: str = typer.Option(None, "--encoding", help="Encoding overrides, e.g. 'colormap=jet,range=fixed,lo=300,hi=5000'."),
-    workers: int = typer.Option(None, "--workers", min=0, help="Data-loading processes (default 0)."),
+    device: str = typer.Option(
+        None, "--device", help="cpu, cuda or cuda:N (default: cuda if present)."
+    ),
+    config: Path = typer.Option(
+        None, "--config", help="TOML with these settings ([adapt] table); flags override it."
+    ),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue from the last epoch's state file."
+    ),
+    eval_data: Path = typer.Option(
+        None, "--eval", help="Labelled target folder scored after each epoch (monitoring only)."
+    ),
+    encoding: str = typer.Option(
+        None,
+        "--encoding",
+        help="Encoding overrides, e.g. 'colormap=jet,range=fixed,lo=300,hi=5000'.",
+    ),
+    workers: int = typer.Option(
+        None, "--workers", min=0, help="Data-loading processes (default 0)."
+    ),
 ) -> None:
     """Adapt an RGB model to depth or IR with SOCKET (or the SHOT / source-only baselines).
 
@@ -63,18 +117,40 @@ def adapt(
     Writes the adapted checkpoint, a per-epoch log OUT.log.jsonl, and a state file each epoch
     so that a killed run continues with --resume.
     """
-    from socket_edge.adapt import AdaptConfig, adapt as run, load_config
+    from socket_edge.adapt import AdaptConfig, load_config
+    from socket_edge.adapt import adapt as run
     from socket_edge.data.encoding import default_encoding
 
     settings = load_config(config) if config else {}
     cfg = AdaptConfig(**settings).with_overrides(
-        method=method, epochs=epochs, batch_size=batch_size, lr=lr, pl_weight=pl_weight,
-        im_weight=im_weight, bn_weight=bn_weight, ti_weight=ti_weight, seed=seed, device=device,
+        method=method,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        pl_weight=pl_weight,
+        im_weight=im_weight,
+        bn_weight=bn_weight,
+        ti_weight=ti_weight,
+        seed=seed,
+        device=device,
         workers=workers,
     )
-    enc = default_encoding(modality, **parse_encoding(encoding)) if modality in ("depth", "ir") else None
-    result = run(source, target, out, modality, paired=paired, config=cfg, encoding=enc,
-                 eval_data=eval_data, resume=resume)
+    enc = (
+        default_encoding(modality, **parse_encoding(encoding))
+        if modality in ("depth", "ir")
+        else None
+    )
+    result = run(
+        source,
+        target,
+        out,
+        modality,
+        paired=paired,
+        config=cfg,
+        encoding=enc,
+        eval_data=eval_data,
+        resume=resume,
+    )
     acc = f", target top-1 {result['eval_top1']:.3f}" if "eval_top1" in result else ""
     typer.echo(f"wrote {out} ({result['method']}, {len(result['history'])} epochs{acc})")
 
@@ -101,9 +177,15 @@ def parse_encoding(text: str | None) -> dict:
 
 
 def evaluate(
-    model: Path = typer.Argument(..., help="A checkpoint (.pt), ONNX model (.onnx) or TensorRT engine (.engine)."),
-    data: Path = typer.Option(..., "--data", help="Labelled folder of the model's modality: DIR/<class>/<image>."),
-    json_out: Path = typer.Option(None, "--json", help="Write {top1, n, per_class} as JSON ('-' = stdout)."),
+    model: Path = typer.Argument(
+        ..., help="A checkpoint (.pt), ONNX model (.onnx) or TensorRT engine (.engine)."
+    ),
+    data: Path = typer.Option(
+        ..., "--data", help="Labelled folder of the model's modality: DIR/<class>/<image>."
+    ),
+    json_out: Path = typer.Option(
+        None, "--json", help="Write {top1, n, per_class} as JSON ('-' = stdout)."
+    ),
     batch_size: int = typer.Option(64, "--batch-size", min=1),
     device: str = typer.Option(None, "--device", help="cpu or cuda (checkpoints)."),
 ) -> None:

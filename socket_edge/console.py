@@ -34,7 +34,9 @@ class _Bar:
         """Update the live text after the bar (e.g. current losses)."""
         if self._progress is None:
             return
-        status = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in fields.items())
+        status = "  ".join(
+            f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in fields.items()
+        )
         kw: dict[str, Any] = {"status": status}
         if description is not None:
             kw["description"] = description

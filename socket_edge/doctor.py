@@ -50,7 +50,9 @@ def jetson_info() -> dict[str, Any] | None:
     }
     if shutil.which("nvpmodel"):
         try:
-            out = subprocess.run(["nvpmodel", "-q"], capture_output=True, text=True, timeout=5).stdout
+            out = subprocess.run(
+                ["nvpmodel", "-q"], capture_output=True, text=True, timeout=5
+            ).stdout
             info["power_mode"] = " ".join(out.split())
         except (OSError, subprocess.SubprocessError):
             info["power_mode"] = None
@@ -79,15 +81,23 @@ def report() -> dict[str, Any]:
         out["torch"] = str(torch.__version__)
         out["cuda_available"] = torch.cuda.is_available()
         out["torch_cuda"] = torch.version.cuda
-        out["cudnn"] = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
-        out["gpus"] = [
-            {
-                "name": torch.cuda.get_device_name(i),
-                "compute_capability": ".".join(map(str, torch.cuda.get_device_capability(i))),
-                "memory_gib": round(torch.cuda.get_device_properties(i).total_memory / 2**30, 1),
-            }
-            for i in range(torch.cuda.device_count())
-        ] if torch.cuda.is_available() else []
+        out["cudnn"] = (
+            torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+        )
+        out["gpus"] = (
+            [
+                {
+                    "name": torch.cuda.get_device_name(i),
+                    "compute_capability": ".".join(map(str, torch.cuda.get_device_capability(i))),
+                    "memory_gib": round(
+                        torch.cuda.get_device_properties(i).total_memory / 2**30, 1
+                    ),
+                }
+                for i in range(torch.cuda.device_count())
+            ]
+            if torch.cuda.is_available()
+            else []
+        )
     except ImportError:
         out["torch"] = None
     out["torchvision"] = _version("torchvision")

@@ -31,7 +31,9 @@ def score(predictions: np.ndarray, labels: np.ndarray, classes: list[str]) -> Ev
     return EvalResult(top1, int(len(labels)), per_class, predictions, labels)
 
 
-def predict_logits(model, dataset, device=None, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+def predict_logits(
+    model, dataset, device=None, batch_size: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
     """Logits and labels (or indices) of a torch model over a dataset, in dataset order."""
     import torch
 
@@ -54,7 +56,9 @@ def evaluate_model(model, dataset, device=None, batch_size: int = 256) -> EvalRe
     return score(logits.argmax(1), labels, dataset.classes)
 
 
-def runner_logits(runner, dataset, batch_size: int = 64, show_progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def runner_logits(
+    runner, dataset, batch_size: int = 64, show_progress: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Logits and labels of an active runner over a dataset, in dataset order."""
     from .console import bar
     from .training import make_loader
@@ -69,8 +73,9 @@ def runner_logits(runner, dataset, batch_size: int = 64, show_progress: bool = F
     return np.concatenate(out), np.concatenate(labels)
 
 
-def evaluate_artifact(path, data, batch_size: int = 64, device: str | None = None,
-                      show_progress: bool = True) -> EvalResult:
+def evaluate_artifact(
+    path, data, batch_size: int = 64, device: str | None = None, show_progress: bool = True
+) -> EvalResult:
     """Accuracy of a checkpoint, ONNX model or engine on ``data/<class>/<image>``."""
     from .data.datasets import LabelledFolder
     from .runtime import load_runner

@@ -86,8 +86,14 @@ def train_supervised(
         model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay
     )
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and cfg.amp)
-    meta = make_meta(cfg.arch, classes, cfg.image_size, encoding, stage,
-                     training={**asdict(cfg), "data": str(data)})
+    meta = make_meta(
+        cfg.arch,
+        classes,
+        cfg.image_size,
+        encoding,
+        stage,
+        training={**asdict(cfg), "data": str(data)},
+    )
     start_epoch, history = 0, []
     spath = state_path(out)
     if resume and spath.exists():
@@ -136,7 +142,9 @@ def train_supervised(
                 correct += int((logits.argmax(1) == y).sum())
                 loss_sum += float(loss.detach()) * len(y)
                 progress.advance()
-                progress.set(epoch=f"{epoch + 1}/{cfg.epochs}", loss=loss_sum / seen, acc=correct / seen)
+                progress.set(
+                    epoch=f"{epoch + 1}/{cfg.epochs}", loss=loss_sum / seen, acc=correct / seen
+                )
             record: dict[str, Any] = {
                 "epoch": epoch + 1,
                 "loss": loss_sum / seen,
@@ -148,16 +156,29 @@ def train_supervised(
                 from .evaluate import evaluate_model
 
                 record["val_acc"] = evaluate_model(model, val_set, device=device).top1
-                progress.set(epoch=f"{epoch + 1}/{cfg.epochs}", loss=record["loss"], val=record["val_acc"])
+                progress.set(
+                    epoch=f"{epoch + 1}/{cfg.epochs}", loss=record["loss"], val=record["val_acc"]
+                )
             history.append(record)
             append_log(out, record)
-            save_checkpoint(spath, model, meta, optimizer=optimizer.state_dict(), epoch=epoch + 1,
-                            history=history, config=asdict(cfg))
+            save_checkpoint(
+                spath,
+                model,
+                meta,
+                optimizer=optimizer.state_dict(),
+                epoch=epoch + 1,
+                history=history,
+                config=asdict(cfg),
+            )
             for cb in callbacks or ():
                 cb(epoch + 1, record)
     meta["training"]["history"] = history
     meta["training"]["seconds"] = time.perf_counter() - t_start
     save_checkpoint(out, model.cpu(), meta)
     spath.unlink(missing_ok=True)
-    return {"out": str(out), "classes": classes, "history": history,
-            "val_acc": history[-1].get("val_acc") if history else None}
+    return {
+        "out": str(out),
+        "classes": classes,
+        "history": history,
+        "val_acc": history[-1].get("val_acc") if history else None,
+    }

@@ -38,8 +38,14 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def make_loader(dataset, batch_size: int, shuffle: bool, seed: int = 0, drop_last: bool = False,
-                workers: int = 0):
+def make_loader(
+    dataset,
+    batch_size: int,
+    shuffle: bool,
+    seed: int = 0,
+    drop_last: bool = False,
+    workers: int = 0,
+):
     """A DataLoader whose order is a function of ``seed`` alone."""
     import torch
     from torch.utils.data import DataLoader

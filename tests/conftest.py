@@ -36,7 +36,9 @@ def source_ckpt(synth_root, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def source_ckpt_mobilenet(synth_root, tmp_path_factory) -> Path:
-    return _train(synth_root, tmp_path_factory.mktemp("models") / "src-mnv3s.pt", "mobilenet_v3_small")
+    return _train(
+        synth_root, tmp_path_factory.mktemp("models") / "src-mnv3s.pt", "mobilenet_v3_small"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -45,8 +47,14 @@ def depth_ckpt(synth_root, source_ckpt, tmp_path_factory) -> Path:
     from socket_edge.adapt import AdaptConfig, adapt
 
     out = tmp_path_factory.mktemp("models") / "depth-source-only.pt"
-    adapt(source_ckpt, synth_root / "depth" / "target" / "train", out, "depth",
-          config=AdaptConfig(method="source-only", device="cpu"), show_progress=False)
+    adapt(
+        source_ckpt,
+        synth_root / "depth" / "target" / "train",
+        out,
+        "depth",
+        config=AdaptConfig(method="source-only", device="cpu"),
+        show_progress=False,
+    )
     return out
 
 
@@ -55,8 +63,14 @@ def ir_ckpt(synth_root, source_ckpt, tmp_path_factory) -> Path:
     from socket_edge.adapt import AdaptConfig, adapt
 
     out = tmp_path_factory.mktemp("models") / "ir-source-only.pt"
-    adapt(source_ckpt, synth_root / "ir" / "target" / "train", out, "ir",
-          config=AdaptConfig(method="source-only", device="cpu"), show_progress=False)
+    adapt(
+        source_ckpt,
+        synth_root / "ir" / "target" / "train",
+        out,
+        "ir",
+        config=AdaptConfig(method="source-only", device="cpu"),
+        show_progress=False,
+    )
     return out
 
 
@@ -68,7 +82,11 @@ def run_cli(*args: str, cwd: Path | None = None):
     env = {**os.environ, "SOCKET_EDGE_PROGRESS": "0"}
     return subprocess.run(
         [sys.executable, "-m", "socket_edge.cli.main", *args],
-        capture_output=True, text=True, cwd=cwd, env=env, timeout=600,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=600,
     )
 
 

@@ -34,7 +34,9 @@ class AdaptConfig:
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
-            raise SocketEdgeError(f"unknown method {self.method!r} (choose from {', '.join(METHODS)})")
+            raise SocketEdgeError(
+                f"unknown method {self.method!r} (choose from {', '.join(METHODS)})"
+            )
         for name in ("pl_weight", "im_weight", "bn_weight", "ti_weight", "lr"):
             if getattr(self, name) < 0:
                 raise SocketEdgeError(f"{name} must be >= 0, got {getattr(self, name)}")

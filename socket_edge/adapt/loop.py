@@ -70,14 +70,16 @@ def ti_views(n_pairs: int, views: int, seed: int, pad: int) -> list[list[CropFli
     """The crop/flip of each cached view: view 0 is the plain image, the rest random."""
     plain = CropFlip(pad, pad, False)
     return [
-        [plain] + [draw_crop_flip(np.random.default_rng([seed, 7, i, v]), pad) for v in range(1, views)]
+        [plain]
+        + [draw_crop_flip(np.random.default_rng([seed, 7, i, v]), pad) for v in range(1, views)]
         for i in range(n_pairs)
     ]
 
 
 @torch.no_grad()
-def cache_source_features(source, pairs: PairedFolder, views: list[list[CropFlip]], device,
-                          batch_size: int = 128) -> torch.Tensor:
+def cache_source_features(
+    source, pairs: PairedFolder, views: list[list[CropFlip]], device, batch_size: int = 128
+) -> torch.Tensor:
     """Bottleneck features of the frozen source on every view of every TI RGB image: (P, V, D)."""
     source.eval()
     flat = [(i, v) for i in range(len(pairs)) for v in range(len(views[i]))]
@@ -85,8 +87,12 @@ def cache_source_features(source, pairs: PairedFolder, views: list[list[CropFlip
     for start in range(0, len(flat), batch_size):
         chunk = flat[start : start + batch_size]
         x = torch.stack(
-            [apply_crop_flip(pairs.load(pairs.pairs[i].rgb, "rgb"), views[i][v], pairs.pad, "rgb")
-             for i, v in chunk]
+            [
+                apply_crop_flip(
+                    pairs.load(pairs.pairs[i].rgb, "rgb"), views[i][v], pairs.pad, "rgb"
+                )
+                for i, v in chunk
+            ]
         )
         feats.append(source.features(x.to(device)).float())
     out = torch.cat(feats)
@@ -94,7 +100,9 @@ def cache_source_features(source, pairs: PairedFolder, views: list[list[CropFlip
 
 
 @torch.no_grad()
-def refresh_pseudo_labels(model, dataset: UnlabelledFolder, device, batch_size: int = 256) -> torch.Tensor:
+def refresh_pseudo_labels(
+    model, dataset: UnlabelledFolder, device, batch_size: int = 256
+) -> torch.Tensor:
     """Pseudo-labels of every target image from the current model (eval mode, no augmentation)."""
     was_training, was_augmenting = model.training, dataset.augment
     model.eval()
@@ -163,12 +171,16 @@ def adapt(
         else:
             pairs = PairedFolder(paired, modality, size, augment=False)
             if len(pairs) == 0:
-                warn(f"{paired}: no task-irrelevant pairs; SOCKET runs without the TI alignment term")
+                warn(
+                    f"{paired}: no task-irrelevant pairs; SOCKET runs without the TI alignment term"
+                )
                 pairs = None
         if pairs is None:
             weights["ti"] = 0.0
     eval_set = (
-        LabelledFolder(eval_data, modality, size, classes=list(meta["classes"])) if eval_data else None
+        LabelledFolder(eval_data, modality, size, classes=list(meta["classes"]))
+        if eval_data
+        else None
     )
 
     model = build_model(meta)
@@ -196,7 +208,10 @@ def adapt(
             {"params": list(model.backbone.parameters()), "lr_mult": cfg.backbone_lr_mult},
             {"params": list(model.bottleneck.parameters()), "lr_mult": 1.0},
         ],
-        lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay,
+        lr=cfg.lr,
+        momentum=0.9,
+        nesterov=True,
+        weight_decay=cfg.weight_decay,
     )
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and cfg.amp)
 
@@ -207,8 +222,11 @@ def adapt(
     if resume and spath.exists():
         state = read_checkpoint(spath)
         if state.get("config") != run_settings:
-            raise SocketEdgeError("resume state was written with other settings; rerun without "
-                                  "--resume or with the same options", spath)
+            raise SocketEdgeError(
+                "resume state was written with other settings; rerun without "
+                "--resume or with the same options",
+                spath,
+            )
         load_weights(model, state["state_dict"], meta["arch"], spath)
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, history = int(state["epoch"]), list(state["history"])
@@ -222,20 +240,28 @@ def adapt(
         modality=modality,
         encoding=encoding.to_dict(),
         stage="adapted",
-        method={"name": cfg.method, "weights": weights, "settings": cfg.to_dict(),
-                "ti_pairs": len(pairs) if pairs is not None else 0,
-                "source_checkpoint": {"path": str(source), "sha256": sha256_file(source)}},
+        method={
+            "name": cfg.method,
+            "weights": weights,
+            "settings": cfg.to_dict(),
+            "ti_pairs": len(pairs) if pairs is not None else 0,
+            "source_checkpoint": {"path": str(source), "sha256": sha256_file(source)},
+        },
     )
     from ..models.checkpoint import make_meta
 
     fresh = make_meta(meta["arch"], meta["classes"], size, encoding, "adapted")
-    out_meta.update(preprocess=fresh["preprocess"], versions=fresh["versions"], created=fresh["created"])
+    out_meta.update(
+        preprocess=fresh["preprocess"], versions=fresh["versions"], created=fresh["created"]
+    )
 
     epochs = 0 if cfg.method == "source-only" else cfg.epochs
     steps_per_epoch = len(make_loader(target_set, cfg.batch_size, True, 0, drop_last=True))
     total_steps = max(1, epochs * steps_per_epoch)
     t_run = time.perf_counter()
-    with bar(f"adapt {cfg.method}", total_steps if epochs else None, show_progress and epochs > 0) as progress:
+    with bar(
+        f"adapt {cfg.method}", total_steps if epochs else None, show_progress and epochs > 0
+    ) as progress:
         progress.advance(start_epoch * steps_per_epoch)
         for epoch in range(start_epoch, epochs):
             es = epoch_seed(cfg.seed, epoch)
@@ -243,12 +269,22 @@ def adapt(
             t0 = time.perf_counter()
             labels = refresh_pseudo_labels(model, target_set, device) if weights["pl"] > 0 else None
             target_set.set_epoch(es)
-            loader = make_loader(target_set, cfg.batch_size, True, es, drop_last=True, workers=cfg.workers)
+            loader = make_loader(
+                target_set, cfg.batch_size, True, es, drop_last=True, workers=cfg.workers
+            )
             ti_batches = None
             if ti_set is not None:
                 ti_set.set_epoch(es)
-                ti_batches = _cycle(lambda k, es=es: make_loader(
-                    ti_set, cfg.ti_batch_size, True, es + 1 + k, drop_last=True, workers=cfg.workers))
+                ti_batches = _cycle(
+                    lambda k, es=es: make_loader(
+                        ti_set,
+                        cfg.ti_batch_size,
+                        True,
+                        es + 1 + k,
+                        drop_last=True,
+                        workers=cfg.workers,
+                    )
+                )
             model.train()
             sums: dict[str, float] = {}
             images = 0
@@ -273,8 +309,9 @@ def adapt(
                     assert labels is not None
                     terms["pl"] = losses.pseudo_label_loss(logits, labels[idx].to(device))
                 if weights["bn"] > 0:
-                    terms["bn"] = losses.bn_moment_loss(moments.means, moments.variances, src_means,
-                                                        src_vars, cfg.bn_first_weight)
+                    terms["bn"] = losses.bn_moment_loss(
+                        moments.means, moments.variances, src_means, src_vars, cfg.bn_first_weight
+                    )
                 if ti_batches is not None:
                     assert ti_feats is not None
                     terms["ti"] = losses.ti_alignment(feats[n:], ti_feats[ti_idx, ti_view])
@@ -287,26 +324,48 @@ def adapt(
                 for k, v in {"loss": loss, **terms}.items():
                     sums[k] = sums.get(k, 0.0) + float(v.detach())
                 progress.advance()
-                progress.set(epoch=f"{epoch + 1}/{epochs}", **{k: v / (i + 1) for k, v in sums.items()})
+                progress.set(
+                    epoch=f"{epoch + 1}/{epochs}", **{k: v / (i + 1) for k, v in sums.items()}
+                )
             seconds = time.perf_counter() - t0
-            record: dict[str, Any] = {"epoch": epoch + 1, **{k: v / max(1, steps_per_epoch) for k, v in sums.items()},
-                                      "seconds": seconds, "images_per_s": images / seconds}
+            record: dict[str, Any] = {
+                "epoch": epoch + 1,
+                **{k: v / max(1, steps_per_epoch) for k, v in sums.items()},
+                "seconds": seconds,
+                "images_per_s": images / seconds,
+            }
             if labels is not None:
                 record["pseudo_label_classes"] = int(labels.unique().numel())
             if eval_set is not None:
                 from ..evaluate import evaluate_model
 
                 record["eval_top1"] = evaluate_model(model, eval_set, device=device).top1
-                progress.set(epoch=f"{epoch + 1}/{epochs}", loss=record.get("loss", 0.0), eval=record["eval_top1"])
+                progress.set(
+                    epoch=f"{epoch + 1}/{epochs}",
+                    loss=record.get("loss", 0.0),
+                    eval=record["eval_top1"],
+                )
             history.append(record)
             append_log(out, record)
-            save_checkpoint(spath, model, out_meta, optimizer=optimizer.state_dict(), epoch=epoch + 1,
-                            history=history, config=run_settings)
+            save_checkpoint(
+                spath,
+                model,
+                out_meta,
+                optimizer=optimizer.state_dict(),
+                epoch=epoch + 1,
+                history=history,
+                config=run_settings,
+            )
             for cb in callbacks or ():
                 cb(epoch + 1, record)
 
-    result: dict[str, Any] = {"out": str(out), "method": cfg.method, "weights": weights, "history": history,
-                              "seconds": time.perf_counter() - t_run}
+    result: dict[str, Any] = {
+        "out": str(out),
+        "method": cfg.method,
+        "weights": weights,
+        "history": history,
+        "seconds": time.perf_counter() - t_run,
+    }
     if eval_set is not None and not history:
         from ..evaluate import evaluate_model
 

@@ -56,7 +56,9 @@ def bn_moment_loss(
         raise ValueError("no BatchNorm moments were collected")
     total = means[0].new_zeros(())
     weights = 0.0
-    for i, (m, v, ms, vs) in enumerate(zip(means, variances, source_means, source_vars, strict=True)):
+    for i, (m, v, ms, vs) in enumerate(
+        zip(means, variances, source_means, source_vars, strict=True)
+    ):
         w = first_weight if i == 0 else 1.0
         rms = torch.linalg.vector_norm(m.float() - ms) + torch.linalg.vector_norm(v.float() - vs)
         total = total + w * rms / m.numel() ** 0.5
@@ -77,7 +79,7 @@ def centroid_pseudo_labels(
     f = torch.cat([features.float(), torch.ones_like(features[:, :1])], 1)
     f = F.normalize(f, dim=1)
     weights = logits.float().softmax(1)
-    for step in range(iterations + 1):
+    for _ in range(iterations + 1):
         centroids = F.normalize(weights.t() @ f / (weights.sum(0)[:, None] + 1e-8), dim=1)
         share = weights.sum(0) / weights.sum()
         usable = (share > 0) & (share >= min_share)

@@ -128,7 +128,9 @@ class LabelledFolder(_ImageDataset):
         path, label = self.samples[index]
         t = self.load(path)
         if self.augment:
-            t = apply_crop_flip(t, draw_crop_flip(self.rng(index), self.pad), self.pad, self.modality)
+            t = apply_crop_flip(
+                t, draw_crop_flip(self.rng(index), self.pad), self.pad, self.modality
+            )
         return t, label
 
 
@@ -155,7 +157,9 @@ class UnlabelledFolder(_ImageDataset):
     def __getitem__(self, index: int):
         t = self.load(self.files[index])
         if self.augment:
-            t = apply_crop_flip(t, draw_crop_flip(self.rng(index), self.pad), self.pad, self.modality)
+            t = apply_crop_flip(
+                t, draw_crop_flip(self.rng(index), self.pad), self.pad, self.modality
+            )
         return t, index
 
 
@@ -170,7 +174,9 @@ def _by_stem(folder: Path) -> dict[str, Path]:
     out: dict[str, Path] = {}
     for p in find_images(folder, recursive=False):
         if p.stem in out:
-            raise DataError(f"two files share the stem {p.stem!r}: {out[p.stem].name}, {p.name}", folder)
+            raise DataError(
+                f"two files share the stem {p.stem!r}: {out[p.stem].name}, {p.name}", folder
+            )
         out[p.stem] = p
     return out
 
@@ -196,9 +202,13 @@ def match_pairs(root: str | Path, modality: str) -> list[Pair]:
     if only_rgb or only_tgt:
         parts = []
         if only_rgb:
-            parts.append(f"{len(only_rgb)} in rgb/ without a {modality} partner ({_stems(only_rgb)})")
+            parts.append(
+                f"{len(only_rgb)} in rgb/ without a {modality} partner ({_stems(only_rgb)})"
+            )
         if only_tgt:
-            parts.append(f"{len(only_tgt)} in {modality}/ without an rgb partner ({_stems(only_tgt)})")
+            parts.append(
+                f"{len(only_tgt)} in {modality}/ without an rgb partner ({_stems(only_tgt)})"
+            )
         raise DataError("unpaired images: " + "; ".join(parts), root)
     return [Pair(s, rgb[s], tgt[s]) for s in sorted(rgb)]
 

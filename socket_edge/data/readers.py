@@ -24,7 +24,9 @@ _SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N"}
 
 
 def is_image_file(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+    return (
+        path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+    )
 
 
 def read_image(path: str | Path, modality: str) -> np.ndarray:
@@ -70,7 +72,8 @@ def read_depth(path: str | Path) -> np.ndarray:
             mm = arr.astype(np.float32)
         else:
             raise DataError(
-                f"depth .npy of dtype {arr.dtype}: expected float metres or uint16 millimetres", path
+                f"depth .npy of dtype {arr.dtype}: expected float metres or uint16 millimetres",
+                path,
             )
         if (mm < 0).any():
             raise DataError("negative depth values (0 marks a missing reading)", path)
@@ -108,10 +111,16 @@ def read_ir(path: str | Path) -> np.ndarray:
         return (np.asarray(im).astype(np.float32) / 255.0)[None]
     if im.mode in {"RGB", "RGBA", "P"}:
         rgb = np.asarray(im.convert("RGB"))
-        if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2])):
-            raise DataError("colour image where single-channel IR is expected (wrong modality?)", path)
+        if not (
+            np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2])
+        ):
+            raise DataError(
+                "colour image where single-channel IR is expected (wrong modality?)", path
+            )
         return (rgb[..., 0].astype(np.float32) / 255.0)[None]
-    raise DataError(f"{_describe_mode(im.mode)} image: IR must be 8- or 16-bit single channel", path)
+    raise DataError(
+        f"{_describe_mode(im.mode)} image: IR must be 8- or 16-bit single channel", path
+    )
 
 
 def _open(path: Path):

@@ -70,11 +70,13 @@ def random_scene(rng: np.random.Generator, seed: tuple) -> Scene:
     yaw = np.arctan2(to_obj[0], to_obj[2]) + rng.normal(0, 0.06)
     pitch = np.arctan2(-to_obj[1], np.hypot(to_obj[0], to_obj[2])) + rng.normal(0, 0.05)
     cam_rot = _rot_y(yaw) @ _rot_x(pitch)
-    obj_rot = _rot_y(rng.uniform(0, 2 * np.pi)) @ _rot_x(rng.normal(0, 0.12)) @ _rot_z(rng.normal(0, 0.12))
-    aspect = np.exp(rng.normal(0, 0.08, 3)).astype(F32)
-    light = np.array(
-        [rng.uniform(-1, 1), rng.uniform(0.4, 1.2), rng.uniform(-1.0, -0.1)], F32
+    obj_rot = (
+        _rot_y(rng.uniform(0, 2 * np.pi))
+        @ _rot_x(rng.normal(0, 0.12))
+        @ _rot_z(rng.normal(0, 0.12))
     )
+    aspect = np.exp(rng.normal(0, 0.08, 3)).astype(F32)
+    light = np.array([rng.uniform(-1, 1), rng.uniform(0.4, 1.2), rng.uniform(-1.0, -0.1)], F32)
     return Scene(
         rng_seed=seed,
         cam_height=float(cam_height),
@@ -120,7 +122,6 @@ def trace(sdf: SDF, scene: Scene, size: int) -> GBuffer:
     d_cam = np.stack([(jj + 0.5 - n / 2) / f, -(ii + 0.5 - n / 2) / f, np.ones_like(jj)], -1)
     d_cam /= np.linalg.norm(d_cam, axis=-1, keepdims=True)
     d = (d_cam.reshape(-1, 3) @ scene.cam_rot.T).astype(F32)  # world ray directions
-    m = d.shape[0]
 
     # Background: floor (y = -h) and wall (z = wall_z), exact.
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -163,9 +164,7 @@ def trace(sdf: SDF, scene: Scene, size: int) -> GBuffer:
     if obj.size:
         e = 1e-3 * scene.scale
         p = pos[obj]
-        grad = np.stack(
-            [dist(p + off) - dist(p - off) for off in np.eye(3, dtype=F32) * e], -1
-        )
+        grad = np.stack([dist(p + off) - dist(p - off) for off in np.eye(3, dtype=F32) * e], -1)
         normal[obj] = grad / np.maximum(np.linalg.norm(grad, axis=-1, keepdims=True), 1e-12)
         local[obj] = to_local(p)
     cos_view = np.clip(-(normal * d).sum(-1), 0.0, 1.0)

@@ -74,7 +74,9 @@ def _unit(v) -> np.ndarray:
 
 
 _PYRAMID = (
-    np.concatenate([_unit([[1, 0.55, 0], [-1, 0.55, 0], [0, 0.55, 1], [0, 0.55, -1]]), [[0, -1, 0]]]),
+    np.concatenate(
+        [_unit([[1, 0.55, 0], [-1, 0.55, 0], [0, 0.55, 1], [0, 0.55, -1]]), [[0, -1, 0]]]
+    ),
     np.array([0.42, 0.42, 0.42, 0.42, 0.6], np.float32),
 )
 _OCTA = (
@@ -96,8 +98,10 @@ def _tent(p: np.ndarray) -> np.ndarray:
 
 def _stairs(p: np.ndarray) -> np.ndarray:
     # Three steps rising along x.
-    steps = [box(_shift(p, (-0.45 + 0.45 * k, -0.6 + 0.2 * (k + 1), 0)), (0.25, 0.2 * (k + 1), 0.4))
-             for k in range(3)]
+    steps = [
+        box(_shift(p, (-0.45 + 0.45 * k, -0.6 + 0.2 * (k + 1), 0)), (0.25, 0.2 * (k + 1), 0.4))
+        for k in range(3)
+    ]
     return np.minimum(np.minimum(steps[0], steps[1]), steps[2])
 
 
@@ -121,21 +125,29 @@ TASK_SHAPES: dict[str, SDF] = {
 # Task-irrelevant (TI) shapes: disjoint from the task classes, seen only as RGB + target pairs.
 TI_SHAPES: dict[str, SDF] = {
     "jack": lambda p: np.minimum(
-        np.minimum(box(p, (0.75, 0.16, 0.16)), box(p, (0.16, 0.75, 0.16))), box(p, (0.16, 0.16, 0.75))
+        np.minimum(box(p, (0.75, 0.16, 0.16)), box(p, (0.16, 0.75, 0.16))),
+        box(p, (0.16, 0.16, 0.75)),
     ),
     "dumbbell": lambda p: np.minimum(
         np.minimum(sphere(_shift(p, (0.55, 0, 0)), 0.33), sphere(_shift(p, (-0.55, 0, 0)), 0.33)),
         cylinder(p, 0.1, 0.55, axis=0),
     ),
-    "cup": lambda p: np.maximum(cylinder(p, 0.5, 0.6), -cylinder(_shift(p, (0, 0.15, 0)), 0.4, 0.6)),
+    "cup": lambda p: np.maximum(
+        cylinder(p, 0.5, 0.6), -cylinder(_shift(p, (0, 0.15, 0)), 0.4, 0.6)
+    ),
     "mushroom": lambda p: np.minimum(
         cylinder(_shift(p, (0, -0.3, 0)), 0.18, 0.35),
         np.maximum(sphere(_shift(p, (0, 0.0, 0)), 0.65), -_shift(p, (0, 0.0, 0))[:, 1]),
     ),
     "l_block": lambda p: np.minimum(
-        box(_shift(p, (-0.25, -0.3, 0)), (0.55, 0.25, 0.35)), box(_shift(p, (-0.55, 0.2, 0)), (0.25, 0.6, 0.35))
+        box(_shift(p, (-0.25, -0.3, 0)), (0.55, 0.25, 0.35)),
+        box(_shift(p, (-0.55, 0.2, 0)), (0.25, 0.6, 0.35)),
     ),
     "tetrahedron": lambda p: convex(p, *_TETRA),
-    "snowman": lambda p: np.minimum(sphere(_shift(p, (0, -0.25, 0)), 0.48), sphere(_shift(p, (0, 0.45, 0)), 0.32)),
-    "arch": lambda p: np.maximum(box(p, (0.7, 0.5, 0.3)), -cylinder(_shift(p, (0, -0.5, 0)), 0.4, 0.5, axis=2)),
+    "snowman": lambda p: np.minimum(
+        sphere(_shift(p, (0, -0.25, 0)), 0.48), sphere(_shift(p, (0, 0.45, 0)), 0.32)
+    ),
+    "arch": lambda p: np.maximum(
+        box(p, (0.7, 0.5, 0.3)), -cylinder(_shift(p, (0, -0.5, 0)), 0.4, 0.5, axis=2)
+    ),
 }

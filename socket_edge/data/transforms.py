@@ -51,7 +51,9 @@ def resize_center_crop(arr: np.ndarray, size: int, interpolation: str):
     nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
     if (nh, nw) != (h, w):
         if interpolation == "bilinear":
-            t = F.interpolate(t[None], (nh, nw), mode="bilinear", align_corners=False, antialias=True)[0]
+            t = F.interpolate(
+                t[None], (nh, nw), mode="bilinear", align_corners=False, antialias=True
+            )[0]
         else:
             t = F.interpolate(t[None], (nh, nw), mode=interpolation)[0]
     top, left = (nh - size) // 2, (nw - size) // 2

@@ -67,7 +67,12 @@ def save_checkpoint(path: str | Path, model, meta: dict[str, Any], **extra: Any)
     import torch
 
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "meta": meta, "state_dict": state}
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "meta": meta,
+        "state_dict": state,
+    }
     payload.update(extra)
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
@@ -92,7 +97,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as exc:
         kind = "an ONNX model" if path.suffix == ".onnx" else "a torch file"
         first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"not a socket-edge checkpoint (not {kind} torch can read: {first})", path) from None
+        raise CheckpointError(
+            f"not a socket-edge checkpoint (not {kind} torch can read: {first})", path
+        ) from None
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         hint = " (looks like a plain state_dict)" if isinstance(obj, dict) and obj else ""
         raise CheckpointError(

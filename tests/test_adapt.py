@@ -1,0 +1,327 @@
+"""SOCKET adaptation: the losses on hand-computed values, the loop's guarantees, bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from socket_edge.adapt import AdaptConfig, adapt, load_config, losses
+from socket_edge.adapt.moments import MomentCollector, source_statistics
+from socket_edge.models.checkpoint import load_checkpoint
+
+from .helpers import assert_one_line_error
+
+# ----------------------------------------------------------------------------- losses
+
+
+def test_information_maximization_by_hand():
+    # Two confident predictions of different classes: entropy ~0, mean prediction uniform.
+    logits = torch.tensor([[100.0, 0.0], [0.0, 100.0]])
+    assert losses.information_maximization(logits).item() == pytest.approx(-math.log(2), abs=1e-4)
+    # Two uniform predictions: per-sample entropy log 2, mean entropy log 2 -> 0.
+    assert losses.information_maximization(torch.zeros(2, 2)).item() == pytest.approx(0.0, abs=1e-4)
+    # p = (0.75, 0.25) for both samples.
+    p = torch.tensor([0.75, 0.25])
+    logits = torch.log(p).repeat(2, 1)
+    assert losses.information_maximization(logits).item() == pytest.approx(0.0, abs=1e-4)
+    # One confident sample of class 0, one uniform: mean p = (0.75, 0.25).
+    logits = torch.stack([torch.tensor([100.0, 0.0]), torch.zeros(2)])
+    h_uniform, h_mean = math.log(2), -(0.75 * math.log(0.75) + 0.25 * math.log(0.25))
+    assert losses.information_maximization(logits).item() == pytest.approx(
+        h_uniform / 2 - h_mean, abs=1e-4
+    )
+
+
+def test_pseudo_label_loss_is_cross_entropy():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    labels = torch.tensor([0, 0])
+    expected = (-math.log(math.e**2 / (math.e**2 + 1)) - math.log(1 / (1 + math.e))) / 2
+    assert losses.pseudo_label_loss(logits, labels).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_ti_alignment_is_mean_euclidean_distance():
+    t = torch.tensor([[3.0, 4.0], [1.0, 1.0]])
+    s = torch.tensor([[0.0, 0.0], [1.0, 1.0]])
+    assert losses.ti_alignment(t, s).item() == pytest.approx(2.5)
+
+
+def test_bn_moment_loss_by_hand_and_first_layer_weight():
+    means = [torch.tensor([1.0, 1.0, 1.0, 1.0]), torch.tensor([0.0])]
+    variances = [torch.ones(4), torch.tensor([3.0])]
+    src_means = [torch.zeros(4), torch.zeros(1)]
+    src_vars = [torch.ones(4), torch.ones(1)]
+    # layer 0: RMS(mean diff) = 1, RMS(var diff) = 0 -> 1; layer 1: 0 + 2 -> 2.
+    got = losses.bn_moment_loss(means, variances, src_means, src_vars, first_weight=3.0)
+    assert got.item() == pytest.approx((3 * 1 + 1 * 2) / 4)
+
+
+def test_bn_term_is_zero_at_source_moments_and_only_trains_the_target():
+    torch.manual_seed(0)
+    from socket_edge.data.encoding import default_encoding
+    from socket_edge.models.network import SocketNet
+
+    source = SocketNet("resnet18", 3, default_encoding("rgb"))
+    target = SocketNet("resnet18", 3, default_encoding("rgb"))
+    target.load_state_dict(source.state_dict())
+    x = torch.rand(8, 3, 64, 64)
+    # Give the source running statistics that equal this batch's moments.
+    with MomentCollector(source.backbone) as mc:
+        source.train()
+        source.features(x)
+    for bn, m, v in zip(mc.layers, mc.means, mc.variances, strict=True):
+        bn.running_mean.copy_(m.detach())
+        bn.running_var.copy_(v.detach())
+    src_means, src_vars = source_statistics(source.backbone)
+    target.load_state_dict(source.state_dict())
+    target.train()
+    with MomentCollector(target.backbone) as mc:
+        target.features(x)
+    loss = losses.bn_moment_loss(mc.means, mc.variances, src_means, src_vars)
+    assert loss.item() == pytest.approx(0.0, abs=1e-4)
+    # Away from the source moments the gradient flows into the target's weights only.
+    with MomentCollector(target.backbone) as mc:
+        target.features(x * 3 + 1)
+    loss = losses.bn_moment_loss(mc.means, mc.variances, src_means, src_vars)
+    assert loss.item() > 0.1
+    loss.backward()
+    assert (
+        target.backbone.conv1.weight.grad is not None
+        and target.backbone.conv1.weight.grad.abs().sum() > 0
+    )
+    assert all(p.grad is None for p in source.parameters())
+    assert all(not t.requires_grad for t in src_means + src_vars)
+
+
+def test_centroid_pseudo_labels_fix_a_wrong_prediction():
+    # Two tight clusters; the classifier mislabels one point of cluster 1 as class 0.
+    feats = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9], [0.05, 1.0]])
+    logits = torch.tensor([[5.0, 0.0], [5.0, 0.0], [0.0, 5.0], [0.0, 5.0], [0.2, 0.0]])
+    labels = losses.centroid_pseudo_labels(feats, logits)
+    assert labels.tolist() == [0, 0, 1, 1, 1]
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+def _cfg(**kw) -> AdaptConfig:
+    base = dict(
+        method="socket", epochs=2, batch_size=8, ti_batch_size=8, seed=1, device="cpu", ti_views=2
+    )
+    return AdaptConfig(**{**base, **kw})
+
+
+def test_classifier_frozen_source_never_rerun_and_outputs_recorded(
+    synth_root, source_ckpt, tmp_path, monkeypatch
+):
+    from socket_edge.models import network
+
+    rgb_calls = []
+    original = network.SocketNet.features
+
+    def counting(self, x):
+        if self.encoding.modality == "rgb":
+            rgb_calls.append(len(x))
+        return original(self, x)
+
+    monkeypatch.setattr(network.SocketNet, "features", counting)
+    seen_at_epoch_end = []
+    out = tmp_path / "depth.pt"
+    cfg = _cfg()
+    adapt(
+        source_ckpt,
+        synth_root / "depth/target/train",
+        out,
+        "depth",
+        paired=synth_root / "depth/paired",
+        config=cfg,
+        show_progress=False,
+        callbacks=[lambda epoch, rec: seen_at_epoch_end.append(sum(rgb_calls))],
+    )
+    n_pairs = len(list((synth_root / "depth/paired/rgb").iterdir()))
+    # The source ran once over every cached view before training, never during the steps.
+    assert sum(rgb_calls) == n_pairs * cfg.ti_views
+    assert seen_at_epoch_end == [n_pairs * cfg.ti_views] * 2
+
+    source, _ = load_checkpoint(source_ckpt)
+    adapted, meta = load_checkpoint(out)
+    for (name, a), b in zip(
+        source.classifier.state_dict().items(),
+        adapted.classifier.state_dict().values(),
+        strict=True,
+    ):
+        assert torch.equal(a, b), name
+    assert not torch.equal(source.backbone.conv1.weight, adapted.backbone.conv1.weight)
+    assert meta["modality"] == "depth" and meta["stage"] == "adapted"
+    assert meta["encoding"]["modality"] == "depth"
+    assert meta["method"]["name"] == "socket" and meta["method"]["weights"]["ti"] == 0.5
+    log = [json.loads(line) for line in (tmp_path / "depth.log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2]
+    assert {"loss", "im", "pl", "bn", "ti", "images_per_s"} <= set(log[0])
+    assert not (tmp_path / "depth.state.pt").exists()
+
+
+def test_killed_run_resumes_to_the_same_weights(synth_root, source_ckpt, tmp_path):
+    kw = dict(paired=synth_root / "ir/paired", config=_cfg(), show_progress=False)
+    target = synth_root / "ir/target/train"
+    adapt(source_ckpt, target, tmp_path / "full.pt", "ir", **kw)
+
+    class Killed(Exception):
+        pass
+
+    def kill(epoch, record):
+        if epoch == 1:
+            raise Killed
+
+    with pytest.raises(Killed):
+        adapt(source_ckpt, target, tmp_path / "resumed.pt", "ir", callbacks=[kill], **kw)
+    assert not (tmp_path / "resumed.pt").exists()
+    adapt(source_ckpt, target, tmp_path / "resumed.pt", "ir", resume=True, **kw)
+    a, _ = load_checkpoint(tmp_path / "full.pt")
+    b, _ = load_checkpoint(tmp_path / "resumed.pt")
+    for (name, ta), tb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(ta, tb), name
+
+
+def test_zero_pairs_warns_and_runs_without_ti(synth_root, source_ckpt, tmp_path, capsys):
+    paired = tmp_path / "paired"
+    (paired / "rgb").mkdir(parents=True)
+    (paired / "depth").mkdir()
+    result = adapt(
+        source_ckpt,
+        synth_root / "depth/target/train",
+        tmp_path / "m.pt",
+        "depth",
+        paired=paired,
+        config=_cfg(epochs=1),
+        show_progress=False,
+    )
+    assert result["weights"]["ti"] == 0.0
+    assert "no task-irrelevant pairs" in capsys.readouterr().err
+
+
+def test_shot_and_source_only(synth_root, source_ckpt, tmp_path):
+    shot = adapt(
+        source_ckpt,
+        synth_root / "depth/target/train",
+        tmp_path / "shot.pt",
+        "depth",
+        paired=synth_root / "depth/paired",
+        config=_cfg(method="shot", epochs=1),
+        show_progress=False,
+    )
+    assert shot["weights"] == {"pl": 0.3, "im": 1.0, "bn": 0.0, "ti": 0.0}
+    log = json.loads((tmp_path / "shot.log.jsonl").read_text().splitlines()[0])
+    assert "ti" not in log and "bn" not in log
+    adapt(
+        source_ckpt,
+        synth_root / "depth/target/train",
+        tmp_path / "so.pt",
+        "depth",
+        config=_cfg(method="source-only"),
+        show_progress=False,
+    )
+    a, _ = load_checkpoint(source_ckpt)
+    b, meta = load_checkpoint(tmp_path / "so.pt")
+    assert all(
+        torch.equal(x, y)
+        for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True)
+    )
+    assert meta["modality"] == "depth"
+
+
+def test_config_file_and_flag_override(tmp_path):
+    cfg_file = tmp_path / "team.toml"
+    cfg_file.write_text('[adapt]\nmethod = "shot"\nepochs = 3\nbn-weight = 0.25\n')
+    settings = load_config(cfg_file)
+    cfg = AdaptConfig(**settings).with_overrides(epochs=5, lr=None)
+    assert (cfg.method, cfg.epochs, cfg.bn_weight, cfg.lr) == ("shot", 5, 0.25, 0.01)
+    cfg_file.write_text("[adapt]\nepoch = 3\n")
+    from socket_edge.errors import SocketEdgeError
+
+    with pytest.raises(SocketEdgeError, match=r"unknown adapt settings \['epoch'\]"):
+        load_config(cfg_file)
+
+
+# ----------------------------------------------------------------------------- bad input (CLI)
+
+
+def _adapt_args(source, target, paired, out, modality="depth"):
+    return [
+        "adapt",
+        "--source",
+        str(source),
+        "--target",
+        str(target),
+        "--paired",
+        str(paired),
+        "--modality",
+        modality,
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+    ]
+
+
+def test_cli_rejects_a_foreign_checkpoint(cli, synth_root, tmp_path):
+    bogus = tmp_path / "bogus.pt"
+    torch.save({"weights": torch.zeros(3)}, bogus)
+    r = cli(
+        *_adapt_args(
+            bogus, synth_root / "depth/target/train", synth_root / "depth/paired", tmp_path / "o.pt"
+        )
+    )
+    assert_one_line_error(r, "bogus.pt", "not a socket-edge checkpoint")
+
+
+def test_cli_paired_without_the_modality_folder(cli, synth_root, source_ckpt, tmp_path):
+    r = cli(
+        *_adapt_args(
+            source_ckpt,
+            synth_root / "ir/target/train",
+            synth_root / "depth/paired",
+            tmp_path / "o.pt",
+            modality="ir",
+        )
+    )
+    assert_one_line_error(r, "no 'ir/' folder")
+
+
+def test_cli_empty_target_folder(cli, synth_root, source_ckpt, tmp_path):
+    (tmp_path / "empty").mkdir()
+    r = cli(
+        *_adapt_args(
+            source_ckpt, tmp_path / "empty", synth_root / "depth/paired", tmp_path / "o.pt"
+        )
+    )
+    assert_one_line_error(r, "empty", "no images found")
+
+
+def test_cli_modality_the_checkpoint_cannot_take(
+    cli, synth_root, source_ckpt, depth_ckpt, tmp_path
+):
+    r = cli(
+        *_adapt_args(
+            source_ckpt,
+            synth_root / "depth/target/train",
+            synth_root / "depth/paired",
+            tmp_path / "o.pt",
+            modality="thermal",
+        )
+    )
+    assert_one_line_error(r, "--modality must be depth or ir")
+    r = cli(
+        *_adapt_args(
+            depth_ckpt,
+            synth_root / "ir/target/train",
+            synth_root / "ir/paired",
+            tmp_path / "o.pt",
+            modality="ir",
+        )
+    )
+    assert_one_line_error(r, "is a depth model; adapt needs the RGB source model")

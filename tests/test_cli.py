@@ -1,0 +1,129 @@
+"""The command line: help, one-line errors on bad input, exit codes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from .helpers import assert_one_line_error
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["synth", "train-source", "adapt", "eval", "doctor", "export", "bench", "demo", "convert"],
+)
+def test_every_command_has_help_with_examples(cli, command):
+    result = cli(command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "Examples" in result.stdout
+
+
+def test_top_level_help_lists_the_contract(cli):
+    result = cli("--help")
+    assert result.returncode == 0
+    for command in ("synth", "train-source", "adapt", "eval", "export", "bench", "demo", "doctor"):
+        assert command in result.stdout
+
+
+def _rgb_tree(root, corrupt: bytes | None = None):
+    for cls in ("a", "b"):
+        for i in range(2):
+            path = root / cls / f"{i}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.full((16, 16, 3), 40 * i, np.uint8)).save(path)
+    if corrupt is not None:
+        (root / "b" / "bad.png").write_bytes(corrupt)
+
+
+def test_train_source_on_an_empty_folder(cli, tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = cli("train-source", str(tmp_path / "empty"), "--out", str(tmp_path / "m.pt"))
+    assert_one_line_error(result, "empty", "no images found")
+    assert result.returncode == 2
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_train_source_without_class_subfolders(cli, tmp_path):
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "x.png")
+    result = cli("train-source", str(tmp_path), "--out", str(tmp_path / "m.pt"))
+    assert_one_line_error(result, "class subfolders")
+
+
+@pytest.mark.parametrize(
+    "payload,problem", [(b"", "empty file (0 bytes)"), (b"GIF89a garbage", "not a readable image")]
+)
+def test_corrupt_or_empty_image_is_named(cli, tmp_path, payload, problem):
+    _rgb_tree(tmp_path / "data", corrupt=payload)
+    result = cli(
+        "train-source",
+        str(tmp_path / "data"),
+        "--out",
+        str(tmp_path / "m.pt"),
+        "--epochs",
+        "1",
+        "--image-size",
+        "32",
+        "--arch",
+        "mobilenet_v3_small",
+    )
+    assert_one_line_error(result, "bad.png", problem)
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_eight_bit_depth_where_16_bit_is_expected(cli, tmp_path, synth_root, depth_ckpt):
+    data = tmp_path / "test"
+    shutil.copytree(synth_root / "depth" / "target" / "test", data)
+    victim = next((data / "cube").iterdir())
+    Image.fromarray(np.full((64, 64), 90, np.uint8)).save(victim)
+    result = cli("eval", str(depth_ckpt), "--data", str(data))
+    assert_one_line_error(result, victim.name, "8-bit image where 16-bit depth")
+
+
+def test_eval_checkpoint_json(cli, tmp_path, synth_root, depth_ckpt):
+    out = tmp_path / "acc.json"
+    result = cli(
+        "eval", str(depth_ckpt), "--data", str(synth_root / "depth/target/test"), "--json", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(out.read_text())
+    assert 0.0 <= doc["top1"] <= 1.0
+    assert doc["n"] == 20 and len(doc["per_class"]) == 10
+
+
+def test_missing_and_foreign_checkpoints(cli, tmp_path, synth_root):
+    result = cli("eval", str(tmp_path / "nope.pt"), "--data", str(synth_root / "depth/target/test"))
+    assert_one_line_error(result, "nope.pt", "no such file")
+    (tmp_path / "foreign.pt").write_bytes(b"\x00" * 64)
+    result = cli(
+        "eval", str(tmp_path / "foreign.pt"), "--data", str(synth_root / "depth/target/test")
+    )
+    assert_one_line_error(result, "foreign.pt", "not a socket-edge checkpoint")
+
+
+def test_debug_shows_the_traceback(cli, tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = cli(
+        "train-source", str(tmp_path / "empty"), "--out", str(tmp_path / "m.pt"), "--debug"
+    )
+    assert result.returncode != 0
+    assert "Traceback" in result.stderr and "DataError" in result.stderr
+
+
+def test_doctor_json(cli):
+    result = cli("doctor", "--json", "-")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["python"] and doc["torch"] and "CPUExecutionProvider" in doc["onnxruntime_providers"]
+    assert "tensorrt" in doc  # None where TensorRT is absent (type stubs alone do not count)
+
+
+def test_synth_cli_writes_the_layout(cli, tmp_path):
+    result = cli("synth", str(tmp_path / "s"), "--per-class", "2", "--size", "32", "--workers", "1")
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((tmp_path / "s" / "synth.json").read_text())
+    assert manifest["counts"]["source_train"] == 2
+    assert (tmp_path / "s" / "ir" / "paired" / "ir").is_dir()
