@@ -1,0 +1,382 @@
+"""`bench()`: latency, accuracy, agreement, memory and energy of artifacts, side by side.
+
+Every artifact (checkpoint, ONNX, INT8 ONNX, engine) goes through its runner. One that cannot be
+found, loaded or fed gets an error row; the others still run.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import console
+from ..errors import SocketEdgeError
+from .latency import TimingPlan, latency_stats, timed_runs, warm_up
+from .memory import gpu_memory_mb, peak_rss_mb, reset_gpu_peak, reset_peak_rss
+
+FORMAT = "socket-edge-bench"
+FORMAT_VERSION = 1
+ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
+CLOCK = "time.perf_counter around each runner.infer call (host wall clock)"
+# Every row carries every key (None where not measured), failed rows included.
+ROW_DEFAULTS: dict[str, Any] = dict.fromkeys((
+    "latency_ms", "latency_per_image_ms", "throughput_ips", "cv", "iterations", "timed_s",
+    "top1", "per_class", "n_images", "labelled", "eval_batch", "agreement", "peak_rss_mb",
+    "gpu_memory", "power", "energy_mj_per_image", "images_per_joule", "warnings", "error"))
+
+
+@dataclass
+class BenchConfig:
+    batches: list[int] = field(default_factory=lambda: [1])
+    warmup_s: float = 2.0
+    duration_s: float = 10.0
+    iterations: int | None = None
+    min_iterations: int = 10
+    threads: int | None = None
+    device: str | None = None
+    include_copies: bool = True  # engines: time host<->device copies with the compute
+    cuda_graph: bool = False  # engines: replay a captured CUDA graph
+    accuracy: bool = True
+    power: bool = True
+    power_interval_ms: int = 100
+    cv_warn: float = 0.05
+    show_progress: bool = True
+
+    @property
+    def plan(self) -> TimingPlan:
+        return TimingPlan(self.warmup_s, self.duration_s, self.iterations, self.min_iterations)
+
+
+class _Failed(Exception):
+    """An artifact-level failure, already worded as its row's one-line error."""
+
+
+def error_text(exc: BaseException, path: Path) -> str:
+    """A one-line 'PATH: problem' for any exception raised while benchmarking ``path``."""
+    if isinstance(exc, SocketEdgeError):
+        text = str(exc)
+        return text if str(path) in text or path.name in text else f"{path}: {text}"
+    if isinstance(exc, ImportError):
+        return f"{path}: cannot load its runner ({exc})"
+    first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+    return f"{path}: {type(exc).__name__}: {first}".rstrip(": ")
+
+
+def _load_runner(path: Path, cfg: BenchConfig) -> tuple[Any, dict[str, Any], list[str]]:
+    """The runner with the options it accepts; the options it rejected are returned by name."""
+    from ..runtime import load_runner
+
+    options: dict[str, Any] = {}
+    if cfg.device:
+        options["device"] = cfg.device
+    if cfg.threads:
+        options["threads"] = cfg.threads
+    if path.suffix.lower() in ENGINE_SUFFIXES:
+        options["cuda_graph"] = cfg.cuda_graph
+        options["include_copies"] = cfg.include_copies
+    unsupported: list[str] = []
+    while True:
+        try:
+            return load_runner(path, **options), options, unsupported
+        except TypeError as exc:
+            m = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+            if not m or m.group(1) not in options:
+                raise
+            unsupported.append(m.group(1))
+            options.pop(m.group(1))
+
+
+def _on_gpu(runner) -> bool:
+    desc = runner.describe()
+    if runner.backend == "tensorrt":
+        return True
+    providers = desc.get("providers") or []
+    if providers and providers[0] in ("CUDAExecutionProvider", "TensorrtExecutionProvider"):
+        return True
+    return str(desc.get("device", "cpu")).startswith("cuda")
+
+
+def _timing_note(runner, options: dict[str, Any], unsupported: list[str], cfg: BenchConfig) -> dict:
+    gpu = _on_gpu(runner)
+    note: dict[str, Any] = {"clock": CLOCK, "gpu": gpu,
+                            "gpu_sync": "runner synchronises before returning" if gpu else None}
+    if not gpu:
+        note["copies"] = "n/a (CPU)"
+        note["cuda_graph"] = False
+        return note
+    if "include_copies" in options:
+        keep = getattr(runner, "include_copies", options["include_copies"])
+        note["copies"] = "included" if keep else "excluded"
+    else:
+        note["copies"] = "included"
+        if not cfg.include_copies:
+            note["copies"] += " (this runner cannot exclude them)"
+    if "cuda_graph" in options:
+        note["cuda_graph"] = bool(getattr(runner, "cuda_graph", options["cuda_graph"]))
+    else:
+        asked = "cuda_graph" in unsupported or cfg.cuda_graph
+        note["cuda_graph"] = "unsupported" if asked else False
+    return note
+
+
+class _DataCache:
+    """The data set once per (modality, image size, classes): labelled class folders, or a flat
+    folder of unlabelled images (then only agreement, no top-1)."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self._sets: dict[tuple, tuple[Any, bool, list[str]]] = {}
+
+    def get(self, info) -> tuple[Any, bool, list[str]]:
+        key = (info.modality, int(info.image_size), tuple(info.classes))
+        if key not in self._sets:
+            self._sets[key] = self._open(info)
+        return self._sets[key]
+
+    def _open(self, info) -> tuple[Any, bool, list[str]]:
+        from ..data.datasets import LabelledFolder, UnlabelledFolder, find_images, require_dir
+
+        root = require_dir(self.root, "data folder")
+        labelled = any(d.is_dir() and not d.name.startswith(".") and find_images(d)
+                       for d in root.iterdir())
+        ds: LabelledFolder | UnlabelledFolder
+        if labelled:
+            ds = LabelledFolder(root, info.modality, info.image_size, classes=info.classes)
+            ids = [str(p) for p, _ in ds.samples]
+        else:
+            ds = UnlabelledFolder(root, info.modality, info.image_size)
+            ids = [str(p) for p in ds.files]
+        ds[0]  # read one image now: a wrong modality fails here, once, not in every batch
+        return ds, labelled, ids
+
+
+def _images(dataset, indices) -> np.ndarray:
+    return np.stack([np.asarray(dataset[i][0], dtype=np.float32) for i in indices])
+
+
+def _input_batch(dataset, batch: int) -> np.ndarray:
+    """The first ``batch`` images of the data (cycled when there are fewer)."""
+    return _images(dataset, [i % len(dataset) for i in range(batch)])
+
+
+def _predict(runner, dataset, batch: int) -> np.ndarray:
+    """Logits over the whole data set in full batches (the last one padded), for static engines."""
+    out = []
+    n = len(dataset)
+    for start in range(0, n, batch):
+        idx = list(range(start, min(start + batch, n)))
+        real = len(idx)
+        idx += [idx[-1]] * (batch - real)
+        out.append(np.asarray(runner.infer(_images(dataset, idx)))[:real])
+    return np.concatenate(out)
+
+
+def _power_fields(sampler, t0: float, t1: float, gpu: bool, stats: dict) -> dict[str, Any]:
+    if sampler is None or not (sampler.whole_board or gpu):
+        return {"power": None, "energy_mj_per_image": None, "images_per_joule": None}
+    power = sampler.summary(t0, t1)
+    if not power:
+        return {"power": None, "energy_mj_per_image": None, "images_per_joule": None}
+    # mW x ms = uJ; / 1000 -> mJ per image.
+    energy = power["mean_mw"] * stats["latency_per_image_ms"] / 1000.0
+    return {"power": power, "energy_mj_per_image": energy,
+            "images_per_joule": 1000.0 / energy if energy > 0 else None}
+
+
+def _say(cfg: BenchConfig, message: str) -> None:
+    if cfg.show_progress and console.enabled():
+        console.info(message)
+
+
+def _bench_artifact(path: Path, data: _DataCache, cfg: BenchConfig, sampler,
+                    warnings: list[str]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Rows for one artifact (one per batch) and its predictions {names, ids} for agreement."""
+    base: dict[str, Any] = {"artifact": str(path), "name": path.name, "backend": None,
+                            "precision": None, "device": None, "batch": None}
+    try:
+        if not path.exists():
+            raise SocketEdgeError("no such file", path)
+        runner, options, unsupported = _load_runner(path, cfg)
+        info = runner.info
+        base.update(backend=runner.backend, precision=info.precision, kind=info.kind,
+                    modality=info.modality, image_size=info.image_size,
+                    classes=len(info.classes))
+        runner.activate()
+    except Exception as exc:
+        return [{**base, "error": error_text(exc, path)}], None
+    rows: list[dict[str, Any]] = []
+    predictions = None
+    try:
+        desc = runner.describe()
+        base.update(device=str(desc.get("device", "cpu")), providers=desc.get("providers"),
+                    threads=cfg.threads, options_unsupported=unsupported or None,
+                    timing=_timing_note(runner, options, unsupported, cfg))
+        try:
+            dataset, labelled, ids = data.get(info)
+        except Exception as exc:
+            return [{**base, "error": error_text(exc, path)}], None
+        gpu = base["timing"]["gpu"]
+        for batch in cfg.batches:
+            _say(cfg, f"bench {path.name} batch {batch}: {cfg.plan.describe()}")
+            row = {**base, "batch": batch}
+            try:
+                x = _input_batch(dataset, batch)
+                warm_up(runner, x, cfg.warmup_s)
+                reset_peak_rss()
+                reset_gpu_peak()
+                t0 = time.perf_counter()  # power and memory cover the timed runs only
+                times = timed_runs(runner, x, cfg.plan)
+                t1 = time.perf_counter()
+                stats = latency_stats(times, batch)
+                row.update(stats)
+                row["peak_rss_mb"] = peak_rss_mb()
+                row["gpu_memory"] = gpu_memory_mb(runner.backend) if gpu else None
+                row.update(_power_fields(sampler, t0, t1, gpu, stats))
+                row["warnings"] = _row_warnings(row, cfg)
+                warnings.extend(f"{path.name} batch {batch}: {w}" for w in row["warnings"])
+                row["error"] = None
+            except Exception as exc:
+                row["error"] = error_text(exc, path)
+            rows.append(row)
+        done = [r["batch"] for r in rows if r["error"] is None]
+        if cfg.accuracy and done:
+            eval_batch = max(done)
+            _say(cfg, f"accuracy {path.name} on {len(dataset)} images (batch {eval_batch})")
+            try:
+                logits = _predict(runner, dataset, eval_batch)
+            except Exception as exc:
+                msg = error_text(exc, path)
+                for r in rows:
+                    r.setdefault("warnings", []).append(f"accuracy run failed: {msg}")
+                warnings.append(f"{path.name}: accuracy run failed: {msg}")
+                return rows, None
+            names = [info.classes[i] for i in logits.argmax(1)]
+            acc = _accuracy(logits, dataset, labelled, info.classes)
+            for r in rows:
+                if r["error"] is None:
+                    r.update(acc, eval_batch=eval_batch)
+            predictions = {"names": names, "ids": ids}
+    finally:
+        runner.deactivate()
+    return rows, predictions
+
+
+def _accuracy(logits: np.ndarray, dataset, labelled: bool, classes: list[str]) -> dict[str, Any]:
+    from ..evaluate import score
+
+    if not labelled:
+        return {"top1": None, "per_class": None, "n_images": len(dataset), "labelled": False}
+    labels = np.asarray([label for _, label in dataset.samples])
+    result = score(logits.argmax(1), labels, classes)
+    return {"top1": result.top1, "per_class": result.per_class, "n_images": result.n,
+            "labelled": True}
+
+
+def _row_warnings(row: dict[str, Any], cfg: BenchConfig) -> list[str]:
+    out = []
+    cv = row.get("cv")
+    if cv is not None and cv > cfg.cv_warn:
+        out.append(f"coefficient of variation {cv:.1%} > {cfg.cv_warn:.0%}: latency is unstable "
+                   "(unlocked clocks or a busy machine; on a Jetson run `sudo nvpmodel -m <mode>` "
+                   "and `sudo jetson_clocks`)")
+    power = row.get("power")
+    if power is not None and power["samples"] < 3:
+        out.append(f"only {power['samples']} power samples in the timed window; raise --duration-s")
+    return out
+
+
+def bench(artifacts: Sequence[str | Path], data: str | Path, config: BenchConfig | None = None,
+          sampler=None) -> dict[str, Any]:
+    """Benchmark ``artifacts`` on ``data``; the report as a JSON-ready dict (schema: README).
+
+    ``sampler`` replaces the automatic power sampler (tegrastats on a Jetson, NVML on a GPU).
+    """
+    from .machine import machine_info
+    from .power import open_sampler
+
+    cfg = config or BenchConfig()
+    if not artifacts:
+        raise SocketEdgeError("bench needs at least one artifact (.pt, .onnx or .engine)")
+    if not cfg.batches or any(int(b) <= 0 for b in cfg.batches):
+        raise SocketEdgeError(f"batch sizes must be positive integers, got {cfg.batches}")
+    from ..data.datasets import require_dir
+
+    require_dir(data, "data folder")  # no row could run without it: one error for all
+    paths = [Path(a) for a in artifacts]
+    machine = machine_info()
+    own_sampler = sampler is None and cfg.power
+    if own_sampler:
+        want_gpu = bool(cfg.device and not cfg.device.startswith("cpu")) or any(
+            p.suffix.lower() in ENGINE_SUFFIXES for p in paths)
+        sampler = open_sampler(cfg.power_interval_ms, want_gpu)
+    cache = _DataCache(Path(data))
+    rows: list[dict[str, Any]] = []
+    warnings: list[str] = _machine_warnings(machine)
+    reference: dict[str, Any] | None = None
+    reference_name = None
+    try:
+        for path in paths:
+            art_rows, preds = _bench_artifact(path, cache, cfg, sampler, warnings)
+            if preds is not None and reference is None:
+                reference, reference_name = preds, path.name
+                if path != paths[0]:
+                    warnings.append(f"the first artifact {paths[0].name} gave no predictions; "
+                                    f"agreement is measured against {path.name}")
+            for r in art_rows:
+                r["agreement"] = _agreement(preds, reference) if r.get("error") is None else None
+                if r.get("error"):
+                    console.info(f"error: {r['error']}")
+            rows.extend({**r, **{k: v for k, v in ROW_DEFAULTS.items() if k not in r}}
+                        for r in art_rows)
+    finally:
+        if own_sampler and sampler is not None:
+            sampler.stop()
+    settings = {k: v for k, v in asdict(cfg).items() if k != "show_progress"}
+    settings.update(
+        data=str(data), timing=cfg.plan.describe(), clock=CLOCK,
+        percentiles="numpy linear interpolation over all timed iterations",
+        reference=reference_name,
+        power_source=getattr(sampler, "source", None),
+        power_note=_power_note(sampler),
+    )
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": machine,
+        "settings": settings,
+        "rows": rows,
+        "warnings": warnings,
+        "errors": sum(1 for r in rows if r.get("error")),
+    }
+
+
+def _machine_warnings(machine: dict[str, Any]) -> list[str]:
+    out = []
+    load, cores = machine.get("load_avg_1m"), machine.get("cores_usable") or machine.get("cores")
+    if load is not None and cores and load > 0.5 * cores:
+        out.append(f"the machine is busy (load average {load:g} on {cores} cores): "
+                   "latency will vary; close other work for stable figures")
+    return out
+
+
+def _agreement(preds: dict | None, reference: dict | None) -> float | None:
+    if preds is None or reference is None or preds["ids"] != reference["ids"]:
+        return None
+    a, b = preds["names"], reference["names"]
+    return float(np.mean([x == y for x, y in zip(a, b, strict=True)])) if a else None
+
+
+def _power_note(sampler) -> str | None:
+    if sampler is None:
+        return None
+    if sampler.source == "tegrastats":
+        return ("board input power (tegrastats, idle included) x mean latency per image; "
+                "every row")
+    return "GPU board power from NVML (CPU and host excluded) x mean latency per image; GPU rows"
