@@ -24,8 +24,18 @@ os.environ.setdefault("SOCKET_EDGE_PROGRESS", "0")
 
 def export(model: Path, out: Path, calib: Path) -> None:
     """FP32 + INT8 ONNX through the CLI (the stable contract of DESIGN.md)."""
-    cmd = [sys.executable, "-m", "socket_edge.cli.main", "export", str(model), "--out", str(out),
-           "--int8", "--calib", str(calib)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "socket_edge.cli.main",
+        "export",
+        str(model),
+        "--out",
+        str(out),
+        "--int8",
+        "--calib",
+        str(calib),
+    ]
     print("$ socket-edge " + " ".join(cmd[3:]), flush=True)
     res = subprocess.run(cmd, capture_output=True, text=True)
     sys.stderr.write(res.stderr)
@@ -71,31 +81,35 @@ def main() -> None:
         export(args.model, onnx, target / "train")
     artifacts = artifacts_of(args.model, onnx)
     batches = [int(b) for b in args.batch.split(",")]
-    cfg = BenchConfig(batches=batches, warmup_s=args.warmup_s, duration_s=args.duration_s,
-                      threads=args.threads)
+    cfg = BenchConfig(
+        batches=batches, warmup_s=args.warmup_s, duration_s=args.duration_s, threads=args.threads
+    )
     doc = bench(artifacts, target / "test", cfg)
     write_json(args.out_dir / "bench_depth.json", doc)
     png = args.out_dir / "bench_depth.png" if args.no_write else HERE / "bench_depth.png"
     plot(doc, png)
-    command = (f"python benchmarks/bench_depth.py --model {args.model} --data {args.data} "
-               f"--batch {args.batch} --warmup-s {args.warmup_s:g} "
-               f"--duration-s {args.duration_s:g}"
-               + (f" --threads {args.threads}" if args.threads else ""))
+    command = (
+        f"python benchmarks/bench_depth.py --model {args.model} --data {args.data} "
+        f"--batch {args.batch} --warmup-s {args.warmup_s:g} "
+        f"--duration-s {args.duration_s:g}" + (f" --threads {args.threads}" if args.threads else "")
+    )
     n_images = next((r.get("n_images") for r in doc["rows"] if r.get("n_images")), "?")
-    text = "\n".join([
-        f"## Bench: the built-in {modality} model on this CPU",
-        "",
-        f"Checkpoint `{args.model.name}`, its FP32 ONNX and INT8 ONNX export(s), on the "
-        f"labelled {modality} target test split ({n_images} images). Every row is "
-        "`socket-edge bench`'s own measurement: " + cfg.plan.describe() + " per artifact and "
-        "batch; top-1 and agreement with the checkpoint over the whole split.",
-        "",
-        to_markdown(doc).rstrip(),
-        "",
-        "![accuracy vs latency](bench_depth.png)",
-        "",
-        f"Command: `{command}` (JSON: `{args.out_dir / 'bench_depth.json'}`)",
-    ])
+    text = "\n".join(
+        [
+            f"## Bench: the built-in {modality} model on this CPU",
+            "",
+            f"Checkpoint `{args.model.name}`, its FP32 ONNX and INT8 ONNX export(s), on the "
+            f"labelled {modality} target test split ({n_images} images). Every row is "
+            "`socket-edge bench`'s own measurement: " + cfg.plan.describe() + " per artifact and "
+            "batch; top-1 and agreement with the checkpoint over the whole split.",
+            "",
+            to_markdown(doc).rstrip(),
+            "",
+            "![accuracy vs latency](bench_depth.png)",
+            "",
+            f"Command: `{command}` (JSON: `{args.out_dir / 'bench_depth.json'}`)",
+        ]
+    )
     print(text)
     if not args.no_write:
         update_section("bench_depth", text)

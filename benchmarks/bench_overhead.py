@@ -43,10 +43,16 @@ def make_model(out_dir: Path, arch: str, size: int) -> Path:
     path = out_dir / f"{arch}-depth-{size}.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(model, torch.rand(1, 1, size, size) * 4000, str(path),
-                          input_names=["input"], output_names=["logits"], opset_version=17,
-                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-                          dynamo=False)
+        torch.onnx.export(
+            model,
+            torch.rand(1, 1, size, size) * 4000,
+            str(path),
+            input_names=["input"],
+            output_names=["logits"],
+            opset_version=17,
+            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+            dynamo=False,
+        )
     write_sidecar(path, make_sidecar(path, "onnx", "fp32", meta))
     return path
 
@@ -72,8 +78,12 @@ def main() -> None:
     ap.add_argument("--arch", default="resnet18")
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--batch", type=int, default=1)
-    ap.add_argument("--threads", type=int, default=1,
-                    help="ONNX Runtime intra-op threads (1: steadier on a shared machine)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="ONNX Runtime intra-op threads (1: steadier on a shared machine)",
+    )
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--iterations", type=int, default=150)
     ap.add_argument("--warmup-s", type=float, default=0.2)
@@ -90,8 +100,9 @@ def main() -> None:
         runner = OnnxRuntimeRunner(path, device="cpu", threads=args.threads)
         info = runner.info
         rng = np.random.default_rng(0)
-        x = (rng.random((args.batch, info.in_channels, info.image_size, info.image_size)) * 4000
-             ).astype(np.float32)
+        x = (
+            rng.random((args.batch, info.in_channels, info.image_size, info.image_size)) * 4000
+        ).astype(np.float32)
         plan = TimingPlan(warmup_s=args.warmup_s, iterations=args.iterations)
         rounds = []
         pooled: dict[str, list[np.ndarray]] = {"bench": [], "bare": []}
@@ -108,8 +119,10 @@ def main() -> None:
                         p50["bare"] = float(np.percentile(times * 1000, 50))
                     pooled[which].append(times)
                 rounds.append((r + 1, "/".join(order), p50["bench"], p50["bare"]))
-                print(f"round {r + 1} ({'/'.join(order)}): bench p50 {p50['bench']:.4f} ms, "
-                      f"bare p50 {p50['bare']:.4f} ms, ratio {p50['bench'] / p50['bare']:.4f}")
+                print(
+                    f"round {r + 1} ({'/'.join(order)}): bench p50 {p50['bench']:.4f} ms, "
+                    f"bare p50 {p50['bare']:.4f} ms, ratio {p50['bench'] / p50['bare']:.4f}"
+                )
     ratios = [b / a for _, _, b, a in rounds]
     pooled_p50 = {k: float(np.percentile(np.concatenate(v) * 1000, 50)) for k, v in pooled.items()}
     pooled_ratio = pooled_p50["bench"] / pooled_p50["bare"]

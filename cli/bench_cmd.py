@@ -11,39 +11,60 @@ from .common import emit_json, examples, parse_int_list
 
 def bench(
     artifacts: list[Path] = typer.Argument(
-        ..., help="Checkpoints (.pt), ONNX models (.onnx, INT8 too) and TensorRT engines "
-        "(.engine), in any mix; the first is the reference for agreement."),
+        ...,
+        help="Checkpoints (.pt), ONNX models (.onnx, INT8 too) and TensorRT engines "
+        "(.engine), in any mix; the first is the reference for agreement.",
+    ),
     data: Path = typer.Option(
-        ..., "--data", help="Target images: labelled DIR/<class>/<image> (top-1 + agreement) "
-        "or a flat folder (agreement only)."),
+        ...,
+        "--data",
+        help="Target images: labelled DIR/<class>/<image> (top-1 + agreement) "
+        "or a flat folder (agreement only).",
+    ),
     batch: str = typer.Option("1", "--batch", help="Batch sizes to time, e.g. 1,8."),
     warmup_s: float = typer.Option(
-        2.0, "--warmup-s", min=0, help="Warm-up seconds before timing each artifact and batch."),
+        2.0, "--warmup-s", min=0, help="Warm-up seconds before timing each artifact and batch."
+    ),
     duration_s: float = typer.Option(
-        10.0, "--duration-s", min=0, help="Seconds of timed runs (at least 10 iterations)."),
+        10.0, "--duration-s", min=0, help="Seconds of timed runs (at least 10 iterations)."
+    ),
     iterations: int = typer.Option(
-        None, "--iterations", min=1, help="Exactly N timed runs instead of --duration-s."),
+        None, "--iterations", min=1, help="Exactly N timed runs instead of --duration-s."
+    ),
     threads: int = typer.Option(
-        None, "--threads", min=1, help="CPU threads for torch / ONNX Runtime (default: theirs)."),
+        None, "--threads", min=1, help="CPU threads for torch / ONNX Runtime (default: theirs)."
+    ),
     device: str = typer.Option(
-        None, "--device", help="cpu (default), cuda[:N] (torch, ONNX Runtime) or tensorrt "
-        "(ONNX Runtime's TensorRT provider)."),
+        None,
+        "--device",
+        help="cpu (default), cuda[:N] (torch, ONNX Runtime) or tensorrt "
+        "(ONNX Runtime's TensorRT provider).",
+    ),
     copies: bool = typer.Option(
-        True, "--copies/--no-copies", help="Engines: include host<->device copies in the timed "
-        "region (default) or time the GPU work only."),
+        True,
+        "--copies/--no-copies",
+        help="Engines: include host<->device copies in the timed "
+        "region (default) or time the GPU work only.",
+    ),
     cuda_graph: bool = typer.Option(
-        False, "--cuda-graph", help="Engines: capture the inference in a CUDA graph, replay it."),
+        False, "--cuda-graph", help="Engines: capture the inference in a CUDA graph, replay it."
+    ),
     accuracy: bool = typer.Option(
-        True, "--accuracy/--no-accuracy", help="Run the whole data set for top-1 and agreement."),
+        True, "--accuracy/--no-accuracy", help="Run the whole data set for top-1 and agreement."
+    ),
     power: bool = typer.Option(
-        True, "--power/--no-power", help="Sample power (tegrastats on a Jetson, NVML on an "
-        "NVIDIA GPU) for energy per image."),
+        True,
+        "--power/--no-power",
+        help="Sample power (tegrastats on a Jetson, NVML on an NVIDIA GPU) for energy per image.",
+    ),
     cv_warn: float = typer.Option(
-        0.05, "--cv-warn", min=0, help="Warn when latency's coefficient of variation exceeds it."),
+        0.05, "--cv-warn", min=0, help="Warn when latency's coefficient of variation exceeds it."
+    ),
     json_out: Path = typer.Option(None, "--json", help="Write the report as JSON ('-' = stdout)."),
     md_out: Path = typer.Option(None, "--md", help="Write the table as Markdown."),
     plot_out: Path = typer.Option(
-        None, "--plot", help="Write accuracy vs latency as PNG (needs matplotlib: extra 'plot')."),
+        None, "--plot", help="Write accuracy vs latency as PNG (needs matplotlib: extra 'plot')."
+    ),
 ) -> None:
     """Latency (min/mean/p50/p90/p99/max, images/s, CV), top-1, per-class accuracy, agreement with
     the first artifact, peak memory and (on a Jetson or NVIDIA GPU) energy per image.
@@ -64,10 +85,19 @@ def bench(
 
         if importlib.util.find_spec("matplotlib") is None:
             raise SocketEdgeError("--plot needs matplotlib: pip install 'socket-edge[plot]'")
-    cfg = BenchConfig(batches=parse_int_list(batch, "--batch"), warmup_s=warmup_s,
-                      duration_s=duration_s, iterations=iterations, threads=threads,
-                      device=device, include_copies=copies, cuda_graph=cuda_graph,
-                      accuracy=accuracy, power=power, cv_warn=cv_warn)
+    cfg = BenchConfig(
+        batches=parse_int_list(batch, "--batch"),
+        warmup_s=warmup_s,
+        duration_s=duration_s,
+        iterations=iterations,
+        threads=threads,
+        device=device,
+        include_copies=copies,
+        cuda_graph=cuda_graph,
+        accuracy=accuracy,
+        power=power,
+        cv_warn=cv_warn,
+    )
     doc = run(artifacts, data, cfg)
     to_stdout = str(json_out) == "-"
     print_table(doc, Console(stderr=to_stdout))

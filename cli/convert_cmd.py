@@ -23,12 +23,14 @@ convert_app = typer.Typer(
 
 # Options every dataset shares (Typer reads them from each command's signature).
 TASK = typer.Option(
-    None, "--task-classes",
+    None,
+    "--task-classes",
     help="Comma-separated task classes (default: the dataset's rule; the other classes become "
     "task-irrelevant).",
 )
 TI = typer.Option(
-    None, "--ti-classes",
+    None,
+    "--ti-classes",
     help="Comma-separated task-irrelevant classes, whose RGB + target pairs go to DST/paired "
     "('' for none).",
 )
@@ -38,7 +40,9 @@ TEST_FRACTION = typer.Option(
 )
 SEED = typer.Option(0, "--seed", help="Seed of the train/test split (and of --max-per-class).")
 SHORT_SIDE = typer.Option(
-    None, "--short-side", min=8,
+    None,
+    "--short-side",
+    min=8,
     help="Downscale so the shorter side is this many pixels (depth: nearest neighbour).",
 )
 MAX_PER_CLASS = typer.Option(
@@ -51,15 +55,29 @@ JSON_OUT = typer.Option(
 )
 
 
-def _options(task: str | None, ti: str | None, exclude: str | None, test_fraction: float,
-             seed: int, short_side: int | None, max_per_class: int | None, force: bool,
-             workers: int):
+def _options(
+    task: str | None,
+    ti: str | None,
+    exclude: str | None,
+    test_fraction: float,
+    seed: int,
+    short_side: int | None,
+    max_per_class: int | None,
+    force: bool,
+    workers: int,
+):
     from socket_edge.convert import ConvertOptions, parse_class_list
 
     return ConvertOptions(
-        task_classes=parse_class_list(task), ti_classes=parse_class_list(ti),
-        exclude_classes=parse_class_list(exclude) or (), test_fraction=test_fraction, seed=seed,
-        short_side=short_side, max_per_class=max_per_class, force=force, workers=workers,
+        task_classes=parse_class_list(task),
+        ti_classes=parse_class_list(ti),
+        exclude_classes=parse_class_list(exclude) or (),
+        test_fraction=test_fraction,
+        seed=seed,
+        short_side=short_side,
+        max_per_class=max_per_class,
+        force=force,
+        workers=workers,
     )
 
 
@@ -86,23 +104,33 @@ def sunrgbd(
     src: Path = typer.Argument(..., help="The SUNRGBD folder (or the folder holding it)."),
     dst: Path = typer.Argument(..., help="Output folder (new or empty)."),
     sensor: str = typer.Option(
-        None, "--sensor",
+        None,
+        "--sensor",
         help="Sensors whose task-class frames are converted, e.g. kv2 or kv1,xtion (default: all; "
         "TI pairs always come from every sensor).",
     ),
     depth: str = typer.Option("raw", "--depth", help="raw (depth/) or filled (depth_bfx/)."),
     split: Path = typer.Option(
-        None, "--split",
+        None,
+        "--split",
         help="Official split: the toolbox's allsplit.mat (needs scipy) or text lines "
         "'train|test <scene path>'.",
     ),
     max_depth_mm: int = typer.Option(
-        8000, "--max-depth-mm", min=0,
+        8000,
+        "--max-depth-mm",
+        min=0,
         help="Clip decoded depth here, as the SUN RGB-D toolbox does (0 = no clip).",
     ),
-    task_classes: str = TASK, ti_classes: str = TI, exclude_classes: str = EXCLUDE,
-    test_fraction: float = TEST_FRACTION, seed: int = SEED, short_side: int = SHORT_SIDE,
-    max_per_class: int = MAX_PER_CLASS, force: bool = FORCE, workers: int = WORKERS,
+    task_classes: str = TASK,
+    ti_classes: str = TI,
+    exclude_classes: str = EXCLUDE,
+    test_fraction: float = TEST_FRACTION,
+    seed: int = SEED,
+    short_side: int = SHORT_SIDE,
+    max_per_class: int = MAX_PER_CLASS,
+    force: bool = FORCE,
+    workers: int = WORKERS,
     json_out: Path = JSON_OUT,
 ) -> None:
     """SUN RGB-D (kv1, kv2, realsense, xtion scene folders with image/, depth/, scene.txt) -> depth.
@@ -114,10 +142,27 @@ def sunrgbd(
     from socket_edge.convert import convert
 
     sensors = tuple(s.strip() for s in sensor.split(",") if s.strip()) if sensor else None
-    opts = _options(task_classes, ti_classes, exclude_classes, test_fraction, seed, short_side,
-                    max_per_class, force, workers)
-    summary = convert("sunrgbd", src, dst, opts, sensors=sensors, depth=depth, split=split,
-                      max_depth_mm=max_depth_mm or None)
+    opts = _options(
+        task_classes,
+        ti_classes,
+        exclude_classes,
+        test_fraction,
+        seed,
+        short_side,
+        max_per_class,
+        force,
+        workers,
+    )
+    summary = convert(
+        "sunrgbd",
+        src,
+        dst,
+        opts,
+        sensors=sensors,
+        depth=depth,
+        split=split,
+        max_depth_mm=max_depth_mm or None,
+    )
     _report(summary, dst, json_out)
 
 
@@ -128,13 +173,20 @@ def nyuv2(
         "raw", "--depth", help="raw (rawDepths, 0 = no reading) or filled (depths)."
     ),
     split: Path = typer.Option(
-        None, "--split",
+        None,
+        "--split",
         help="Official split: splits.mat (trainNdxs/testNdxs) or text lines "
         "'train|test <frame number>'.",
     ),
-    task_classes: str = TASK, ti_classes: str = TI, exclude_classes: str = EXCLUDE,
-    test_fraction: float = TEST_FRACTION, seed: int = SEED, short_side: int = SHORT_SIDE,
-    max_per_class: int = MAX_PER_CLASS, force: bool = FORCE, workers: int = WORKERS,
+    task_classes: str = TASK,
+    ti_classes: str = TI,
+    exclude_classes: str = EXCLUDE,
+    test_fraction: float = TEST_FRACTION,
+    seed: int = SEED,
+    short_side: int = SHORT_SIDE,
+    max_per_class: int = MAX_PER_CLASS,
+    force: bool = FORCE,
+    workers: int = WORKERS,
     json_out: Path = JSON_OUT,
 ) -> None:
     """NYU Depth v2 labelled set (MATLAB v7.3 .mat, read with h5py) -> depth in millimetres.
@@ -144,8 +196,17 @@ def nyuv2(
     """
     from socket_edge.convert import convert
 
-    opts = _options(task_classes, ti_classes, exclude_classes, test_fraction, seed, short_side,
-                    max_per_class, force, workers)
+    opts = _options(
+        task_classes,
+        ti_classes,
+        exclude_classes,
+        test_fraction,
+        seed,
+        short_side,
+        max_per_class,
+        force,
+        workers,
+    )
     summary = convert("nyuv2", src, dst, opts, depth=depth, split=split)
     _report(summary, dst, json_out)
 
@@ -154,9 +215,15 @@ def diml(
     src: Path = typer.Argument(..., help="The DIML indoor folder holding train/ and test/."),
     dst: Path = typer.Argument(..., help="Output folder (new or empty)."),
     resolution: str = typer.Option("LR", "--resolution", help="HR or LR."),
-    task_classes: str = TASK, ti_classes: str = TI, exclude_classes: str = EXCLUDE,
-    test_fraction: float = TEST_FRACTION, seed: int = SEED, short_side: int = SHORT_SIDE,
-    max_per_class: int = MAX_PER_CLASS, force: bool = FORCE, workers: int = WORKERS,
+    task_classes: str = TASK,
+    ti_classes: str = TI,
+    exclude_classes: str = EXCLUDE,
+    test_fraction: float = TEST_FRACTION,
+    seed: int = SEED,
+    short_side: int = SHORT_SIDE,
+    max_per_class: int = MAX_PER_CLASS,
+    force: bool = FORCE,
+    workers: int = WORKERS,
     json_out: Path = JSON_OUT,
 ) -> None:
     """DIML RGB-D indoor ({train,test}/{HR,LR}/<class>/color + depth_filled) -> depth.
@@ -166,8 +233,17 @@ def diml(
     """
     from socket_edge.convert import convert
 
-    opts = _options(task_classes, ti_classes, exclude_classes, test_fraction, seed, short_side,
-                    max_per_class, force, workers)
+    opts = _options(
+        task_classes,
+        ti_classes,
+        exclude_classes,
+        test_fraction,
+        seed,
+        short_side,
+        max_per_class,
+        force,
+        workers,
+    )
     summary = convert("diml", src, dst, opts, resolution=resolution)
     _report(summary, dst, json_out)
 
@@ -175,9 +251,15 @@ def diml(
 def rgbnir(
     src: Path = typer.Argument(..., help="The nirscene1 folder (nine category folders)."),
     dst: Path = typer.Argument(..., help="Output folder (new or empty)."),
-    task_classes: str = TASK, ti_classes: str = TI, exclude_classes: str = EXCLUDE,
-    test_fraction: float = TEST_FRACTION, seed: int = SEED, short_side: int = SHORT_SIDE,
-    max_per_class: int = MAX_PER_CLASS, force: bool = FORCE, workers: int = WORKERS,
+    task_classes: str = TASK,
+    ti_classes: str = TI,
+    exclude_classes: str = EXCLUDE,
+    test_fraction: float = TEST_FRACTION,
+    seed: int = SEED,
+    short_side: int = SHORT_SIDE,
+    max_per_class: int = MAX_PER_CLASS,
+    force: bool = FORCE,
+    workers: int = WORKERS,
     json_out: Path = JSON_OUT,
 ) -> None:
     """EPFL RGB-NIR scene dataset (<category>/NNNN_rgb.tiff + NNNN_nir.tiff) -> ir.
@@ -187,35 +269,52 @@ def rgbnir(
     """
     from socket_edge.convert import convert
 
-    opts = _options(task_classes, ti_classes, exclude_classes, test_fraction, seed, short_side,
-                    max_per_class, force, workers)
+    opts = _options(
+        task_classes,
+        ti_classes,
+        exclude_classes,
+        test_fraction,
+        seed,
+        short_side,
+        max_per_class,
+        force,
+        workers,
+    )
     summary = convert("rgbnir", src, dst, opts)
     _report(summary, dst, json_out)
 
 
 def register(app: typer.Typer) -> None:
-    convert_app.command(epilog=examples(
-        "socket-edge convert sunrgbd ~/data/SUNRGBD data/sun --sensor kv2 --short-side 256",
-        "socket-edge convert sunrgbd ~/data/SUNRGBD data/sun "
-        "--split ~/data/SUNRGBDtoolbox/traintestSUNRGBD/allsplit.mat",
-        "socket-edge adapt --source src.pt --target data/sun/target/train "
-        "--paired data/sun/paired --modality depth --out depth.pt",
-    ))(sunrgbd)
-    convert_app.command(epilog=examples(
-        "socket-edge convert nyuv2 ~/data/nyu_depth_v2_labeled.mat data/nyu",
-        "socket-edge convert nyuv2 ~/data/nyu_depth_v2_labeled.mat data/nyu --split splits.mat "
-        "--depth filled",
-    ))(nyuv2)
-    convert_app.command(epilog=examples(
-        "socket-edge convert diml ~/data/DIML/indoor data/diml --ti-classes warehouse,church",
-        "socket-edge convert diml ~/data/DIML/indoor data/diml --resolution HR --short-side 256",
-    ))(diml)
-    convert_app.command(epilog=examples(
-        "socket-edge convert rgbnir ~/data/nirscene1 data/nir",
-        "socket-edge convert rgbnir ~/data/nirscene1 data/nir --ti-classes indoor,water --seed 1",
-        "socket-edge adapt --source src.pt --target data/nir/target/train "
-        "--paired data/nir/paired --modality ir --out nir.pt",
-    ))(rgbnir)
+    convert_app.command(
+        epilog=examples(
+            "socket-edge convert sunrgbd ~/data/SUNRGBD data/sun --sensor kv2 --short-side 256",
+            "socket-edge convert sunrgbd ~/data/SUNRGBD data/sun "
+            "--split ~/data/SUNRGBDtoolbox/traintestSUNRGBD/allsplit.mat",
+            "socket-edge adapt --source src.pt --target data/sun/target/train "
+            "--paired data/sun/paired --modality depth --out depth.pt",
+        )
+    )(sunrgbd)
+    convert_app.command(
+        epilog=examples(
+            "socket-edge convert nyuv2 ~/data/nyu_depth_v2_labeled.mat data/nyu",
+            "socket-edge convert nyuv2 ~/data/nyu_depth_v2_labeled.mat data/nyu --split splits.mat "
+            "--depth filled",
+        )
+    )(nyuv2)
+    convert_app.command(
+        epilog=examples(
+            "socket-edge convert diml ~/data/DIML/indoor data/diml --ti-classes warehouse,church",
+            "socket-edge convert diml ~/data/DIML/indoor data/diml --resolution HR --short-side 256",
+        )
+    )(diml)
+    convert_app.command(
+        epilog=examples(
+            "socket-edge convert rgbnir ~/data/nirscene1 data/nir",
+            "socket-edge convert rgbnir ~/data/nirscene1 data/nir --ti-classes indoor,water --seed 1",
+            "socket-edge adapt --source src.pt --target data/nir/target/train "
+            "--paired data/nir/paired --modality ir --out nir.pt",
+        )
+    )(rgbnir)
     app.add_typer(
         convert_app,
         name="convert",

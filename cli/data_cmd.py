@@ -11,16 +11,19 @@ from .common import examples
 
 def synth(
     out_dir: Path = typer.Argument(..., help="Folder to write the benchmark into (created)."),
-    size: int = typer.Option(64, "--size", min=16, help="Image side in pixels."),
+    size: int = typer.Option(None, "--size", min=16, help="Image side in pixels (64)."),
     per_class: int = typer.Option(
-        600,
+        None,
         "--per-class",
         min=2,
-        help="RGB training images per task class; target train gets half, val/test/TI pairs a quarter.",
+        help="RGB training images per task class (600); target train gets half, val/test/TI pairs a quarter.",
     ),
-    seed: int = typer.Option(0, "--seed", help="Seed; the same seed gives the same files."),
+    seed: int = typer.Option(None, "--seed", help="Seed (0); the same seed gives the same files."),
     workers: int = typer.Option(
         0, "--workers", min=0, help="Render processes (0 = all CPU cores)."
+    ),
+    config: Path = typer.Option(
+        None, "--config", help="Pipeline TOML; its [synth] table sets defaults."
     ),
 ) -> None:
     """Write the built-in paired RGB / depth / IR benchmark (procedural 3-D shapes).
@@ -29,10 +32,14 @@ def synth(
     only geometry carries over between modalities. Writes DIR/source_rgb/{train,val},
     DIR/{depth,ir}/target/{train,test} and DIR/{depth,ir}/paired/{rgb,depth|ir}.
     """
+    from socket_edge.config import merge, section
     from socket_edge.data.synth import SynthConfig
     from socket_edge.data.synth import synth as run
 
-    manifest = run(out_dir, SynthConfig(size=size, per_class=per_class, seed=seed), workers or None)
+    settings = merge(
+        section(config, "synth", SynthConfig), size=size, per_class=per_class, seed=seed
+    )
+    manifest = run(out_dir, SynthConfig(**settings), workers or None)
     counts = manifest["counts"]
     typer.echo(
         f"wrote {out_dir}: {len(manifest['task_classes'])} task classes "

@@ -1,9 +1,141 @@
-"""Commands of this group are added as the library grows."""
+"""`socket-edge export`: ONNX with a parity check, INT8 calibration, TensorRT engines."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from .common import emit_json, examples, parse_int_list
+
+
+def export(
+    model: Path = typer.Argument(
+        ..., help="A checkpoint (.pt) to export, or an exported .onnx (with sidecar) for --trt."
+    ),
+    out: Path = typer.Option(
+        None, "--out", "-o", help="ONNX model to write (model.onnx); sidecar model.json beside it."
+    ),
+    opset: int = typer.Option(17, "--opset", help="ONNX opset (13-20; TensorRT 8.5 reads <= 17)."),
+    batch: str = typer.Option(
+        "1,8,32", "--batch", help="Batch sizes: parity runs each; TensorRT's profile min,opt,max."
+    ),
+    no_verify: bool = typer.Option(
+        False, "--no-verify", help="Skip the ONNX Runtime vs torch parity check."
+    ),
+    verify_data: Path = typer.Option(
+        None,
+        "--verify-data",
+        help="Target images for the parity check and the INT8 gate (class subfolders give labels).",
+    ),
+    int8: bool = typer.Option(
+        False, "--int8", help="Calibrate INT8 (with --calib); with --trt: build an INT8 engine."
+    ),
+    calib: Path = typer.Option(
+        None, "--calib", help="Unlabelled target images to calibrate on (flat or in subfolders)."
+    ),
+    calib_size: int = typer.Option(512, "--calib-size", min=1, help="Images to calibrate on."),
+    calib_method: str = typer.Option(
+        "entropy", "--calib-method", help="entropy | percentile | minmax."
+    ),
+    holdout: int = typer.Option(
+        256, "--holdout", min=0, help="Held-back images the INT8 accuracy gate scores."
+    ),
+    max_drop: float = typer.Option(
+        1.0, "--max-drop", help="INT8 accuracy budget in points; layers go back to float past it."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the calibration draw."),
+    trt: bool = typer.Option(False, "--trt", help="Build a TensorRT engine (on the device)."),
+    fp16: bool = typer.Option(False, "--fp16", help="Engine: allow FP16 kernels."),
+    int8_mode: str = typer.Option(
+        "auto",
+        "--int8-mode",
+        help="Engine INT8 path: explicit (Q/DQ model.int8.onnx), implicit (calibrator + "
+        "model.calib.cache; TensorRT <= 10), auto (explicit from TensorRT 10 unless DLA).",
+    ),
+    dla_core: int = typer.Option(None, "--dla-core", min=0, help="Engine: run on DLA core N."),
+    workspace: int = typer.Option(None, "--workspace", min=1, help="Engine: workspace limit, MiB."),
+    timing_cache: Path = typer.Option(
+        None, "--timing-cache", help="Engine: timing cache file to reuse and update."
+    ),
+    engine: Path = typer.Option(
+        None, "--engine", help="Engine file (default: model.<precision>.engine beside the ONNX)."
+    ),
+    json_out: Path = typer.Option(
+        None, "--json", help="Write what was done as JSON ('-' = stdout)."
+    ),
+) -> None:
+    """Export a checkpoint to ONNX, calibrate INT8 on target images, build TensorRT engines.
+
+    The ONNX graph takes the robot's raw map (depth in mm, IR as stored) and encodes it itself.
+
+    --int8 --calib DIR also writes model.int8.onnx (Q/DQ, for TensorRT), model.int8-cpu.onnx
+    (ONNX Runtime on CPUs) and model.calib.cache (TensorRT's implicit INT8), from one set of ranges.
+
+    Layers go back to float until INT8 is within --max-drop points of FP32.
+
+    --trt builds an engine where TensorRT is installed (on the device that will run it).
+    """
+    from socket_edge.errors import SocketEdgeError
+    from socket_edge.export.pipeline import ExportOptions
+    from socket_edge.export.pipeline import export as run
+
+    if calib_method not in ("entropy", "percentile", "minmax"):
+        raise SocketEdgeError(
+            f"--calib-method must be entropy, percentile or minmax, got {calib_method!r}"
+        )
+    options = ExportOptions(
+        opset=opset,
+        batch=tuple(parse_int_list(batch, "--batch")),
+        verify=not no_verify,
+        verify_data=verify_data,
+        int8=int8,
+        calib=calib,
+        calib_size=calib_size,
+        calib_method=calib_method,
+        holdout=holdout,
+        max_drop=max_drop,
+        seed=seed,
+        trt=trt,
+        fp16=fp16,
+        int8_mode=int8_mode,
+        dla_core=dla_core,
+        workspace_mib=workspace,
+        timing_cache=timing_cache,
+        engine=engine,
+    )
+    result = run(model, out, options)
+    to_stderr = str(json_out) == "-"  # keep stdout pure JSON
+    for path in result.written:
+        if path.suffix != ".json":
+            typer.echo(f"wrote {path}", err=to_stderr)
+    if result.int8:
+        g = result.int8["gate"]
+        kind = "top-1 drop" if g["images"]["labelled"] else "disagreement with FP32"
+        kept = g["float_layers"]
+        typer.echo(
+            f"INT8 {kind}: {g['drop_points']:.2f} points on {g['images']['n']} images "
+            f"(budget {g['max_drop']:g})" + (f"; kept in float: {', '.join(kept)}" if kept else ""),
+            err=to_stderr,
+        )
+    for doc in result.engines:
+        t = doc["tensorrt"]
+        typer.echo(
+            f"wrote {doc['artifact']} (TensorRT {t['version']}, compute capability "
+            f"{t['compute_capability']}, {doc['precision']})",
+            err=to_stderr,
+        )
+    emit_json(result.to_dict(), json_out)
 
 
 def register(app: typer.Typer) -> None:
-    return None
+    app.command(
+        epilog=examples(
+            "socket-edge export depth.pt --out model.onnx",
+            "socket-edge export depth.pt --out model.onnx --int8 --calib synth/depth/target/train",
+            "socket-edge export depth.pt -o model.onnx --int8 --calib DIR --verify-data TEST "
+            "--max-drop 0.5",
+            "socket-edge export model.onnx --trt --fp16 --int8 --timing-cache trt.cache",
+            "socket-edge export model.onnx --trt --int8 --int8-mode implicit --dla-core 0",
+        ),
+    )(export)

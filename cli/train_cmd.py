@@ -14,30 +14,41 @@ def train_source(
     out: Path = typer.Option(..., "--out", "-o", help="Checkpoint to write (.pt)."),
     val: Path = typer.Option(None, "--val", help="Labelled validation folder, scored each epoch."),
     arch: str = typer.Option(
-        "resnet18",
+        None,
         "--arch",
-        help="resnet18|resnet34|resnet50|mobilenet_v3_small|mobilenet_v3_large|efficientnet_b0",
+        help="resnet18 (default), resnet34, resnet50, mobilenet_v3_small, mobilenet_v3_large, efficientnet_b0.",
     ),
-    image_size: int = typer.Option(64, "--image-size", min=16, help="Input side in pixels."),
-    epochs: int = typer.Option(12, "--epochs", min=1),
-    batch_size: int = typer.Option(64, "--batch-size", min=2),
-    lr: float = typer.Option(0.05, "--lr", help="Peak SGD learning rate (warm-up, then cosine)."),
-    seed: int = typer.Option(0, "--seed"),
+    image_size: int = typer.Option(None, "--image-size", min=16, help="Input side in pixels (64)."),
+    epochs: int = typer.Option(None, "--epochs", min=1, help="Epochs (16)."),
+    batch_size: int = typer.Option(None, "--batch-size", min=2, help="Images per step (64)."),
+    lr: float = typer.Option(
+        None, "--lr", help="Peak SGD learning rate, warm-up then cosine (0.05)."
+    ),
+    seed: int = typer.Option(None, "--seed", help="Seed (0); CPU runs are deterministic."),
     device: str = typer.Option(
         None, "--device", help="cpu, cuda or cuda:N (default: cuda if present)."
     ),
     weights: Path = typer.Option(
         None, "--weights", help="Local torchvision ImageNet weights to start from."
     ),
+    config: Path = typer.Option(
+        None, "--config", help="Pipeline TOML; its [train] table sets defaults, flags override."
+    ),
     resume: bool = typer.Option(
         False, "--resume", help="Continue from the last epoch's state file."
     ),
-    workers: int = typer.Option(0, "--workers", min=0, help="Data-loading processes."),
+    workers: int = typer.Option(None, "--workers", min=0, help="Data-loading processes (0)."),
 ) -> None:
-    """Train an RGB source model: torchvision backbone + bottleneck + weight-normalised classifier."""
+    """Train an RGB source model: torchvision backbone + bottleneck + weight-normalised classifier.
+
+    SGD with Nesterov momentum and label smoothing 0.1; a state file each epoch lets a killed run
+    continue with --resume; per-epoch figures go to OUT.log.jsonl.
+    """
+    from socket_edge.config import merge, section
     from socket_edge.train import TrainConfig, train_supervised
 
-    cfg = TrainConfig(
+    settings = merge(
+        section(config, "train", TrainConfig),
         arch=arch,
         image_size=image_size,
         epochs=epochs,
@@ -48,7 +59,7 @@ def train_source(
         workers=workers,
     )
     result = train_supervised(
-        data, out, cfg, modality="rgb", val=val, weights=weights, resume=resume
+        data, out, TrainConfig(**settings), modality="rgb", val=val, weights=weights, resume=resume
     )
     last = result["history"][-1] if result["history"] else {}
     val_txt = f", val top-1 {last['val_acc']:.3f}" if "val_acc" in last else ""

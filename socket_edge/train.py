@@ -32,7 +32,7 @@ from .training import (
 class TrainConfig:
     arch: str = "resnet18"
     image_size: int = 64
-    epochs: int = 12
+    epochs: int = 16
     batch_size: int = 64
     lr: float = 0.05
     weight_decay: float = 5e-4

@@ -241,7 +241,7 @@ def test_config_file_and_flag_override(tmp_path):
     cfg_file.write_text("[adapt]\nepoch = 3\n")
     from socket_edge.errors import SocketEdgeError
 
-    with pytest.raises(SocketEdgeError, match=r"unknown adapt settings \['epoch'\]"):
+    with pytest.raises(SocketEdgeError, match=r"\[adapt\] has unknown settings \['epoch'\]"):
         load_config(cfg_file)
 
 

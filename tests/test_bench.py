@@ -33,9 +33,16 @@ def depth_onnx(depth_ckpt, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("onnx") / "depth.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter's notice
-        torch.onnx.export(model, torch.zeros(1, 1, 64, 64), str(path), input_names=["input"],
-                          output_names=["logits"], opset_version=17, dynamo=False,
-                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+        torch.onnx.export(
+            model,
+            torch.zeros(1, 1, 64, 64),
+            str(path),
+            input_names=["input"],
+            output_names=["logits"],
+            opset_version=17,
+            dynamo=False,
+            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+        )
     write_sidecar(path, make_sidecar(path, "onnx", "fp32", meta))
     return path
 
@@ -51,8 +58,11 @@ def test_rows_hold_latency_accuracy_and_agreement(depth_ckpt, depth_onnx, test_d
     doc = bench([depth_ckpt, depth_onnx], test_dir, BenchConfig(batches=[1, 3], **FAST))
     assert doc["errors"] == 0
     assert [(r["name"], r["batch"]) for r in doc["rows"]] == [
-        ("depth-source-only.pt", 1), ("depth-source-only.pt", 3), ("depth.onnx", 1),
-        ("depth.onnx", 3)]
+        ("depth-source-only.pt", 1),
+        ("depth-source-only.pt", 3),
+        ("depth.onnx", 1),
+        ("depth.onnx", 3),
+    ]
     expected = evaluate_artifact(depth_ckpt, test_dir, show_progress=False)
     for row in doc["rows"]:
         lat = row["latency_ms"]
@@ -77,7 +87,8 @@ def test_rows_hold_latency_accuracy_and_agreement(depth_ckpt, depth_onnx, test_d
 
 
 def test_bad_artifacts_get_one_error_row_each_and_the_rest_still_run(
-        depth_onnx, source_ckpt, test_dir, tmp_path):
+    depth_onnx, source_ckpt, test_dir, tmp_path
+):
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"\x00not an onnx model" * 10)
     shutil.copy(depth_onnx.with_suffix(".json"), garbage.with_suffix(".json"))
@@ -153,8 +164,9 @@ class FakeEngine(Runner):
         super().__init__(path)
 
     def load_info(self) -> ArtifactInfo:
-        return ArtifactInfo(self.path, "engine", list(self.classes), "depth", 64, {}, {},
-                            precision="int8")
+        return ArtifactInfo(
+            self.path, "engine", list(self.classes), "depth", 64, {}, {}, precision="int8"
+        )
 
     def activate_impl(self) -> None:
         pass
@@ -180,8 +192,9 @@ def fake_tegrastats(line: str, period_s: float) -> list[str]:
     """A command printing one tegrastats line over and over, as `tegrastats --interval` does."""
     import sys
 
-    script = (f"import time\nwhile True:\n    print({line!r}, flush=True)\n"
-              f"    time.sleep({period_s})\n")
+    script = (
+        f"import time\nwhile True:\n    print({line!r}, flush=True)\n    time.sleep({period_s})\n"
+    )
     return [sys.executable, "-u", "-c", script]
 
 
@@ -204,8 +217,15 @@ def test_engine_options_and_energy_from_tegrastats(depth_ckpt, test_dir, tmp_pat
     sampler = TegraPower(20, command=fake_tegrastats(ORIN_LINE, 0.01)).start()
     try:
         time.sleep(0.2)  # let the fake tegrastats start printing
-        cfg = BenchConfig(batches=[2], warmup_s=0.0, duration_s=0.4, min_iterations=5,
-                          include_copies=False, cuda_graph=True, show_progress=False)
+        cfg = BenchConfig(
+            batches=[2],
+            warmup_s=0.0,
+            duration_s=0.4,
+            min_iterations=5,
+            include_copies=False,
+            cuda_graph=True,
+            show_progress=False,
+        )
         doc = bench([engine], test_dir, cfg, sampler=sampler)
     finally:
         sampler.stop()
@@ -230,8 +250,9 @@ def test_engine_options_and_energy_from_tegrastats(depth_ckpt, test_dir, tmp_pat
 def test_markdown_and_plot(depth_ckpt, depth_onnx, test_dir, tmp_path, monkeypatch):
     import sys
 
-    doc = bench([depth_ckpt, depth_onnx, tmp_path / "nope.pt"], test_dir,
-                BenchConfig(batches=[1], **FAST))
+    doc = bench(
+        [depth_ckpt, depth_onnx, tmp_path / "nope.pt"], test_dir, BenchConfig(batches=[1], **FAST)
+    )
     md = to_markdown(doc)
     assert "| artifact | backend | precision | device | batch | p50 ms |" in md
     assert md.count("\n| depth") == 2
@@ -246,20 +267,45 @@ def test_markdown_and_plot(depth_ckpt, depth_onnx, test_dir, tmp_path, monkeypat
 
 
 def test_cli_writes_json_markdown_and_plot_and_fails_on_a_bad_row(
-        cli, depth_ckpt, depth_onnx, test_dir, tmp_path):
+    cli, depth_ckpt, depth_onnx, test_dir, tmp_path
+):
     out = tmp_path / "out"
-    res = cli("bench", str(depth_ckpt), str(depth_onnx), str(tmp_path / "missing.engine"),
-              "--data", str(test_dir), "--batch", "1,2", "--warmup-s", "0", "--iterations", "3",
-              "--json", str(out / "b.json"), "--md", str(out / "b.md"), "--plot",
-              str(out / "b.png"))
+    res = cli(
+        "bench",
+        str(depth_ckpt),
+        str(depth_onnx),
+        str(tmp_path / "missing.engine"),
+        "--data",
+        str(test_dir),
+        "--batch",
+        "1,2",
+        "--warmup-s",
+        "0",
+        "--iterations",
+        "3",
+        "--json",
+        str(out / "b.json"),
+        "--md",
+        str(out / "b.md"),
+        "--plot",
+        str(out / "b.png"),
+    )
     assert res.returncode == 2, res.stderr
     assert "Traceback" not in res.stderr
     assert f"error: {tmp_path / 'missing.engine'}: no such file" in res.stderr
     doc = json.loads((out / "b.json").read_text())
     assert len(doc["rows"]) == 5 and doc["errors"] == 1
     for row in doc["rows"][:4]:
-        for key in ("artifact", "backend", "precision", "batch", "latency_ms", "throughput_ips",
-                    "top1", "agreement"):
+        for key in (
+            "artifact",
+            "backend",
+            "precision",
+            "batch",
+            "latency_ms",
+            "throughput_ips",
+            "top1",
+            "agreement",
+        ):
             assert key in row
         assert set(row["latency_ms"]) >= LATENCY_KEYS
     assert {"machine", "settings", "rows"} <= set(doc)

@@ -60,12 +60,18 @@ def test_iterations_are_exact_and_warm_up_runs_first(tmp_path):
 
 def test_duration_mode_runs_at_least_the_minimum(tmp_path):
     with CountingRunner(tmp_path / "m.onnx") as runner:
-        times = measure(runner, np.zeros((1, 1, 8, 8)),
-                        TimingPlan(warmup_s=0.05, duration_s=0.0, min_iterations=12))
+        times = measure(
+            runner,
+            np.zeros((1, 1, 8, 8)),
+            TimingPlan(warmup_s=0.05, duration_s=0.0, min_iterations=12),
+        )
         assert len(times) == 12
         assert runner.calls > 12  # warm-up calls ran for 50 ms before
-        times = measure(runner, np.zeros((1, 1, 8, 8)),
-                        TimingPlan(warmup_s=0.0, duration_s=0.05, min_iterations=1))
+        times = measure(
+            runner,
+            np.zeros((1, 1, 8, 8)),
+            TimingPlan(warmup_s=0.0, duration_s=0.05, min_iterations=1),
+        )
         assert times.size > 1
 
 

@@ -97,8 +97,11 @@ def test_orin_line_fields():
     assert s.engines["VIC_FREQ"] == {"mhz": 115}
     assert s.temps["CPU"] == pytest.approx(46.343)
     assert "CV0" not in s.temps  # -256C: sensor off
-    assert s.rails == {"VDD_IN": (5292, 5292), "VDD_CPU_GPU_CV": (771, 771),
-                       "VDD_SOC": (1505, 1505)}
+    assert s.rails == {
+        "VDD_IN": (5292, 5292),
+        "VDD_CPU_GPU_CV": (771, 771),
+        "VDD_SOC": (1505, 1505),
+    }
 
 
 def test_orin_jetpack6_line_fields():
@@ -112,8 +115,14 @@ def test_orin_jetpack6_line_fields():
 
 def test_xavier_rails_without_units_are_not_confused_with_temperatures_or_memory():
     s = parse_line(AGX_XAVIER_JP4)
-    assert s.rails == {"GPU": (0, 0), "CPU": (311, 311), "SOC": (1244, 1244), "CV": (0, 0),
-                       "VDDRQ": (155, 155), "SYS5V": (1784, 1784)}
+    assert s.rails == {
+        "GPU": (0, 0),
+        "CPU": (311, 311),
+        "SOC": (1244, 1244),
+        "CV": (0, 0),
+        "VDDRQ": (155, 155),
+        "SYS5V": (1784, 1784),
+    }
     assert s.temps["GPU"] == 37.5 and s.temps["Tboard"] == 37.0
     assert s.engines["GR3D_FREQ"] == {"load": 0, "mhz": 318}
     assert s.cpu_load[:4] == [2, 1, 0, 0] and s.cpu_load[4:] == [None] * 4

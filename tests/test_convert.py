@@ -93,6 +93,7 @@ def files(folder: Path) -> list[str]:
 
 # --- SUN RGB-D ---------------------------------------------------------------------------------
 
+
 def test_sun_depth_bit_rotation():
     mm = np.array([0, 1, 500, 1234, 7999, 8000], dtype=np.uint16)
     assert np.array_equal(decode_depth(mm << 3), mm)  # how SUN RGB-D stores real readings
@@ -165,8 +166,15 @@ def test_sun_output_plugs_into_the_datasets(sun_out):
 
 
 def test_sun_sensor_choice_keeps_ti_from_every_sensor(sun_src, tmp_path):
-    summary = convert("sunrgbd", sun_src[0] / "SUNRGBD", tmp_path / "kv2",
-                      ConvertOptions(), show_progress=False, sensors=("kv2",), depth="filled")
+    summary = convert(
+        "sunrgbd",
+        sun_src[0] / "SUNRGBD",
+        tmp_path / "kv2",
+        ConvertOptions(),
+        show_progress=False,
+        sensors=("kv2",),
+        depth="filled",
+    )
     counts = summary["counts"]["target"]
     assert counts["train"]["bedroom"] + counts["test"]["bedroom"] == 3
     assert summary["counts"]["paired_frames"] == 6
@@ -187,8 +195,9 @@ def test_sun_official_split_from_a_text_list(sun_src, tmp_path, capsys):
         lines.append(f"{kind} /n/fs/sun3d/data/SUNRGBD/{rel}/")
     split = tmp_path / "split.txt"
     split.write_text("# official split\n" + "\n".join(lines) + "\n")
-    summary = convert("sunrgbd", src, tmp_path / "out", ConvertOptions(), show_progress=False,
-                      split=split)
+    summary = convert(
+        "sunrgbd", src, tmp_path / "out", ConvertOptions(), show_progress=False, split=split
+    )
     counts = summary["counts"]["target"]
     assert summary["split"]["kind"] == "official"
     assert counts["test"] == {"bedroom": 3, "office": 3}  # kv1's frames
@@ -198,13 +207,23 @@ def test_sun_official_split_from_a_text_list(sun_src, tmp_path, capsys):
 
 
 def test_sun_task_classes_override(sun_src, tmp_path):
-    summary = convert("sunrgbd", sun_src[0], tmp_path / "o",
-                      ConvertOptions(task_classes=("bedroom",)), show_progress=False)
+    summary = convert(
+        "sunrgbd",
+        sun_src[0],
+        tmp_path / "o",
+        ConvertOptions(task_classes=("bedroom",)),
+        show_progress=False,
+    )
     assert summary["task_classes"] == ["bedroom"]
     assert summary["ti_classes"] == ["kitchen", "lab", "office"]
     with pytest.raises(DataError, match="no images of class 'garage'"):
-        convert("sunrgbd", sun_src[0], tmp_path / "p", ConvertOptions(ti_classes=("garage",)),
-                show_progress=False)
+        convert(
+            "sunrgbd",
+            sun_src[0],
+            tmp_path / "p",
+            ConvertOptions(ti_classes=("garage",)),
+            show_progress=False,
+        )
 
 
 @pytest.mark.parametrize(
@@ -263,6 +282,7 @@ def test_cli_wrong_layout_is_one_line(cli, tmp_path):
 
 # --- shared machinery --------------------------------------------------------------------------
 
+
 def test_class_names():
     assert class_name("12. Livingroom") == "livingroom"
     assert class_name("01_Warehouse") == "warehouse"
@@ -274,9 +294,16 @@ def _samples(n_per_class: dict[str, int], group_size: int = 1) -> list[Sample]:
     out = []
     for label, n in n_per_class.items():
         for i in range(n):
-            out.append(Sample(stem=f"{label}-{i}", label=label, load_rgb=partial(np.zeros, 1),
-                              load_target=partial(np.zeros, 1), origin="x",
-                              group=f"{label}-g{i // group_size}"))
+            out.append(
+                Sample(
+                    stem=f"{label}-{i}",
+                    label=label,
+                    load_rgb=partial(np.zeros, 1),
+                    load_target=partial(np.zeros, 1),
+                    origin="x",
+                    group=f"{label}-g{i // group_size}",
+                )
+            )
     return out
 
 
@@ -307,8 +334,9 @@ def test_dst_must_be_empty_unless_force(sun_src, tmp_path):
         convert("sunrgbd", sun_src[0], dst, opts, show_progress=False)
     stale = dst / "target" / "train" / "bedroom" / "stale.png"
     stale.write_bytes(b"x")
-    summary = convert("sunrgbd", sun_src[0], dst, ConvertOptions(max_per_class=2, force=True),
-                      show_progress=False)
+    summary = convert(
+        "sunrgbd", sun_src[0], dst, ConvertOptions(max_per_class=2, force=True), show_progress=False
+    )
     assert not stale.exists()
     assert summary["counts"]["task_frames"] == 4 and summary["counts"]["paired_frames"] == 4
     (dst / "notes.txt").write_text("mine")
@@ -318,8 +346,13 @@ def test_dst_must_be_empty_unless_force(sun_src, tmp_path):
 
 def test_short_side_resizes_and_keeps_depth_values(sun_src, tmp_path):
     src, depths = sun_src
-    convert("sunrgbd", src, tmp_path / "o", ConvertOptions(short_side=12, workers=2),
-            show_progress=False)
+    convert(
+        "sunrgbd",
+        src,
+        tmp_path / "o",
+        ConvertOptions(short_side=12, workers=2),
+        show_progress=False,
+    )
     rel = next(iter(depths))
     hit = next((tmp_path / "o").rglob(f"{rel.replace('/', '-')}.png"))
     got = read_image(hit, "depth")

@@ -34,10 +34,13 @@ def depth_frame(seed: int, holes: bool = True) -> np.ndarray:
 
 # (scene type, scene) per frame: scenes are videos, several frames each.
 NYU_FRAMES = (
-    [("bedroom", "bedroom_0001")] * 3 + [("bedroom", "bedroom_0002")] * 2
-    + [("kitchen", "kitchen_0001")] * 2 + [("kitchen", "kitchen_0002")] * 2
+    [("bedroom", "bedroom_0001")] * 3
+    + [("bedroom", "bedroom_0002")] * 2
+    + [("kitchen", "kitchen_0001")] * 2
+    + [("kitchen", "kitchen_0002")] * 2
     + [("kitchen", "kitchen_0003")]
-    + [("study", "study_0001")] * 2 + [("cafe", "cafe_0001")]
+    + [("study", "study_0001")] * 2
+    + [("cafe", "cafe_0001")]
 )
 
 
@@ -114,8 +117,10 @@ def test_nyu_seeded_split_keeps_scenes_together(nyu_mat, tmp_path):
                 by_scene.setdefault(scene, set()).add(where[f"nyu{i + 1:04d}"])
         assert all(len(v) == 1 for v in by_scene.values())
         for label in ("bedroom", "kitchen"):  # both splits used for every class
-            assert {where[p.stem] for p in (dst / "target").rglob(f"{label}/*.png")} == \
-                {"train", "test"}
+            assert {where[p.stem] for p in (dst / "target").rglob(f"{label}/*.png")} == {
+                "train",
+                "test",
+            }
 
 
 def test_nyu_filled_depth_and_official_split(nyu_mat, tmp_path):
@@ -125,8 +130,9 @@ def test_nyu_filled_depth_and_official_split(nyu_mat, tmp_path):
         f.create_dataset("trainNdxs", data=np.array([[1, 2, 3, 6, 7, 8, 11, 12, 13]], float).T)
         f.create_dataset("testNdxs", data=np.array([[4, 5, 9, 10]], float).T)
     dst = tmp_path / "nyu"
-    summary = convert("nyuv2", path, dst, ConvertOptions(), show_progress=False,
-                      depth="filled", split=split)
+    summary = convert(
+        "nyuv2", path, dst, ConvertOptions(), show_progress=False, depth="filled", split=split
+    )
     assert summary["split"]["kind"] == "official"
     assert summary["counts"]["target"]["test"] == {"bedroom": 2, "kitchen": 2}
     assert summary["counts"]["target"]["train"] == {"bedroom": 3, "kitchen": 3}
@@ -189,8 +195,9 @@ def make_diml(root: Path, resolution: str = "LR", official: bool = True) -> dict
 def test_diml_official_split_and_ti_classes(tmp_path):
     truth = make_diml(tmp_path / "indoor")
     dst = tmp_path / "diml"
-    summary = convert("diml", tmp_path, dst, ConvertOptions(ti_classes=("warehouse",)),
-                      show_progress=False)
+    summary = convert(
+        "diml", tmp_path, dst, ConvertOptions(ti_classes=("warehouse",)), show_progress=False
+    )
     assert summary["task_classes"] == ["bedroom", "livingroom"]
     assert summary["split"]["kind"] == "official"
     assert summary["counts"]["target"]["train"] == {"bedroom": 3, "livingroom": 3}
@@ -222,11 +229,14 @@ def test_diml_wrong_layout(tmp_path):
     with pytest.raises(DataError) as err:
         convert("diml", tmp_path, tmp_path / "out", show_progress=False)
     name = depth.name.replace("_depth_filled.png", "_c.png")
-    assert f"DIML layout: colour frames without a depth_filled/<name>_depth_filled.png partner: " \
+    assert (
+        f"DIML layout: colour frames without a depth_filled/<name>_depth_filled.png partner: "
         f"{name}" in str(err.value)
+    )
     with pytest.raises(DataError, match="DIML RGB-D indoor layout"):
-        convert("diml", tmp_path / "train" / "LR" / "11. Bedroom", tmp_path / "o",
-                show_progress=False)
+        convert(
+            "diml", tmp_path / "train" / "LR" / "11. Bedroom", tmp_path / "o", show_progress=False
+        )
 
 
 # --- EPFL RGB-NIR ------------------------------------------------------------------------------
@@ -260,8 +270,9 @@ def test_rgbnir_default_split_and_values(tmp_path):
     assert summary["task_classes"] == ["field", "forest"]
     assert summary["ti_classes"] == ["country", "water"]
     assert summary["counts"]["target"]["test"] == {"field": 1, "forest": 1}  # 20 % of 4
-    assert sorted(p.name for p in (dst / "paired" / "ir").iterdir()) == \
-        sorted(p.name for p in (dst / "paired" / "rgb").iterdir())
+    assert sorted(p.name for p in (dst / "paired" / "ir").iterdir()) == sorted(
+        p.name for p in (dst / "paired" / "rgb").iterdir()
+    )
     assert len(list((dst / "paired" / "ir").iterdir())) == 8
     for p in list((dst / "target").rglob("*.png")) + list((dst / "paired" / "ir").iterdir()):
         assert Image.open(p).mode == "L"
@@ -290,8 +301,18 @@ def test_rgbnir_colour_nir_is_refused(tmp_path):
 
 def test_cli_convert_rgbnir_json(cli, tmp_path):
     make_rgbnir(tmp_path / "src", per_class=3)
-    res = cli("convert", "rgbnir", str(tmp_path / "src"), str(tmp_path / "out"),
-              "--ti-classes", "water", "--seed", "2", "--json", "-")
+    res = cli(
+        "convert",
+        "rgbnir",
+        str(tmp_path / "src"),
+        str(tmp_path / "out"),
+        "--ti-classes",
+        "water",
+        "--seed",
+        "2",
+        "--json",
+        "-",
+    )
     assert res.returncode == 0, res.stderr
     summary = json.loads(res.stdout)
     assert summary["ti_classes"] == ["water"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -58,24 +58,8 @@ class AdaptConfig:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
-def load_config(path: str | Path, section: str = "adapt") -> dict[str, Any]:
-    """Read adaptation settings from a TOML file: a [adapt] table or top-level keys."""
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+def load_config(path: str | Path) -> dict[str, Any]:
+    """The [adapt] table of a pipeline TOML file (see socket_edge.config)."""
+    from ..config import section
 
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SocketEdgeError("no such config file", path) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SocketEdgeError(f"not valid TOML ({exc})", path) from None
-    table = data.get(section, data)
-    known = {f.name for f in fields(AdaptConfig)}
-    settings = {k.replace("-", "_"): v for k, v in table.items() if not isinstance(v, dict)}
-    unknown = sorted(set(settings) - known)
-    if unknown:
-        raise SocketEdgeError(f"unknown adapt settings {unknown} (known: {sorted(known)})", path)
-    return settings
+    return section(path, "adapt", AdaptConfig)

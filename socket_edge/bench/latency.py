@@ -26,8 +26,11 @@ class TimingPlan:
     min_iterations: int = 10
 
     def describe(self) -> str:
-        timed = (f"{self.iterations} iterations" if self.iterations
-                 else f"{self.duration_s:g} s (at least {self.min_iterations} iterations)")
+        timed = (
+            f"{self.iterations} iterations"
+            if self.iterations
+            else f"{self.duration_s:g} s (at least {self.min_iterations} iterations)"
+        )
         return f"warm-up {self.warmup_s:g} s, then {timed}"
 
 

@@ -11,8 +11,20 @@ _DEVFREQ = Path("/sys/class/devfreq")
 # devfreq names of Jetson GPUs (Nano gm20b/gpu, TX2 gp10b, Xavier gv11b, Orin ga10b).
 _GPU_DEVFREQ = ("gpu", "gv11b", "ga10b", "gp10b", "gm20b", "gb10b")
 
-KEYS = ("cpu", "python", "platform", "machine", "torch", "torch_cuda", "cudnn", "gpus",
-        "onnxruntime", "onnxruntime_providers", "tensorrt", "jetson")
+KEYS = (
+    "cpu",
+    "python",
+    "platform",
+    "machine",
+    "torch",
+    "torch_cuda",
+    "cudnn",
+    "gpus",
+    "onnxruntime",
+    "onnxruntime_providers",
+    "tensorrt",
+    "jetson",
+)
 
 
 def _read(path: Path) -> str | None:
@@ -38,8 +50,13 @@ def cpu_clocks() -> dict[str, Any] | None:
         if not f.is_dir():
             continue
         khz = {k: _int(f / f"scaling_{k}_freq") for k in ("cur", "min", "max")}
-        cores.append({"cpu": int(d.name[3:]), "governor": _read(f / "scaling_governor"),
-                      **{f"{k}_mhz": (v // 1000 if v else None) for k, v in khz.items()}})
+        cores.append(
+            {
+                "cpu": int(d.name[3:]),
+                "governor": _read(f / "scaling_governor"),
+                **{f"{k}_mhz": (v // 1000 if v else None) for k, v in khz.items()},
+            }
+        )
     if not cores:
         return None
     locked = all(c["min_mhz"] is not None and c["min_mhz"] == c["max_mhz"] for c in cores)
@@ -55,9 +72,12 @@ def gpu_clocks() -> dict[str, Any] | None:
         if not any(key in name or key in d.name.lower() for key in _GPU_DEVFREQ):
             continue
         hz = {k: _int(d / f"{k}_freq") for k in ("cur", "min", "max")}
-        return {"device": d.name, "governor": _read(d / "governor"),
-                **{f"{k}_mhz": (v // 1_000_000 if v else None) for k, v in hz.items()},
-                "locked": hz["min"] is not None and hz["min"] == hz["max"]}
+        return {
+            "device": d.name,
+            "governor": _read(d / "governor"),
+            **{f"{k}_mhz": (v // 1_000_000 if v else None) for k, v in hz.items()},
+            "locked": hz["min"] is not None and hz["min"] == hz["max"],
+        }
     return None
 
 

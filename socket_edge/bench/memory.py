@@ -44,10 +44,16 @@ def gpu_memory_mb(backend: str) -> dict[str, Any] | None:
     """GPU memory of this run: torch's peak allocation for torch runners, else this process's use
     reported by NVML (pynvml) where present; None where neither can tell (CPU, Jetson)."""
     torch = sys.modules.get("torch")
-    if backend == "torch" and torch is not None and torch.cuda.is_available() \
-            and torch.cuda.is_initialized():
-        return {"peak_mb": torch.cuda.max_memory_allocated() / 2**20,
-                "source": "torch allocator peak"}
+    if (
+        backend == "torch"
+        and torch is not None
+        and torch.cuda.is_available()
+        and torch.cuda.is_initialized()
+    ):
+        return {
+            "peak_mb": torch.cuda.max_memory_allocated() / 2**20,
+            "source": "torch allocator peak",
+        }
     used = _nvml_process_mb()
     return None if used is None else {"used_mb": used, "source": "NVML, this process"}
 

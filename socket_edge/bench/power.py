@@ -75,9 +75,14 @@ class NvmlPower:
         values = [mw for t, mw in list(self.samples) if t0 <= t <= t1]
         if not values:
             return None
-        return {"source": "nvml", "rail": f"GPU {self.index} board power", "samples": len(values),
-                "interval_ms": self.interval_ms, "mean_mw": sum(values) / len(values),
-                "max_mw": max(values)}
+        return {
+            "source": "nvml",
+            "rail": f"GPU {self.index} board power",
+            "samples": len(values),
+            "interval_ms": self.interval_ms,
+            "mean_mw": sum(values) / len(values),
+            "max_mw": max(values),
+        }
 
 
 def open_sampler(interval_ms: int, want_gpu: bool) -> PowerSampler | None:

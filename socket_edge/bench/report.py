@@ -9,12 +9,43 @@ from ..errors import SocketEdgeError
 from ..files import atomic_path, write_text
 from .machine import describe as describe_machine
 
-COLUMNS = ("artifact", "backend", "precision", "device", "batch", "p50 ms", "p90 ms", "p99 ms",
-           "mean ms", "min ms", "max ms", "CV", "images/s", "top-1", "agree", "mJ/image",
-           "peak RSS MB")
+COLUMNS = (
+    "artifact",
+    "backend",
+    "precision",
+    "device",
+    "batch",
+    "p50 ms",
+    "p90 ms",
+    "p99 ms",
+    "mean ms",
+    "min ms",
+    "max ms",
+    "CV",
+    "images/s",
+    "top-1",
+    "agree",
+    "mJ/image",
+    "peak RSS MB",
+)
 # The terminal table leaves out min/max (JSON and Markdown have them) to fit a terminal.
-TERMINAL = ("artifact", "backend", "precision", "device", "batch", "p50 ms", "p90 ms", "p99 ms",
-            "mean ms", "CV", "images/s", "top-1", "agree", "mJ/image", "peak RSS MB")
+TERMINAL = (
+    "artifact",
+    "backend",
+    "precision",
+    "device",
+    "batch",
+    "p50 ms",
+    "p90 ms",
+    "p99 ms",
+    "mean ms",
+    "CV",
+    "images/s",
+    "top-1",
+    "agree",
+    "mJ/image",
+    "peak RSS MB",
+)
 
 
 def _f(value: Any, fmt: str = ".2f") -> str:
@@ -23,17 +54,29 @@ def _f(value: Any, fmt: str = ".2f") -> str:
 
 def row_cells(row: dict[str, Any]) -> list[str]:
     """The table cells of one row, as text (an error row shows its error)."""
-    head = [row.get("name") or str(row.get("artifact")), row.get("backend") or "-",
-            row.get("precision") or "-", row.get("device") or "-", _f(row.get("batch"), "d")]
+    head = [
+        row.get("name") or str(row.get("artifact")),
+        row.get("backend") or "-",
+        row.get("precision") or "-",
+        row.get("device") or "-",
+        _f(row.get("batch"), "d"),
+    ]
     if row.get("error"):
         return head + ["error: " + row["error"]] + [""] * (len(COLUMNS) - len(head) - 1)
     lat = row["latency_ms"]
     return head + [
-        _f(lat["p50"], ".3f"), _f(lat["p90"], ".3f"), _f(lat["p99"], ".3f"),
-        _f(lat["mean"], ".3f"), _f(lat["min"], ".3f"), _f(lat["max"], ".3f"),
-        _f(row.get("cv"), ".1%"), _f(row.get("throughput_ips"), ".1f"),
-        _f(row.get("top1"), ".3f"), _f(row.get("agreement"), ".3f"),
-        _f(row.get("energy_mj_per_image"), ".2f"), _f(row.get("peak_rss_mb"), ".0f"),
+        _f(lat["p50"], ".3f"),
+        _f(lat["p90"], ".3f"),
+        _f(lat["p99"], ".3f"),
+        _f(lat["mean"], ".3f"),
+        _f(lat["min"], ".3f"),
+        _f(lat["max"], ".3f"),
+        _f(row.get("cv"), ".1%"),
+        _f(row.get("throughput_ips"), ".1f"),
+        _f(row.get("top1"), ".3f"),
+        _f(row.get("agreement"), ".3f"),
+        _f(row.get("energy_mj_per_image"), ".2f"),
+        _f(row.get("peak_rss_mb"), ".0f"),
     ]
 
 
@@ -45,8 +88,7 @@ def settings_line(doc: dict[str, Any]) -> str:
     if gpu_rows:
         t = gpu_rows[0]["timing"]
         graph = {True: "on", False: "off"}.get(t["cuda_graph"], t["cuda_graph"])
-        parts.append(f"GPU: {t['gpu_sync']}, host-device copies {t['copies']}, "
-                     f"CUDA graph {graph}")
+        parts.append(f"GPU: {t['gpu_sync']}, host-device copies {t['copies']}, CUDA graph {graph}")
     parts.append(f"threads {s['threads'] or 'backend default'}")
     if s.get("power_source"):
         parts.append(f"power: {s['power_note']}")
@@ -56,9 +98,14 @@ def settings_line(doc: dict[str, Any]) -> str:
 
 
 def to_markdown(doc: dict[str, Any]) -> str:
-    lines = [f"Machine: {describe_machine(doc['machine'])}.", "",
-             f"Data: `{doc['settings']['data']}`. {settings_line(doc)}.", "",
-             "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines = [
+        f"Machine: {describe_machine(doc['machine'])}.",
+        "",
+        f"Data: `{doc['settings']['data']}`. {settings_line(doc)}.",
+        "",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "---|" * len(COLUMNS),
+    ]
     for row in doc["rows"]:
         cells = [c.replace("|", "\\|") for c in row_cells(row)]
         lines.append("| " + " | ".join(cells) + " |")
@@ -78,8 +125,10 @@ def print_table(doc: dict[str, Any], console=None) -> None:
     console = console or Console()
     if not console.is_terminal:
         console.width = max(console.width, 160)  # a log file or pipe: do not squeeze columns
-    table = Table(title=f"socket-edge bench on {doc['settings']['data']}",
-                  caption=describe_machine(doc["machine"]))
+    table = Table(
+        title=f"socket-edge bench on {doc['settings']['data']}",
+        caption=describe_machine(doc["machine"]),
+    )
     keep = [COLUMNS.index(name) for name in TERMINAL]
     for name in TERMINAL:
         table.add_column(name, justify="left" if name in COLUMNS[:4] else "right")
@@ -107,11 +156,15 @@ def plot(doc: dict[str, Any], path: str | Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise SocketEdgeError(
-            "--plot needs matplotlib: pip install 'socket-edge[plot]'", path) from None
+            "--plot needs matplotlib: pip install 'socket-edge[plot]'", path
+        ) from None
     rows = [r for r in doc["rows"] if not r.get("error")]
     labelled = any(r.get("top1") is not None for r in rows)
-    key, label = ("top1", "top-1 accuracy") if labelled else (
-        "agreement", f"top-1 agreement with {doc['settings'].get('reference')}")
+    key, label = (
+        ("top1", "top-1 accuracy")
+        if labelled
+        else ("agreement", f"top-1 agreement with {doc['settings'].get('reference')}")
+    )
     points = [r for r in rows if r.get(key) is not None]
     if not points:
         raise SocketEdgeError("nothing to plot: no row has latency and accuracy", path)
@@ -122,8 +175,9 @@ def plot(doc: dict[str, Any], path: str | Path) -> None:
         ys = [r[key] for r in sel]
         ax.scatter(xs, ys, s=40, label=f"batch {batch}", zorder=3)
         for r, x, y in zip(sel, xs, ys, strict=True):
-            ax.annotate(f"{r['name']}", (x, y), textcoords="offset points", xytext=(5, 4),
-                        fontsize=7)
+            ax.annotate(
+                f"{r['name']}", (x, y), textcoords="offset points", xytext=(5, 4), fontsize=7
+            )
     ax.set_xlabel("p50 latency per image (ms)")
     ax.set_ylabel(label)
     ax.set_xscale("log")

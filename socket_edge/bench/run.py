@@ -25,10 +25,29 @@ FORMAT_VERSION = 1
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 CLOCK = "time.perf_counter around each runner.infer call (host wall clock)"
 # Every row carries every key (None where not measured), failed rows included.
-ROW_DEFAULTS: dict[str, Any] = dict.fromkeys((
-    "latency_ms", "latency_per_image_ms", "throughput_ips", "cv", "iterations", "timed_s",
-    "top1", "per_class", "n_images", "labelled", "eval_batch", "agreement", "peak_rss_mb",
-    "gpu_memory", "power", "energy_mj_per_image", "images_per_joule", "warnings", "error"))
+ROW_DEFAULTS: dict[str, Any] = dict.fromkeys(
+    (
+        "latency_ms",
+        "latency_per_image_ms",
+        "throughput_ips",
+        "cv",
+        "iterations",
+        "timed_s",
+        "top1",
+        "per_class",
+        "n_images",
+        "labelled",
+        "eval_batch",
+        "agreement",
+        "peak_rss_mb",
+        "gpu_memory",
+        "power",
+        "energy_mj_per_image",
+        "images_per_joule",
+        "warnings",
+        "error",
+    )
+)
 
 
 @dataclass
@@ -104,8 +123,11 @@ def _on_gpu(runner) -> bool:
 
 def _timing_note(runner, options: dict[str, Any], unsupported: list[str], cfg: BenchConfig) -> dict:
     gpu = _on_gpu(runner)
-    note: dict[str, Any] = {"clock": CLOCK, "gpu": gpu,
-                            "gpu_sync": "runner synchronises before returning" if gpu else None}
+    note: dict[str, Any] = {
+        "clock": CLOCK,
+        "gpu": gpu,
+        "gpu_sync": "runner synchronises before returning" if gpu else None,
+    }
     if not gpu:
         note["copies"] = "n/a (CPU)"
         note["cuda_graph"] = False
@@ -143,8 +165,9 @@ class _DataCache:
         from ..data.datasets import LabelledFolder, UnlabelledFolder, find_images, require_dir
 
         root = require_dir(self.root, "data folder")
-        labelled = any(d.is_dir() and not d.name.startswith(".") and find_images(d)
-                       for d in root.iterdir())
+        labelled = any(
+            d.is_dir() and not d.name.startswith(".") and find_images(d) for d in root.iterdir()
+        )
         ds: LabelledFolder | UnlabelledFolder
         if labelled:
             ds = LabelledFolder(root, info.modality, info.image_size, classes=info.classes)
@@ -185,8 +208,11 @@ def _power_fields(sampler, t0: float, t1: float, gpu: bool, stats: dict) -> dict
         return {"power": None, "energy_mj_per_image": None, "images_per_joule": None}
     # mW x ms = uJ; / 1000 -> mJ per image.
     energy = power["mean_mw"] * stats["latency_per_image_ms"] / 1000.0
-    return {"power": power, "energy_mj_per_image": energy,
-            "images_per_joule": 1000.0 / energy if energy > 0 else None}
+    return {
+        "power": power,
+        "energy_mj_per_image": energy,
+        "images_per_joule": 1000.0 / energy if energy > 0 else None,
+    }
 
 
 def _say(cfg: BenchConfig, message: str) -> None:
@@ -194,19 +220,31 @@ def _say(cfg: BenchConfig, message: str) -> None:
         console.info(message)
 
 
-def _bench_artifact(path: Path, data: _DataCache, cfg: BenchConfig, sampler,
-                    warnings: list[str]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+def _bench_artifact(
+    path: Path, data: _DataCache, cfg: BenchConfig, sampler, warnings: list[str]
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """Rows for one artifact (one per batch) and its predictions {names, ids} for agreement."""
-    base: dict[str, Any] = {"artifact": str(path), "name": path.name, "backend": None,
-                            "precision": None, "device": None, "batch": None}
+    base: dict[str, Any] = {
+        "artifact": str(path),
+        "name": path.name,
+        "backend": None,
+        "precision": None,
+        "device": None,
+        "batch": None,
+    }
     try:
         if not path.exists():
             raise SocketEdgeError("no such file", path)
         runner, options, unsupported = _load_runner(path, cfg)
         info = runner.info
-        base.update(backend=runner.backend, precision=info.precision, kind=info.kind,
-                    modality=info.modality, image_size=info.image_size,
-                    classes=len(info.classes))
+        base.update(
+            backend=runner.backend,
+            precision=info.precision,
+            kind=info.kind,
+            modality=info.modality,
+            image_size=info.image_size,
+            classes=len(info.classes),
+        )
         runner.activate()
     except Exception as exc:
         return [{**base, "error": error_text(exc, path)}], None
@@ -214,9 +252,13 @@ def _bench_artifact(path: Path, data: _DataCache, cfg: BenchConfig, sampler,
     predictions = None
     try:
         desc = runner.describe()
-        base.update(device=str(desc.get("device", "cpu")), providers=desc.get("providers"),
-                    threads=cfg.threads, options_unsupported=unsupported or None,
-                    timing=_timing_note(runner, options, unsupported, cfg))
+        base.update(
+            device=str(desc.get("device", "cpu")),
+            providers=desc.get("providers"),
+            threads=cfg.threads,
+            options_unsupported=unsupported or None,
+            timing=_timing_note(runner, options, unsupported, cfg),
+        )
         try:
             dataset, labelled, ids = data.get(info)
         except Exception as exc:
@@ -274,25 +316,35 @@ def _accuracy(logits: np.ndarray, dataset, labelled: bool, classes: list[str]) -
         return {"top1": None, "per_class": None, "n_images": len(dataset), "labelled": False}
     labels = np.asarray([label for _, label in dataset.samples])
     result = score(logits.argmax(1), labels, classes)
-    return {"top1": result.top1, "per_class": result.per_class, "n_images": result.n,
-            "labelled": True}
+    return {
+        "top1": result.top1,
+        "per_class": result.per_class,
+        "n_images": result.n,
+        "labelled": True,
+    }
 
 
 def _row_warnings(row: dict[str, Any], cfg: BenchConfig) -> list[str]:
     out = []
     cv = row.get("cv")
     if cv is not None and cv > cfg.cv_warn:
-        out.append(f"coefficient of variation {cv:.1%} > {cfg.cv_warn:.0%}: latency is unstable "
-                   "(unlocked clocks or a busy machine; on a Jetson run `sudo nvpmodel -m <mode>` "
-                   "and `sudo jetson_clocks`)")
+        out.append(
+            f"coefficient of variation {cv:.1%} > {cfg.cv_warn:.0%}: latency is unstable "
+            "(unlocked clocks or a busy machine; on a Jetson run `sudo nvpmodel -m <mode>` "
+            "and `sudo jetson_clocks`)"
+        )
     power = row.get("power")
     if power is not None and power["samples"] < 3:
         out.append(f"only {power['samples']} power samples in the timed window; raise --duration-s")
     return out
 
 
-def bench(artifacts: Sequence[str | Path], data: str | Path, config: BenchConfig | None = None,
-          sampler=None) -> dict[str, Any]:
+def bench(
+    artifacts: Sequence[str | Path],
+    data: str | Path,
+    config: BenchConfig | None = None,
+    sampler=None,
+) -> dict[str, Any]:
     """Benchmark ``artifacts`` on ``data``; the report as a JSON-ready dict (schema: README).
 
     ``sampler`` replaces the automatic power sampler (tegrastats on a Jetson, NVML on a GPU).
@@ -313,7 +365,8 @@ def bench(artifacts: Sequence[str | Path], data: str | Path, config: BenchConfig
     own_sampler = sampler is None and cfg.power
     if own_sampler:
         want_gpu = bool(cfg.device and not cfg.device.startswith("cpu")) or any(
-            p.suffix.lower() in ENGINE_SUFFIXES for p in paths)
+            p.suffix.lower() in ENGINE_SUFFIXES for p in paths
+        )
         sampler = open_sampler(cfg.power_interval_ms, want_gpu)
     cache = _DataCache(Path(data))
     rows: list[dict[str, Any]] = []
@@ -326,20 +379,25 @@ def bench(artifacts: Sequence[str | Path], data: str | Path, config: BenchConfig
             if preds is not None and reference is None:
                 reference, reference_name = preds, path.name
                 if path != paths[0]:
-                    warnings.append(f"the first artifact {paths[0].name} gave no predictions; "
-                                    f"agreement is measured against {path.name}")
+                    warnings.append(
+                        f"the first artifact {paths[0].name} gave no predictions; "
+                        f"agreement is measured against {path.name}"
+                    )
             for r in art_rows:
                 r["agreement"] = _agreement(preds, reference) if r.get("error") is None else None
                 if r.get("error"):
                     console.info(f"error: {r['error']}")
-            rows.extend({**r, **{k: v for k, v in ROW_DEFAULTS.items() if k not in r}}
-                        for r in art_rows)
+            rows.extend(
+                {**r, **{k: v for k, v in ROW_DEFAULTS.items() if k not in r}} for r in art_rows
+            )
     finally:
         if own_sampler and sampler is not None:
             sampler.stop()
     settings = {k: v for k, v in asdict(cfg).items() if k != "show_progress"}
     settings.update(
-        data=str(data), timing=cfg.plan.describe(), clock=CLOCK,
+        data=str(data),
+        timing=cfg.plan.describe(),
+        clock=CLOCK,
         percentiles="numpy linear interpolation over all timed iterations",
         reference=reference_name,
         power_source=getattr(sampler, "source", None),
@@ -361,8 +419,10 @@ def _machine_warnings(machine: dict[str, Any]) -> list[str]:
     out = []
     load, cores = machine.get("load_avg_1m"), machine.get("cores_usable") or machine.get("cores")
     if load is not None and cores and load > 0.5 * cores:
-        out.append(f"the machine is busy (load average {load:g} on {cores} cores): "
-                   "latency will vary; close other work for stable figures")
+        out.append(
+            f"the machine is busy (load average {load:g} on {cores} cores): "
+            "latency will vary; close other work for stable figures"
+        )
     return out
 
 
@@ -377,6 +437,5 @@ def _power_note(sampler) -> str | None:
     if sampler is None:
         return None
     if sampler.source == "tegrastats":
-        return ("board input power (tegrastats, idle included) x mean latency per image; "
-                "every row")
+        return "board input power (tegrastats, idle included) x mean latency per image; every row"
     return "GPU board power from NVML (CPU and host excluded) x mean latency per image; GPU rows"

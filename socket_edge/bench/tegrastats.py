@@ -34,9 +34,11 @@ _SWAP = re.compile(r"\bSWAP (\d+)/(\d+)MB(?: \(cached (\d+)MB\))?")
 _IRAM = re.compile(r"\bIRAM (\d+)/(\d+)kB ?(?:\(lfb (\d+)kB\))?")
 _CPU = re.compile(r"\bCPU \[([^\]]*)\](?:@(\d+))?")
 _CORE = re.compile(r"^(\d+)%(?:@(\d+))?$")
-_ENGINE = re.compile(r"\b(EMC_FREQ|GR3D_FREQ|GR3D2_FREQ|VIC_FREQ|NVENC_FREQ|NVDEC_FREQ|"
-                     r"NVJPG_FREQ|NVJPG1_FREQ|OFA_FREQ|NVDLA\d_FREQ|APE|MTS fg|MTS bg) "
-                     r"(?:(\d+)%)?(?:@?\[([\d,]+)\]|@?(\d+))?")
+_ENGINE = re.compile(
+    r"\b(EMC_FREQ|GR3D_FREQ|GR3D2_FREQ|VIC_FREQ|NVENC_FREQ|NVDEC_FREQ|"
+    r"NVJPG_FREQ|NVJPG1_FREQ|OFA_FREQ|NVDLA\d_FREQ|APE|MTS fg|MTS bg) "
+    r"(?:(\d+)%)?(?:@?\[([\d,]+)\]|@?(\d+))?"
+)
 _TEMP = re.compile(r"\b([A-Za-z][A-Za-z0-9_]*)@(-?\d+(?:\.\d+)?)C\b")
 _RAIL = re.compile(r"\b([A-Z][A-Z0-9_]*) (\d+)(?:mW)?/(\d+)(?:mW)?(?=\s|$)")
 
@@ -80,7 +82,7 @@ def parse_line(line: str) -> TegraSample | None:
     m = _STAMP.match(text)
     if m:
         s.stamp = m.group(1)
-        text = text[m.end():]
+        text = text[m.end() :]
     # Memory fields first, then cut them out so their X/Y pairs are never read as power rails.
     if m := _RAM.search(text):
         s.ram_used_mb, s.ram_total_mb = int(m.group(1)), int(m.group(2))
@@ -98,7 +100,7 @@ def parse_line(line: str) -> TegraSample | None:
             else:  # 'off' (core powered down) or empty
                 s.cpu_load.append(None)
                 s.cpu_mhz.append(None)
-        text = text[: m.start()] + " " + text[m.end():]
+        text = text[: m.start()] + " " + text[m.end() :]
     for m in _ENGINE.finditer(text):
         entry: dict[str, Any] = {}
         if m.group(2) is not None:
@@ -131,8 +133,9 @@ class TegrastatsSampler:
 
     def __init__(self, interval_ms: int = 100, command: Sequence[str] | None = None):
         self.interval_ms = int(interval_ms)
-        self.command = (list(command) if command
-                        else ["tegrastats", "--interval", str(self.interval_ms)])
+        self.command = (
+            list(command) if command else ["tegrastats", "--interval", str(self.interval_ms)]
+        )
         self.samples: list[tuple[float, TegraSample]] = []
         self.lines = 0
         self._proc: subprocess.Popen | None = None
@@ -183,8 +186,9 @@ class TegrastatsSampler:
         return summarize(self.window(t0, t1), source="tegrastats", interval_ms=self.interval_ms)
 
 
-def summarize(samples: Sequence[TegraSample], source: str = "tegrastats",
-              interval_ms: int | None = None) -> dict[str, Any] | None:
+def summarize(
+    samples: Sequence[TegraSample], source: str = "tegrastats", interval_ms: int | None = None
+) -> dict[str, Any] | None:
     """Mean and peak board power, GPU load, RAM and temperatures over ``samples``."""
     powers = [p for p in (s.input_power() for s in samples) if p is not None]
     if not powers:

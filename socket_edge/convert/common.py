@@ -112,6 +112,7 @@ def parse_class_list(text: str | None) -> tuple[str, ...] | None:
 
 # --- reading source images ---------------------------------------------------------------------
 
+
 def open_image(path: Path, layout: str):
     """Open an image with PIL, or raise a DataError that names the file."""
     from PIL import Image, UnidentifiedImageError
@@ -129,8 +130,9 @@ def open_image(path: Path, layout: str):
 def read_rgb8(path: Path, layout: str) -> np.ndarray:
     im = open_image(path, layout)
     if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        raise DataError(f"{im.mode} image where the {layout} layout has an 8-bit colour image",
-                        path)
+        raise DataError(
+            f"{im.mode} image where the {layout} layout has an 8-bit colour image", path
+        )
     return np.asarray(im.convert("RGB"), dtype=np.uint8)
 
 
@@ -150,6 +152,7 @@ def read_uint16(path: Path, layout: str, what: str) -> np.ndarray:
 
 
 # --- resizing ----------------------------------------------------------------------------------
+
 
 def _target_size(shape: tuple[int, ...], short_side: int | None) -> tuple[int, int]:
     h, w = shape[0], shape[1]
@@ -192,6 +195,7 @@ def resize_gray(arr: np.ndarray, short_side: int | None) -> np.ndarray:
 
 # --- writing -----------------------------------------------------------------------------------
 
+
 def save_png(path: Path, arr: np.ndarray) -> None:
     """Write an 8-bit RGB, 8-bit grey or 16-bit grey PNG atomically."""
     from PIL import Image
@@ -210,12 +214,15 @@ def _prepare_target(arr: np.ndarray, modality: str, short_side: int | None) -> n
 
 # --- choosing classes and splits ---------------------------------------------------------------
 
+
 def choose_classes(scan: Scan, options: ConvertOptions) -> tuple[list[str], list[str], list[str]]:
     """(task classes, TI classes, excluded classes) from the scan's defaults and the options."""
     found = scan.classes
-    for what, names in (("--task-classes", options.task_classes),
-                        ("--ti-classes", options.ti_classes),
-                        ("--exclude-classes", options.exclude_classes)):
+    for what, names in (
+        ("--task-classes", options.task_classes),
+        ("--ti-classes", options.ti_classes),
+        ("--exclude-classes", options.exclude_classes),
+    ):
         unknown = [c for c in names or () if c not in found]
         if unknown:
             raise DataError(
@@ -296,6 +303,7 @@ def seeded_split(samples: list[Sample], test_fraction: float, seed: int) -> dict
 
 # --- the whole conversion ----------------------------------------------------------------------
 
+
 def prepare_dst(dst: Path, force: bool) -> None:
     """DST must be new or empty; with --force it may hold an earlier conversion (removed first)."""
     import shutil
@@ -348,19 +356,24 @@ def write_converted(
     _check_unique(scan.samples)
     task_set, ti_set = set(task), set(ti)
     task_samples = cap_per_class(
-        [s for s in scan.samples if s.label in task_set
-         and (scan.task_domains is None or s.domain in scan.task_domains)],
-        options.max_per_class, options.seed)
-    ti_samples = cap_per_class([s for s in scan.samples if s.label in ti_set],
-                               options.max_per_class, options.seed)
+        [
+            s
+            for s in scan.samples
+            if s.label in task_set and (scan.task_domains is None or s.domain in scan.task_domains)
+        ],
+        options.max_per_class,
+        options.seed,
+    )
+    ti_samples = cap_per_class(
+        [s for s in scan.samples if s.label in ti_set], options.max_per_class, options.seed
+    )
 
     split_info = dict(scan.split)
     if split_info.get("kind") == "official":
         assign = {s.stem: s.split for s in task_samples if s.split in SPLITS}
         unlisted = sum(1 for s in task_samples if s.split not in SPLITS)
         if unlisted:
-            warn(f"task-class frames in neither the train nor the test list: {unlisted} "
-                 "(left out)")
+            warn(f"task-class frames in neither the train nor the test list: {unlisted} (left out)")
         split_info["unlisted"] = unlisted
         task_samples = [s for s in task_samples if s.stem in assign]
     else:
@@ -372,22 +385,36 @@ def write_converted(
         counts[assign[s.stem]][s.label] += 1
     for c in task:
         if counts["train"][c] == 0 or counts["test"][c] == 0:
-            warn(f"task class {c!r} has {counts['train'][c]} train and {counts['test'][c]} test "
-                 "frames")
+            warn(
+                f"task class {c!r} has {counts['train'][c]} train and {counts['test'][c]} test "
+                "frames"
+            )
     if not ti:
-        warn("no task-irrelevant classes: DST/paired/ is not written, so SOCKET's TI alignment "
-             "has no pairs (choose some with --ti-classes, or adapt with --method shot)")
+        warn(
+            "no task-irrelevant classes: DST/paired/ is not written, so SOCKET's TI alignment "
+            "has no pairs (choose some with --ti-classes, or adapt with --method shot)"
+        )
 
     prepare_dst(dst, options.force)
     modality = scan.modality
     jobs: list[tuple[Sample, Path, Path]] = []
     for s in task_samples:
         sp = assign[s.stem]
-        jobs.append((s, dst / "source_rgb" / sp / s.label / f"{s.stem}.png",
-                     dst / "target" / sp / s.label / f"{s.stem}.png"))
+        jobs.append(
+            (
+                s,
+                dst / "source_rgb" / sp / s.label / f"{s.stem}.png",
+                dst / "target" / sp / s.label / f"{s.stem}.png",
+            )
+        )
     for s in ti_samples:
-        jobs.append((s, dst / "paired" / "rgb" / f"{s.stem}.png",
-                     dst / "paired" / modality / f"{s.stem}.png"))
+        jobs.append(
+            (
+                s,
+                dst / "paired" / "rgb" / f"{s.stem}.png",
+                dst / "paired" / modality / f"{s.stem}.png",
+            )
+        )
 
     def run(job: tuple[Sample, Path, Path]) -> tuple[int, int]:
         s, rgb_path, tgt_path = job
@@ -419,13 +446,15 @@ def write_converted(
         "source": str(scan.root),
         "layout": scan.layout,
         "modality": modality,
-        "target_units": "millimetres, 16-bit PNG, 0 = no reading" if modality == "depth"
+        "target_units": "millimetres, 16-bit PNG, 0 = no reading"
+        if modality == "depth"
         else "single-channel PNG, the source's bit depth",
         "task_classes": task,
         "ti_classes": ti,
         "excluded_classes": excluded,
         "other_classes": [c for c in scan.classes if c not in task_set | ti_set | set(excluded)],
-        "task_rule": scan.task_rule if options.task_classes is None and options.ti_classes is None
+        "task_rule": scan.task_rule
+        if options.task_classes is None and options.ti_classes is None
         else "chosen with --task-classes / --ti-classes",
         "split": split_info,
         "counts": {
@@ -448,6 +477,7 @@ def write_converted(
 
 
 # --- split files (official train/test lists) ---------------------------------------------------
+
 
 def read_split_file(path: str | Path, mat_keys: tuple[str, str], what: str) -> dict[str, str]:
     """Official split -> {id: 'train'|'test'}.
@@ -496,8 +526,11 @@ def read_mat_lists(path: Path, keys: tuple[str, ...], what: str) -> list[list]:
         with h5py.File(path, "r") as f:
             missing = [k for k in keys if k not in f]
             if missing:
-                raise DataError(f"not {what}: no variable {', '.join(missing)} "
-                                f"(has {', '.join(sorted(f.keys()))})", path)
+                raise DataError(
+                    f"not {what}: no variable {', '.join(missing)} "
+                    f"(has {', '.join(sorted(f.keys()))})",
+                    path,
+                )
             return [_h5_values(f, f[k]) for k in keys]
     try:
         import scipy.io

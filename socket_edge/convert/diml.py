@@ -19,8 +19,10 @@ from pathlib import Path
 from ..errors import DataError
 from .common import Sample, Scan, class_name, read_rgb8, read_uint16, safe_stem
 
-LAYOUT = ("DIML RGB-D indoor layout ({train,test}/{HR,LR}/<class>/color/<name>_c.png with "
-          "<class>/depth_filled/<name>_depth_filled.png)")
+LAYOUT = (
+    "DIML RGB-D indoor layout ({train,test}/{HR,LR}/<class>/color/<name>_c.png with "
+    "<class>/depth_filled/<name>_depth_filled.png)"
+)
 RESOLUTIONS = ("HR", "LR")
 
 
@@ -42,8 +44,11 @@ def _class_root(split_dir: Path, resolution: str) -> Path:
         return split_dir / resolution
     other = [r for r in RESOLUTIONS if (split_dir / r).is_dir()]
     if other:
-        raise DataError(f"no {resolution}/ folder (found {', '.join(o + '/' for o in other)}; "
-                        f"choose it with --resolution {other[0]})", split_dir)
+        raise DataError(
+            f"no {resolution}/ folder (found {', '.join(o + '/' for o in other)}; "
+            f"choose it with --resolution {other[0]})",
+            split_dir,
+        )
     return split_dir
 
 
@@ -65,8 +70,11 @@ def _class_frames(folder: Path) -> list[tuple[str, Path, Path]]:
     if orphans:
         more = f", ... ({len(orphans) - 3} more)" if len(orphans) > 3 else ""
         shown = ", ".join(orphans[:3]) + more
-        raise DataError(f"DIML layout: colour frames without a depth_filled/<name>"
-                        f"_depth_filled.png partner: {shown}", color_dir)
+        raise DataError(
+            f"DIML layout: colour frames without a depth_filled/<name>"
+            f"_depth_filled.png partner: {shown}",
+            color_dir,
+        )
     return frames
 
 
@@ -83,21 +91,26 @@ def scan(src: str | Path, resolution: str = "LR") -> Scan:
         folders = [d for d in _visible_dirs(class_root) if (d / "color").is_dir()]
         if not folders:
             seen = ", ".join(d.name for d in _visible_dirs(class_root)[:8]) or "nothing"
-            raise DataError(f"no class folders with color/ and depth_filled/: expected the "
-                            f"{LAYOUT} (found: {seen})", class_root)
+            raise DataError(
+                f"no class folders with color/ and depth_filled/: expected the "
+                f"{LAYOUT} (found: {seen})",
+                class_root,
+            )
         for folder in folders:
             label = class_name(folder.name)
             for name, color, depth in _class_frames(folder):
                 stem = safe_stem(f"{label}-{name}")
-                samples.append(Sample(
-                    stem=stem,
-                    label=label,
-                    load_rgb=partial(read_rgb8, color, "DIML"),
-                    load_target=partial(read_uint16, depth, "DIML", "depth"),
-                    origin=str(color),
-                    group=stem,
-                    split=split,
-                ))
+                samples.append(
+                    Sample(
+                        stem=stem,
+                        label=label,
+                        load_rgb=partial(read_rgb8, color, "DIML"),
+                        load_target=partial(read_uint16, depth, "DIML", "depth"),
+                        origin=str(color),
+                        group=stem,
+                        split=split,
+                    )
+                )
     if not samples:
         raise DataError(f"no frames found: expected the {LAYOUT}", src)
     classes = sorted({s.label for s in samples})
@@ -111,7 +124,8 @@ def scan(src: str | Path, resolution: str = "LR") -> Scan:
         default_task=classes,
         default_ti=[],
         task_rule="every class (no published task-irrelevant split for DIML; use --ti-classes)",
-        split={"kind": "official", "folders": sorted(str(s) for s in roots)} if official
+        split={"kind": "official", "folders": sorted(str(s) for s in roots)}
+        if official
         else {"kind": "seeded"},
         options={"resolution": resolution, "depth_folder": "depth_filled"},
     )

@@ -28,11 +28,22 @@ from ..errors import DataError
 from .common import Sample, Scan, class_name, h5_string, read_split_file, require_h5py
 
 FILE_NAME = "nyu_depth_v2_labeled.mat"
-LAYOUT = (f"NYU Depth v2 labelled layout ({FILE_NAME}: MATLAB v7.3 / HDF5 with 'images' "
-          "N x 3 x W x H, 'depths' / 'rawDepths' N x W x H metres, 'sceneTypes', 'scenes')")
+LAYOUT = (
+    f"NYU Depth v2 labelled layout ({FILE_NAME}: MATLAB v7.3 / HDF5 with 'images' "
+    "N x 3 x W x H, 'depths' / 'rawDepths' N x W x H metres, 'sceneTypes', 'scenes')"
+)
 DEPTH_KEYS = {"raw": "rawDepths", "filled": "depths"}
-DEFAULT_TASK = ("bathroom", "bedroom", "bookstore", "classroom", "dining_room", "home_office",
-                "kitchen", "living_room", "office")
+DEFAULT_TASK = (
+    "bathroom",
+    "bedroom",
+    "bookstore",
+    "classroom",
+    "dining_room",
+    "home_office",
+    "kitchen",
+    "living_room",
+    "office",
+)
 
 
 def metres_to_mm(metres: np.ndarray) -> np.ndarray:
@@ -89,8 +100,9 @@ def scan(src: str | Path, depth: str = "raw", split: str | Path | None = None) -
         needed = ["images", depth_key, "sceneTypes"]
         missing = [k for k in needed if k not in f]
         if missing:
-            hint = " (--depth filled reads 'depths')" if depth_key in missing and "depths" in f \
-                else ""
+            hint = (
+                " (--depth filled reads 'depths')" if depth_key in missing and "depths" in f else ""
+            )
             raise DataError(
                 f"missing HDF5 key {', '.join(map(repr, missing))}{hint}: expected the {LAYOUT} "
                 f"(has: {', '.join(sorted(f.keys())) or 'nothing'})",
@@ -98,16 +110,23 @@ def scan(src: str | Path, depth: str = "raw", split: str | Path | None = None) -
             )
         images, depths = f["images"], f[depth_key]
         if images.ndim != 4 or images.shape[1] != 3 or images.dtype != np.uint8:
-            raise DataError(f"'images' is {images.dtype} {images.shape}, expected uint8 "
-                            "N x 3 x W x H", path)
+            raise DataError(
+                f"'images' is {images.dtype} {images.shape}, expected uint8 N x 3 x W x H", path
+            )
         n = images.shape[0]
         if depths.shape != (n, *images.shape[2:]):
-            raise DataError(f"'{depth_key}' has shape {depths.shape}, expected "
-                            f"{(n, *images.shape[2:])} to match 'images'", path)
+            raise DataError(
+                f"'{depth_key}' has shape {depths.shape}, expected "
+                f"{(n, *images.shape[2:])} to match 'images'",
+                path,
+            )
         labels = _strings(f, "sceneTypes", n, path)
         scenes = _strings(f, "scenes", n, path) if "scenes" in f else [""] * n
-    official = read_split_file(split, ("trainNdxs", "testNdxs"), "NYU Depth v2's splits.mat") \
-        if split else None
+    official = (
+        read_split_file(split, ("trainNdxs", "testNdxs"), "NYU Depth v2's splits.mat")
+        if split
+        else None
+    )
 
     mat = _MatFile(path, depth_key)
     samples = [
@@ -132,7 +151,7 @@ def scan(src: str | Path, depth: str = "raw", split: str | Path | None = None) -
         default_task=[c for c in DEFAULT_TASK if c in found],
         default_ti=sorted(found - set(DEFAULT_TASK)),
         task_rule="the nine most frequent NYUD2 scene types (the scene-classification convention); "
-                  "the remaining types are task-irrelevant",
+        "the remaining types are task-irrelevant",
         split={"kind": "official", "file": str(split)} if split else {"kind": "seeded"},
         options={"depth": depth, "depth_key": depth_key},
         details={"frames": n},
@@ -144,6 +163,9 @@ def _strings(f, key: str, n: int, path: Path) -> list[str]:
     ds = f[key]
     refs = np.asarray(ds[()]).ravel()
     if refs.size != n or refs.dtype != object:
-        raise DataError(f"'{key}' should be a cell array of {n} strings (object references), "
-                        f"got {ds.dtype} {ds.shape}", path)
+        raise DataError(
+            f"'{key}' should be a cell array of {n} strings (object references), "
+            f"got {ds.dtype} {ds.shape}",
+            path,
+        )
     return [h5_string(f[r]) for r in refs]

@@ -24,11 +24,22 @@ import numpy as np
 from ..errors import DataError
 from .common import Sample, Scan, class_name, open_image, read_rgb8, safe_stem
 
-CATEGORIES = ("country", "field", "forest", "indoor", "mountain", "oldbuilding", "street",
-              "urban", "water")
+CATEGORIES = (
+    "country",
+    "field",
+    "forest",
+    "indoor",
+    "mountain",
+    "oldbuilding",
+    "street",
+    "urban",
+    "water",
+)
 DEFAULT_TI = ("country", "oldbuilding", "water")
-LAYOUT = ("EPFL RGB-NIR scene layout (category folders country, field, forest, indoor, mountain, "
-          "oldbuilding, street, urban, water with pairs NNNN_rgb.tiff + NNNN_nir.tiff)")
+LAYOUT = (
+    "EPFL RGB-NIR scene layout (category folders country, field, forest, indoor, mountain, "
+    "oldbuilding, street, urban, water with pairs NNNN_rgb.tiff + NNNN_nir.tiff)"
+)
 _PAIR = re.compile(r"^(?P<id>.+)_(?P<kind>rgb|nir)\.(tiff?|png)$", re.IGNORECASE)
 
 
@@ -43,8 +54,11 @@ def read_nir(path: Path) -> np.ndarray:
         rgb = np.asarray(im.convert("RGB"))
         if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]):
             return np.ascontiguousarray(rgb[..., 0])
-        raise DataError("colour image where the EPFL RGB-NIR layout has a single-channel NIR "
-                        "frame (are _rgb and _nir swapped?)", path)
+        raise DataError(
+            "colour image where the EPFL RGB-NIR layout has a single-channel NIR "
+            "frame (are _rgb and _nir swapped?)",
+            path,
+        )
     raise DataError(f"{im.mode} image: NIR frames are 8- or 16-bit single channel", path)
 
 
@@ -55,8 +69,11 @@ def find_root(src: Path) -> Path:
         if root.is_dir() and any((root / c).is_dir() for c in CATEGORIES):
             return root
     seen = sorted(p.name for p in src.iterdir() if p.is_dir() and not p.name.startswith("."))
-    raise DataError(f"not an EPFL RGB-NIR folder: expected the {LAYOUT}; found "
-                    f"{', '.join(seen[:8]) or 'no folders'}", src)
+    raise DataError(
+        f"not an EPFL RGB-NIR folder: expected the {LAYOUT}; found "
+        f"{', '.join(seen[:8]) or 'no folders'}",
+        src,
+    )
 
 
 def _pairs(folder: Path) -> list[tuple[str, Path, Path]]:
@@ -72,8 +89,11 @@ def _pairs(folder: Path) -> list[tuple[str, Path, Path]]:
         parts += [f"{nir[i].name} has no {i}_rgb partner" for i in only_nir[:3]]
         more = len(only_rgb) + len(only_nir) - len(parts)
         tail = f"; {more} more" if more else ""
-        raise DataError(f"unpaired files in the EPFL RGB-NIR layout (every NNNN_rgb.tiff needs "
-                        f"its NNNN_nir.tiff): {'; '.join(parts)}{tail}", folder)
+        raise DataError(
+            f"unpaired files in the EPFL RGB-NIR layout (every NNNN_rgb.tiff needs "
+            f"its NNNN_nir.tiff): {'; '.join(parts)}{tail}",
+            folder,
+        )
     return [(i, rgb[i], nir[i]) for i in sorted(rgb)]
 
 
@@ -85,17 +105,20 @@ def scan(src: str | Path) -> Scan:
         label = class_name(folder.name)
         for ident, rgb, nir in pairs:
             stem = safe_stem(f"{label}-{ident}")
-            samples.append(Sample(
-                stem=stem,
-                label=label,
-                load_rgb=partial(read_rgb8, rgb, "EPFL RGB-NIR"),
-                load_target=partial(read_nir, nir),
-                origin=str(rgb),
-                group=stem,
-            ))
+            samples.append(
+                Sample(
+                    stem=stem,
+                    label=label,
+                    load_rgb=partial(read_rgb8, rgb, "EPFL RGB-NIR"),
+                    load_target=partial(read_nir, nir),
+                    origin=str(rgb),
+                    group=stem,
+                )
+            )
     if not samples:
-        raise DataError(f"no NNNN_rgb.tiff + NNNN_nir.tiff pairs found: expected the {LAYOUT}",
-                        root)
+        raise DataError(
+            f"no NNNN_rgb.tiff + NNNN_nir.tiff pairs found: expected the {LAYOUT}", root
+        )
     found = {s.label for s in samples}
     return Scan(
         dataset="rgbnir",
@@ -106,6 +129,6 @@ def scan(src: str | Path) -> Scan:
         default_task=sorted(found - set(DEFAULT_TI)),
         default_ti=[c for c in DEFAULT_TI if c in found],
         task_rule="six categories are the task; country, oldbuilding and water are "
-                  "task-irrelevant (socket-edge's default; no published split found)",
+        "task-irrelevant (socket-edge's default; no published split found)",
         split={"kind": "seeded"},
     )

@@ -33,8 +33,10 @@ from ..errors import DataError
 from .common import Sample, Scan, class_name, read_rgb8, read_split_file, read_uint16, safe_stem
 
 SENSORS = ("kv1", "kv2", "realsense", "xtion")
-LAYOUT = ("SUN RGB-D layout (SUNRGBD/<sensor>/.../<scene folder>/ with image/<name>.jpg, "
-          "depth/<name>.png and scene.txt; sensors kv1, kv2, realsense, xtion)")
+LAYOUT = (
+    "SUN RGB-D layout (SUNRGBD/<sensor>/.../<scene folder>/ with image/<name>.jpg, "
+    "depth/<name>.png and scene.txt; sensors kv1, kv2, realsense, xtion)"
+)
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 DEPTH_FOLDERS = {"raw": "depth", "filled": "depth_bfx"}
 DEFAULT_MAX_DEPTH_MM = 8000
@@ -97,8 +99,11 @@ def _single_file(folder: Path, suffixes: tuple[str, ...], scene: Path, what: str
             f"scene.txt; {what})",
             scene,
         )
-    files = sorted(p for p in folder.iterdir()
-                   if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith("."))
+    files = sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith(".")
+    )
     if len(files) != 1:
         raise DataError(
             f"{folder.name}/ holds {len(files)} {'/'.join(suffixes)} files; a SUN RGB-D scene "
@@ -154,14 +159,22 @@ def scan(
     if sensors:
         unknown = [s for s in sensors if s not in SENSORS]
         if unknown:
-            raise DataError(f"--sensor: unknown sensor {', '.join(unknown)} "
-                            f"(SUN RGB-D has {', '.join(SENSORS)})")
+            raise DataError(
+                f"--sensor: unknown sensor {', '.join(unknown)} "
+                f"(SUN RGB-D has {', '.join(SENSORS)})"
+            )
         absent = [s for s in sensors if s not in present]
         if absent:
-            raise DataError(f"--sensor {', '.join(absent)}: no such sensor folder here "
-                            f"(found {', '.join(present)})", root)
-    official = read_split_file(split, ("alltrain", "alltest"), "SUN RGB-D's allsplit.mat") \
-        if split else None
+            raise DataError(
+                f"--sensor {', '.join(absent)}: no such sensor folder here "
+                f"(found {', '.join(present)})",
+                root,
+            )
+    official = (
+        read_split_file(split, ("alltrain", "alltest"), "SUN RGB-D's allsplit.mat")
+        if split
+        else None
+    )
     if official is not None:
         official = {_split_key(k): v for k, v in official.items()}
 
@@ -174,16 +187,18 @@ def scan(
             label, image, depth_file = read_scene(scene, depth)
             key = scene.relative_to(root).as_posix()
             per_sensor[sensor].add(label)
-            samples.append(Sample(
-                stem=safe_stem(key),
-                label=label,
-                load_rgb=partial(read_rgb8, image, "SUN RGB-D"),
-                load_target=partial(_load_depth, depth_file, max_depth_mm),
-                origin=str(scene),
-                group=key,
-                split=official.get(key) if official is not None else None,
-                domain=sensor,
-            ))
+            samples.append(
+                Sample(
+                    stem=safe_stem(key),
+                    label=label,
+                    load_rgb=partial(read_rgb8, image, "SUN RGB-D"),
+                    load_target=partial(_load_depth, depth_file, max_depth_mm),
+                    origin=str(scene),
+                    group=key,
+                    split=official.get(key) if official is not None else None,
+                    domain=sensor,
+                )
+            )
     if not samples:
         raise DataError(
             f"no scene folders found: expected the {LAYOUT} (a scene folder has image/, depth/ "
@@ -194,9 +209,11 @@ def scan(
     common = set.intersection(*(per_sensor[s] for s in with_frames))
     everything = set().union(*per_sensor.values())
     if len(with_frames) < len(SENSORS):
-        warn(f"only {', '.join(with_frames)} of the four SUN RGB-D sensors found: the task classes "
-             f"are those present for {'all of these' if len(with_frames) > 1 else 'this sensor'} "
-             "(the SOCKET protocol intersects all four)")
+        warn(
+            f"only {', '.join(with_frames)} of the four SUN RGB-D sensors found: the task classes "
+            f"are those present for {'all of these' if len(with_frames) > 1 else 'this sensor'} "
+            "(the SOCKET protocol intersects all four)"
+        )
     return Scan(
         dataset="sunrgbd",
         root=root,
@@ -206,12 +223,18 @@ def scan(
         default_task=sorted(common),
         default_ti=sorted(everything - common),
         task_rule=f"scene classes present for every sensor found ({', '.join(with_frames)}); "
-                  "the remaining classes' pairs from every sensor are task-irrelevant "
-                  "(SOCKET protocol)",
+        "the remaining classes' pairs from every sensor are task-irrelevant "
+        "(SOCKET protocol)",
         split={"kind": "official", "file": str(split)} if split else {"kind": "seeded"},
         task_domains=tuple(sensors) if sensors else None,
-        options={"sensors": list(sensors) if sensors else present, "depth": depth,
-                 "depth_folder": DEPTH_FOLDERS[depth], "max_depth_mm": max_depth_mm},
-        details={"sensors_found": with_frames,
-                 "classes_per_sensor": {s: sorted(per_sensor[s]) for s in with_frames}},
+        options={
+            "sensors": list(sensors) if sensors else present,
+            "depth": depth,
+            "depth_folder": DEPTH_FOLDERS[depth],
+            "max_depth_mm": max_depth_mm,
+        },
+        details={
+            "sensors_found": with_frames,
+            "classes_per_sensor": {s: sorted(per_sensor[s]) for s in with_frames},
+        },
     )

@@ -99,6 +99,7 @@ class GBuffer:
     normal: np.ndarray  # (H, W, 3) world normal
     cos_view: np.ndarray  # (H, W) cosine between normal and the ray towards the camera
     shadow: np.ndarray  # (H, W) 1 = lit, 0 = in the object's shadow
+    mirror: np.ndarray  # (H, W, 3) object coordinates reflected in the floor, NaN elsewhere
 
 
 def _object_sdf(sdf: SDF, scene: Scene):
@@ -114,8 +115,9 @@ def _object_sdf(sdf: SDF, scene: Scene):
     return dist, to_local
 
 
-def trace(sdf: SDF, scene: Scene, size: int) -> GBuffer:
-    """Trace one scene at ``size`` x ``size`` pixels into a G-buffer."""
+def trace(sdf: SDF, scene: Scene, size: int, mirror: bool = False) -> GBuffer:
+    """Trace one scene at ``size`` x ``size`` pixels into a G-buffer (``mirror``: also the
+    object's reflection in the floor, which only thermal IR needs)."""
     n = size
     f = (n / 2) / np.tan(np.radians(FOV_DEG / 2))
     jj, ii = np.meshgrid(np.arange(n, dtype=F32), np.arange(n, dtype=F32))
@@ -133,27 +135,9 @@ def trace(sdf: SDF, scene: Scene, size: int) -> GBuffer:
 
     # Object: sphere-trace only the rays that cross its bounding sphere.
     dist, to_local = _object_sdf(sdf, scene)
-    radius = 1.25 * scene.scale * float(scene.aspect.max())
-    b = d @ scene.center
-    disc = b * b - (scene.center @ scene.center - radius * radius)
-    idx = np.nonzero(disc > 0)[0]
-    if idx.size:
-        t = np.maximum(b[idx] - np.sqrt(disc[idx]), 0.0).astype(F32)
-        t_end = np.minimum(b[idx] + np.sqrt(disc[idx]), t_bg[idx])
-        alive = np.ones(idx.size, bool)
-        hit = np.zeros(idx.size, bool)
-        eps = 1e-3 * scene.scale
-        for _ in range(80):
-            a = np.nonzero(alive)[0]
-            if a.size == 0:
-                break
-            h = dist(d[idx[a]] * t[a, None])
-            done = h < eps
-            hit[a[done]] = True
-            t[a] += np.where(done, 0.0, 0.9 * h)
-            alive[a] = ~done & (t[a] < t_end[a])
-        t_hit[idx[hit]] = t[hit]
-        material[idx[hit]] = 1
+    hit, t = march(dist, scene, np.zeros_like(d), d, t_bg)
+    t_hit[hit] = t[hit]
+    material[hit] = 1
 
     pos = d * t_hit[:, None]
     normal = np.zeros_like(pos)
@@ -169,6 +153,11 @@ def trace(sdf: SDF, scene: Scene, size: int) -> GBuffer:
         local[obj] = to_local(p)
     cos_view = np.clip(-(normal * d).sum(-1), 0.0, 1.0)
     shadow = _soft_shadow(dist, scene, pos, normal, material)
+    reflection = (
+        _mirror(dist, to_local, scene, pos, d, material)
+        if mirror
+        else np.full(pos.shape, np.nan, F32)
+    )
     depth = t_hit * d_cam.reshape(-1, 3)[:, 2]
     shape2 = (n, n)
     return GBuffer(
@@ -179,7 +168,53 @@ def trace(sdf: SDF, scene: Scene, size: int) -> GBuffer:
         normal=normal.reshape(n, n, 3),
         cos_view=cos_view.reshape(shape2).astype(F32),
         shadow=shadow.reshape(shape2).astype(F32),
+        mirror=reflection.reshape(n, n, 3),
     )
+
+
+def march(dist, scene: Scene, origins: np.ndarray, dirs: np.ndarray, t_max: np.ndarray):
+    """Sphere-trace rays against the object; (hit mask, distance). Only rays that cross the
+    object's bounding sphere are traced."""
+    hit = np.zeros(len(dirs), bool)
+    t_out = np.full(len(dirs), np.inf, F32)
+    radius = 1.25 * scene.scale * float(scene.aspect.max())
+    oc = origins - scene.center
+    b = -(oc * dirs).sum(-1)
+    disc = b * b - ((oc * oc).sum(-1) - radius * radius)
+    idx = np.nonzero((disc > 0) & (b + np.sqrt(np.maximum(disc, 0)) > 0))[0]
+    if idx.size == 0:
+        return hit, t_out
+    root = np.sqrt(disc[idx])
+    t = np.maximum(b[idx] - root, 0.0).astype(F32)
+    t_end = np.minimum(b[idx] + root, t_max[idx])
+    alive = np.ones(idx.size, bool)
+    found = np.zeros(idx.size, bool)
+    eps = 1e-3 * scene.scale
+    for _ in range(80):
+        a = np.nonzero(alive)[0]
+        if a.size == 0:
+            break
+        h = dist(origins[idx[a]] + dirs[idx[a]] * t[a, None])
+        done = h < eps
+        found[a[done]] = True
+        t[a] += np.where(done, 0.0, 0.9 * h)
+        alive[a] = ~done & (t[a] < t_end[a])
+    hit[idx[found]] = True
+    t_out[idx[found]] = t[found]
+    return hit, t_out
+
+
+def _mirror(dist, to_local, scene: Scene, pos, d, material) -> np.ndarray:
+    """Object coordinates seen in the floor's mirror reflection (NaN where the object is not)."""
+    out = np.full(pos.shape, np.nan, F32)
+    floor = np.nonzero(material == 2)[0]
+    if floor.size == 0:
+        return out
+    dirs = d[floor] * np.array([1, -1, 1], F32)
+    origins = pos[floor] + np.array([0, 1e-3, 0], F32)
+    hit, t = march(dist, scene, origins, dirs, np.full(floor.size, np.inf, F32))
+    out[floor[hit]] = to_local(origins[hit] + dirs[hit] * t[hit, None])
+    return out
 
 
 def _soft_shadow(dist, scene: Scene, pos, normal, material) -> np.ndarray:
@@ -334,31 +369,63 @@ def shade_depth(g: GBuffer, scene: Scene, rng: np.random.Generator, ss: int) -> 
 
 
 def shade_ir(g: GBuffer, scene: Scene, rng: np.random.Generator, ss: int) -> np.ndarray:
-    """Thermal IR as 14-bit counts in a uint16 array (H, W); ~100 counts per kelvin."""
+    """Thermal IR as 14-bit counts in a uint16 array (H, W); ~100 counts per kelvin.
+
+    A low-resolution microbolometer: the scene is seen at half the output resolution, blurred,
+    with AGC/sharpening halos, vignetting, column and temporal noise.
+    """
     t_room = rng.uniform(15, 28)
     delta = rng.uniform(3, 25) * (1 if rng.random() < 0.7 else -0.5)
     temp = np.full(g.material.shape, t_room, np.float64)
-    # Floor and wall: small offsets and gradients; a warm (or cool) footprint under the object.
     floor, wall, obj = g.material == 2, g.material == 3, g.material == 1
+    # Floor and wall: offsets and gradients; a warm (or cool) footprint under the object.
     temp[floor] += rng.normal(-1, 1) + rng.normal(0, 0.4) * g.pos[floor][:, 2]
     temp[wall] += rng.normal(0, 1) + rng.normal(0, 0.4) * g.pos[wall][:, 1]
     d2 = ((g.pos[floor] - scene.center) ** 2)[:, [0, 2]].sum(-1) / (1.2 * scene.scale) ** 2
     temp[floor] += 0.3 * delta * np.exp(-d2) * rng.uniform(0, 1)
-    # Object: a heat gradient along a random direction of its own body.
+    # Warm clutter on the wall (pipes, vents, lamps): heat that has nothing to do with the object.
+    rows, cols = np.nonzero(wall)
+    for _ in range(rng.integers(0, 4)):
+        x0, y0 = rng.uniform(-1.5, 1.5), rng.uniform(-1.0, 1.0)
+        half_w, half_h = rng.uniform(0.05, 0.6), rng.uniform(0.05, 0.6)
+        p = g.pos[rows, cols]
+        inside = (np.abs(p[:, 0] - x0) < half_w) & (np.abs(p[:, 1] - y0) < half_h)
+        temp[rows[inside], cols[inside]] += rng.uniform(2, 15)
+
+    def object_temperature(local: np.ndarray) -> np.ndarray:
+        # A gradient along a random axis plus hot spots (motors, batteries) inside the body.
+        t = t_room + delta + grad * abs(delta) * (local @ axis)
+        for centre, width, amp in spots:
+            t = t + amp * np.exp(-((local - centre) ** 2).sum(-1) / (2 * width**2))
+        return t
+
     axis = rng.normal(size=3)
     axis /= np.linalg.norm(axis)
-    temp[obj] = t_room + delta + rng.uniform(0, 0.5) * abs(delta) * (g.local[obj] @ axis)
-    # Emissivity falls at grazing angles; the rest is the room reflected.
-    eps0 = np.where(obj, rng.uniform(0.55, 0.97), rng.uniform(0.85, 0.97))
-    eps = eps0 * (1 - 0.7 * (1 - g.cos_view) ** 3)
+    grad = rng.uniform(0, 0.5)
+    spots = [
+        (rng.normal(0, 0.5, 3), rng.uniform(0.15, 0.4), rng.uniform(-0.3, 1.0) * abs(delta))
+        for _ in range(rng.integers(0, 4))
+    ]
+    temp[obj] = object_temperature(g.local[obj])
 
     def radiance(t):
         return ((t + 273.15) / 300.0) ** 4
 
-    rad = eps * radiance(temp) + (1 - eps) * radiance(t_room)
+    # Emissivity falls at grazing angles; the rest is reflected: the room, or on a glossy floor
+    # a mirror image of the object.
+    eps0 = np.where(obj, rng.uniform(0.55, 0.97), rng.uniform(0.85, 0.97))
+    eps0 = np.where(floor, rng.uniform(0.6, 0.95), eps0)
+    eps = eps0 * (1 - 0.7 * (1 - g.cos_view) ** 3)
+    reflected = np.full(g.material.shape, radiance(t_room))
+    seen = ~np.isnan(g.mirror[..., 0])
+    reflected[seen] = radiance(object_temperature(g.mirror[seen]))
+    rad = eps * radiance(temp) + (1 - eps) * reflected
     t_apparent = 300.0 * rad**0.25 - 273.15
-    img = downsample(t_apparent, ss)
-    img = blur(img.astype(F32), rng.uniform(0.3, 0.9)).astype(np.float64)
+    img = downsample(t_apparent, ss * 2)  # the sensor has half the output resolution
+    img = np.kron(img, np.ones((2, 2)))
+    img = blur(img.astype(F32), rng.uniform(0.8, 1.4)).astype(np.float64)
+    halo = rng.uniform(0, 0.8)  # AGC / detail enhancement overshoot around hot objects
+    img = img + halo * (img - blur(img.astype(F32), 3.0))
     h, w = img.shape
     yy, xx = np.mgrid[0:h, 0:w]
     r2 = ((yy - h / 2) ** 2 + (xx - w / 2) ** 2) / (h / 2) ** 2
@@ -373,7 +440,7 @@ def render(sdf: SDF, seed: tuple, size: int, modalities: tuple[str, ...]) -> dic
     """Render one random scene of ``sdf`` in each of ``modalities``; same seed, same images."""
     rng = np.random.default_rng(list(seed))
     scene = random_scene(rng, seed)
-    g = trace(sdf, scene, size * SUPERSAMPLE)
+    g = trace(sdf, scene, size * SUPERSAMPLE, mirror="ir" in modalities)
     shaders = {"rgb": shade_rgb, "depth": shade_depth, "ir": shade_ir}
     out = {}
     for i, m in enumerate(("rgb", "depth", "ir")):

@@ -6,12 +6,24 @@ so that an engine never overwrites the sidecar of the ONNX model it was built fr
 
 Schema (format_version 1)::
 
-    format, format_version, artifact (file name), kind (onnx | engine), sha256 (of the artifact),
-    precision (fp32 | fp16 | int8-qdq | int8-cpu | int8), arch, classes, modality,
-    input {name, shape, dtype, layout, units}, output {name, shape},
+    format, format_version, artifact (file name), kind (onnx | engine | calibration-cache),
+    sha256 (of the artifact), precision (fp32 | fp16 | int8-qdq | int8-cpu | int8), arch,
+    classes, modality, input {name, shape, dtype, layout, units}, output {name, shape},
     preprocess {image_size, interpolation, resize}, encoding {...}, encoding_in_graph (bool),
     source {path, sha256} (the checkpoint), calibration {...} | null, parity {...} | null,
-    tensorrt {...} | null (engines), versions {...}, created
+    tensorrt {...} | null (engines), versions {...}, created, export {opset, batch} (optional)
+
+Filled in by ``socket-edge export``:
+
+- parity: max_abs_logit_diff, top1_agreement, n, batch_sizes, max_abs_logit, atol, rtol,
+  tolerance, images (which), passed.
+- calibration (INT8 artifacts and model.calib.cache.json): stamp (sha256 of model + calibration
+  set + method, 16 hex digits), method, model_sha256 (of the FP32 ONNX), fp32_artifact,
+  set {folder, size, requested, seed, holdout, sha256}, activations, float_nodes {encoder, gate},
+  gate {images, drop_points, max_drop, passed, float_layers, sensitivity, variants}, cache;
+  the cache's sidecar adds header and ranges {tensor: [lo, hi]}.
+- tensorrt (engines): version, compute_capability, gpu, fp16, int8, int8_mode, profile
+  {min, opt, max}, dla, workspace_mib, timing_cache, float_layers, built_from, build_seconds.
 """
 
 from __future__ import annotations
@@ -41,8 +53,9 @@ def sidecar_path(artifact: str | Path) -> Path:
     return artifact.with_name(artifact.name + ".json")
 
 
-def make_sidecar(artifact: str | Path, kind: str, precision: str, meta: dict[str, Any],
-                 **fields: Any) -> dict[str, Any]:
+def make_sidecar(
+    artifact: str | Path, kind: str, precision: str, meta: dict[str, Any], **fields: Any
+) -> dict[str, Any]:
     """A sidecar for ``artifact`` from the checkpoint metadata ``meta`` plus extra ``fields``."""
     artifact = Path(artifact)
     modality = meta["modality"]
@@ -58,8 +71,13 @@ def make_sidecar(artifact: str | Path, kind: str, precision: str, meta: dict[str
         "arch": meta["arch"],
         "classes": list(meta["classes"]),
         "modality": modality,
-        "input": {"name": "input", "shape": ["batch", channels, size, size], "dtype": "float32",
-                  "layout": "NCHW", "units": INPUT_UNITS[modality]},
+        "input": {
+            "name": "input",
+            "shape": ["batch", channels, size, size],
+            "dtype": "float32",
+            "layout": "NCHW",
+            "units": INPUT_UNITS[modality],
+        },
         "output": {"name": "logits", "shape": ["batch", len(meta["classes"])]},
         "preprocess": dict(meta["preprocess"]),
         "encoding": dict(meta["encoding"]),
@@ -82,12 +100,13 @@ def write_sidecar(artifact: str | Path, doc: dict[str, Any]) -> Path:
 
 
 def read_sidecar(artifact: str | Path, verify_hash: bool = False) -> dict[str, Any]:
-    """Load and check the sidecar of ``artifact``; fails with a one-line message if absent or bad."""
+    """Load and check the sidecar of ``artifact``; a one-line error if it is absent or bad."""
     artifact = Path(artifact)
     path = sidecar_path(artifact)
     if not path.exists():
         raise ArtifactError(
-            f"no sidecar {path.name} beside it (export with `socket-edge export` writes one)", artifact
+            f"no sidecar {path.name} beside it (export with `socket-edge export` writes one)",
+            artifact,
         )
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))

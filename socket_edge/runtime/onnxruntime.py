@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,7 +23,7 @@ class OnnxRuntimeRunner(Runner):
     def __init__(self, path: str | Path, device: str | None = "cpu", threads: int | None = None):
         self.device_name = (device or "cpu").split(":")[0]
         self.threads = threads
-        self.session = None
+        self.session: Any = None
         super().__init__(path)
 
     def load_info(self) -> ArtifactInfo:
@@ -37,7 +38,9 @@ class OnnxRuntimeRunner(Runner):
 
         wanted = PROVIDER_ALIASES.get(self.device_name)
         if wanted is None:
-            raise ArtifactError(f"unknown ONNX Runtime device {self.device_name!r} (cpu, cuda, tensorrt)")
+            raise ArtifactError(
+                f"unknown ONNX Runtime device {self.device_name!r} (cpu, cuda, tensorrt)"
+            )
         available = ort.get_available_providers()
         if wanted[0] not in available:
             raise ArtifactError(
@@ -53,7 +56,9 @@ class OnnxRuntimeRunner(Runner):
                 str(self.path), options, providers=[p for p in wanted if p in available]
             )
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types
-            first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+            first = (
+                str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+            )
             raise ArtifactError(f"ONNX Runtime cannot load it ({first})", self.path) from None
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
@@ -66,6 +71,10 @@ class OnnxRuntimeRunner(Runner):
         self.session = None
 
     def describe(self) -> dict:
-        providers = self.session.get_providers() if self.session is not None else []
-        return {**super().describe(), "device": self.device_name, "providers": providers,
-                "threads": self.threads}
+        providers: list[str] = self.session.get_providers() if self.session is not None else []
+        return {
+            **super().describe(),
+            "device": self.device_name,
+            "providers": providers,
+            "threads": self.threads,
+        }

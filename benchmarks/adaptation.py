@@ -1,0 +1,219 @@
+"""Adaptation benchmark: source-only, SHOT, SOCKET (+ ablations) and the oracle, depth and IR.
+
+For each seed: train the RGB source model, then for each target modality adapt it with every
+method and train the oracle (supervised on labelled target data), all scored on the target test
+split. Writes the `adaptation` (and `source_gap`) sections of benchmarks/RESULTS.md and the raw
+figures to benchmarks/adaptation.json.
+
+    python benchmarks/adaptation.py --data data/synth            # synthesises it if missing
+    python benchmarks/adaptation.py --data data/synth --seeds 0 --modalities depth --quick
+    python benchmarks/adaptation.py --data data/synth --device cuda --speed-only   # GPU images/s
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from results import machine_line, update_section  # noqa: E402
+
+METHODS = {  # name -> (method, overrides)
+    "source-only": ("source-only", {}),
+    "SHOT": ("shot", {}),
+    "SOCKET": ("socket", {}),
+    "SOCKET w/o TI": ("socket", {"ti_weight": 0.0}),
+    "SOCKET w/o BN": ("socket", {"bn_weight": 0.0}),
+}
+
+
+def run_seed(data: Path, work: Path, seed: int, modalities: list[str], args) -> dict:
+    from socket_edge.adapt import AdaptConfig, adapt
+    from socket_edge.evaluate import evaluate_artifact
+    from socket_edge.train import TrainConfig, train_supervised
+
+    work.mkdir(parents=True, exist_ok=True)
+    out: dict = {"seed": seed}
+    src = work / f"source-s{seed}.pt"
+    if not src.exists():
+        t0 = time.perf_counter()
+        r = train_supervised(
+            data / "source_rgb" / "train",
+            src,
+            TrainConfig(epochs=args.source_epochs, seed=seed, device=args.device),
+            val=data / "source_rgb" / "val",
+            show_progress=False,
+        )
+        out["source_seconds"] = time.perf_counter() - t0
+        out["source_val"] = r["val_acc"]
+    else:
+        out["source_val"] = evaluate_artifact(
+            src, data / "source_rgb" / "val", show_progress=False
+        ).top1
+    for m in modalities:
+        test = data / m / "target" / "test"
+        res: dict = {}
+        for name, (method, overrides) in METHODS.items():
+            if args.quick and name.startswith("SOCKET w/o"):
+                continue
+            cfg = AdaptConfig(
+                method=method, epochs=args.epochs, seed=seed, device=args.device, **overrides
+            )
+            path = work / f"{m}-{name.replace(' ', '_').replace('/', '')}-s{seed}.pt"
+            r = adapt(
+                src,
+                data / m / "target" / "train",
+                path,
+                m,
+                paired=data / m / "paired",
+                config=cfg,
+                show_progress=False,
+            )
+            acc = evaluate_artifact(path, test, show_progress=False).top1
+            hist = r["history"]
+            res[name] = {
+                "top1": acc,
+                "seconds_per_epoch": statistics.mean(h["seconds"] for h in hist) if hist else 0.0,
+                "images_per_s": statistics.mean(h["images_per_s"] for h in hist) if hist else 0.0,
+            }
+            print(f"seed {seed} {m:5s} {name:14s} top-1 {acc:.3f}", flush=True)
+        oracle = work / f"{m}-oracle-s{seed}.pt"
+        train_supervised(
+            data / m / "target" / "train",
+            oracle,
+            TrainConfig(epochs=args.oracle_epochs, seed=seed, device=args.device),
+            modality=m,
+            stage="oracle",
+            show_progress=False,
+        )
+        res["oracle"] = {"top1": evaluate_artifact(oracle, test, show_progress=False).top1}
+        print(f"seed {seed} {m:5s} {'oracle':14s} top-1 {res['oracle']['top1']:.3f}", flush=True)
+        out[m] = res
+    return out
+
+
+def mean_std(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{100 * values[0]:.1f}"
+    return f"{100 * statistics.mean(values):.1f} ± {100 * statistics.stdev(values):.1f}"
+
+
+def tables(runs: list[dict], modalities: list[str], args) -> tuple[str, str]:
+    n = len(runs)
+    names = [k for k in [*METHODS, "oracle"] if k in runs[0][modalities[0]]]
+    lines = [
+        f"Built-in benchmark (`socket-edge synth`, per-class {args.per_class}), resnet18 at 64x64, "
+        f"{args.epochs} adaptation epochs, top-1 (%) on the target test split, mean ± std over {n} "
+        f"seed(s) ({', '.join(str(r['seed']) for r in runs)}).",
+        f"Machine: {machine_line()}; device {args.device or 'auto'}.",
+        "",
+        "| method | " + " | ".join(modalities) + " |",
+        "| --- | " + " | ".join("---:" for _ in modalities) + " |",
+    ]
+    for name in names:
+        cells = [mean_std([r[m][name]["top1"] for r in runs]) for m in modalities]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "| acceptance (mean over seeds) | " + " | ".join(modalities) + " |",
+        "| --- | " + " | ".join("---:" for _ in modalities) + " |",
+    ]
+    checks = {
+        "SOCKET - SHOT (points, >= 3)": [],
+        "SOCKET - source-only (points, >= 10)": [],
+        "gap closed (SOCKET - source-only) / (oracle - source-only) (>= 60%)": [],
+    }
+    for m in modalities:
+        mean = {k: statistics.mean(r[m][k]["top1"] for r in runs) for k in names}
+        checks["SOCKET - SHOT (points, >= 3)"].append(
+            f"{100 * (mean['SOCKET'] - mean['SHOT']):+.1f}"
+        )
+        checks["SOCKET - source-only (points, >= 10)"].append(
+            f"{100 * (mean['SOCKET'] - mean['source-only']):+.1f}"
+        )
+        gap = mean["oracle"] - mean["source-only"]
+        closed = (mean["SOCKET"] - mean["source-only"]) / gap if gap > 0 else float("nan")
+        checks["gap closed (SOCKET - source-only) / (oracle - source-only) (>= 60%)"].append(
+            f"{100 * closed:.0f}%"
+        )
+    for k, v in checks.items():
+        lines.append(f"| {k} | " + " | ".join(v) + " |")
+    lines += [
+        "",
+        "Adaptation speed (mean over seeds and epochs; target + TI images through forward and "
+        "backward per second):",
+        "",
+        "| method | " + " | ".join(f"{m} s/epoch | {m} images/s" for m in modalities) + " |",
+        "| --- | " + " | ".join("---: | ---:" for _ in modalities) + " |",
+    ]
+    for name in names:
+        if name in ("oracle", "source-only"):
+            continue
+        cells = []
+        for m in modalities:
+            cells.append(f"{statistics.mean(r[m][name]['seconds_per_epoch'] for r in runs):.1f}")
+            cells.append(f"{statistics.mean(r[m][name]['images_per_s'] for r in runs):.0f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    adaptation = "\n".join(lines)
+    gap_lines = [
+        "The room adaptation has to close: the RGB source model scored on depth and IR as is (source-only) "
+        f"against the oracle trained on labelled depth/IR. Mean ± std over {n} seed(s); machine: {machine_line()}.",
+        "",
+        "| | RGB val | " + " | ".join(f"{m} source-only | {m} oracle" for m in modalities) + " |",
+        "| --- | ---: | " + " | ".join("---: | ---:" for _ in modalities) + " |",
+        "| top-1 (%) | "
+        + mean_std([r["source_val"] for r in runs])
+        + " | "
+        + " | ".join(
+            f"{mean_std([r[m]['source-only']['top1'] for r in runs])} | {mean_std([r[m]['oracle']['top1'] for r in runs])}"
+            for m in modalities
+        )
+        + " |",
+    ]
+    return adaptation, "\n".join(gap_lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--data", type=Path, default=Path("data/synth"))
+    p.add_argument("--work", type=Path, default=Path("runs/adaptation"))
+    p.add_argument("--per-class", type=int, default=600, help="synth size if --data is missing")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--modalities", default="depth,ir")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--source-epochs", type=int, default=16)
+    p.add_argument("--oracle-epochs", type=int, default=16)
+    p.add_argument("--device", default=None)
+    p.add_argument("--quick", action="store_true", help="skip the ablations")
+    p.add_argument("--no-write", action="store_true", help="print, do not touch RESULTS.md")
+    args = p.parse_args()
+    os.environ.setdefault("SOCKET_EDGE_PROGRESS", "0")
+    if not (args.data / "synth.json").exists():
+        from socket_edge.data.synth import SynthConfig, synth
+
+        synth(args.data, SynthConfig(per_class=args.per_class))
+    manifest = json.loads((args.data / "synth.json").read_text())
+    args.per_class = manifest["config"]["per_class"]
+    modalities = args.modalities.split(",")
+    runs = [run_seed(args.data, args.work, int(s), modalities, args) for s in args.seeds.split(",")]
+    (HERE / "adaptation.json").write_text(
+        json.dumps({"machine": machine_line(), "runs": runs}, indent=2)
+    )
+    adaptation, gap = tables(runs, modalities, args)
+    print(gap + "\n\n" + adaptation)
+    if not args.no_write:
+        update_section("source_gap", gap)
+        update_section("adaptation", adaptation)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""`socket-edge demo`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from .common import emit_json, examples
+
+
+def demo(
+    out: Path = typer.Option(
+        None, "--out", help="Folder for data, models and artifacts (socket-edge-demo)."
+    ),
+    modality: str = typer.Option(
+        None, "--modality", help="Target modality: depth (default) or ir."
+    ),
+    quick: bool = typer.Option(
+        False, "--quick", help="A smaller run (about 2 minutes; the CI smoke test)."
+    ),
+    device: str = typer.Option(
+        None, "--device", help="cpu (default) or cuda for training and adaptation."
+    ),
+    config: Path = typer.Option(
+        None, "--config", help="Pipeline TOML; its [demo] table sets defaults."
+    ),
+    json_out: Path = typer.Option(
+        None, "--json", help="Also write the summary as JSON ('-' = stdout)."
+    ),
+) -> None:
+    """Run the whole pipeline on the built-in benchmark: synth -> train-source -> adapt
+    (source-only and SOCKET) -> export FP32 + INT8 (+ engines where TensorRT is present) -> bench.
+
+    Ends with one table: accuracy of the RGB model on the target modality, after SOCKET and after
+    INT8, the latency of each artifact, and where every file went. Steps whose output already
+    exists are skipped, so a stopped demo continues where it was.
+    """
+    from rich.console import Console
+
+    from socket_edge.config import merge, section
+    from socket_edge.demo import DemoConfig, run_demo
+
+    settings = merge(section(config, "demo", DemoConfig), out=out, modality=modality, device=device)
+    if quick:
+        settings["quick"] = True
+    summary = run_demo(DemoConfig(**settings))
+    print_summary(summary, Console(stderr=str(json_out) == "-"))
+    emit_json(summary, json_out)
+
+
+def print_summary(summary: dict, console) -> None:
+    from rich.table import Table
+
+    acc = summary["accuracy"]
+    m = summary["modality"]
+
+    def pct(v):
+        return "-" if v is None else f"{100 * v:.1f}%"
+
+    table = Table(title=f"socket-edge demo: RGB -> {m} ({summary['seconds'] / 60:.1f} min)")
+    table.add_column("model")
+    table.add_column(f"top-1 on {m} test", justify="right")
+    table.add_column("p50 latency, batch 1", justify="right")
+    lat = summary["latency_ms_p50"]
+    files = summary["files"]
+    socket_pt = Path(files["adapted"]["socket"]).name
+    table.add_row("RGB model (on RGB val)", pct(acc["rgb_model_on_rgb_val"]), "")
+    table.add_row(f"RGB model used as is on {m}", pct(acc["rgb_model_on_target"]), "")
+    table.add_row(f"after SOCKET ({socket_pt})", pct(acc["after_socket"]), _ms(lat.get(socket_pt)))
+    for artifact in files["artifacts"]:
+        name = Path(artifact).name
+        top1 = next(
+            (
+                v
+                for k, v in (
+                    ("int8-cpu", acc["after_int8_cpu"]),
+                    ("int8.onnx", acc["after_int8_qdq"]),
+                )
+                if k in name
+            ),
+            None,
+        )
+        label = f"after INT8 ({name})" if "int8" in name else f"exported ({name})"
+        table.add_row(label, pct(top1) if "int8" in name else "", _ms(lat.get(name)))
+    console.print(table)
+    console.print("[bold]files[/bold]")
+    console.print(f"  data:      {files['data']}")
+    console.print(f"  RGB model: {files['source_model']}")
+    for method, path in files["adapted"].items():
+        console.print(f"  {method:10s} {path}")
+    for artifact in files["artifacts"]:
+        console.print(f"  artifact:  {artifact} (+ sidecar)")
+    console.print(f"  bench:     {files['bench']}")
+
+
+def _ms(value) -> str:
+    return "" if value is None else f"{value:.2f} ms"
+
+
+def register(app: typer.Typer) -> None:
+    app.command(
+        epilog=examples(
+            "socket-edge demo",
+            "socket-edge demo --modality ir --out demo-ir",
+            "socket-edge demo --quick",
+        ),
+    )(demo)

@@ -1,0 +1,87 @@
+"""Parity of an exported ONNX model with the torch model it came from, in ONNX Runtime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ArtifactError
+
+ATOL = 1e-4  # max |logit difference| accepted...
+# ...unless the logits are so large that float32 rounding alone exceeds it (|logit| ~ 1000 in
+# barely trained models, where one ulp is 6e-5): then a few ulps of the largest logit.
+RTOL = 2e-6
+
+
+def ort_session(path: str | Path, threads: int | None = None):
+    """A CPU ONNX Runtime session with all graph optimizations (as deployment runs it)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    if threads:
+        options.intra_op_num_threads = threads
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise ArtifactError(f"ONNX Runtime cannot load it ({first})", path) from None
+
+
+def ort_logits(session, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    name = session.get_inputs()[0].name
+    outs = [
+        session.run(None, {name: np.ascontiguousarray(x[i : i + batch_size], np.float32)})[0]
+        for i in range(0, len(x), batch_size)
+    ]
+    return np.concatenate(outs) if outs else np.zeros((0, 0), np.float32)
+
+
+def torch_logits(model, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    import torch
+
+    model.eval()
+    with torch.inference_mode():
+        outs = [
+            model(torch.from_numpy(np.ascontiguousarray(x[i : i + batch_size]))).float().numpy()
+            for i in range(0, len(x), batch_size)
+        ]
+    return np.concatenate(outs)
+
+
+def parity_check(
+    model,
+    onnx_path: str | Path,
+    x: np.ndarray,
+    batch_sizes: list[int],
+    atol: float = ATOL,
+    source: str = "",
+    rtol: float = RTOL,
+) -> dict[str, Any]:
+    """ONNX Runtime vs torch on ``x`` at every batch size: max |logit diff| and top-1 agreement.
+
+    Passes when the difference is within max(atol, rtol * max |logit|) and top-1 agrees on all.
+    """
+    reference = torch_logits(model, x)
+    tolerance = max(atol, rtol * float(np.abs(reference).max()))
+    session = ort_session(onnx_path)
+    worst, agreement = 0.0, 1.0
+    for b in sorted(set(batch_sizes)):
+        out = ort_logits(session, x, b)
+        worst = max(worst, float(np.abs(out - reference).max()))
+        agreement = min(agreement, float((out.argmax(1) == reference.argmax(1)).mean()))
+    return {
+        "max_abs_logit_diff": worst,
+        "top1_agreement": agreement,
+        "n": int(len(x)),
+        "batch_sizes": sorted(set(batch_sizes)),
+        "max_abs_logit": float(np.abs(reference).max()),
+        "atol": atol,
+        "rtol": rtol,
+        "tolerance": tolerance,
+        "images": source,
+        "passed": bool(worst <= tolerance and agreement == 1.0),
+    }
