@@ -75,7 +75,9 @@ def log_path(out: str | Path) -> Path:
 
 
 def append_log(out: str | Path, record: dict[str, Any]) -> None:
-    with open(log_path(out), "a", encoding="utf-8") as f:
+    path = log_path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps(record) + "\n")
 
 
