@@ -105,14 +105,16 @@ def mean_std(values: list[float]) -> str:
     return f"{100 * statistics.mean(values):.1f} ± {100 * statistics.stdev(values):.1f}"
 
 
-def tables(runs: list[dict], modalities: list[str], args) -> tuple[str, str]:
+def tables(raw: dict, modalities: list[str], cuda: dict | None = None) -> tuple[str, str]:
+    """The adaptation and source-gap sections from the raw figures of a run."""
+    runs = raw["runs"]
     n = len(runs)
     names = [k for k in [*METHODS, "oracle"] if k in runs[0][modalities[0]]]
     lines = [
-        f"Built-in benchmark (`socket-edge synth`, per-class {args.per_class}), resnet18 at 64x64, "
-        f"{args.epochs} adaptation epochs, top-1 (%) on the target test split, mean ± std over {n} "
+        f"Built-in benchmark (`socket-edge synth`, per-class {raw['per_class']}), resnet18 at 64x64, "
+        f"{raw['epochs']} adaptation epochs, top-1 (%) on the target test split, mean ± std over {n} "
         f"seed(s) ({', '.join(str(r['seed']) for r in runs)}).",
-        f"Machine: {machine_line()}; device {args.device or 'auto'}.",
+        f"Machine: {raw['machine']}; device {raw['device']}.",
         "",
         "| method | " + " | ".join(modalities) + " |",
         "| --- | " + " | ".join("---:" for _ in modalities) + " |",
@@ -147,24 +149,39 @@ def tables(runs: list[dict], modalities: list[str], args) -> tuple[str, str]:
         lines.append(f"| {k} | " + " | ".join(v) + " |")
     lines += [
         "",
-        "Adaptation speed (mean over seeds and epochs; target + TI images through forward and "
-        "backward per second):",
+        "Adaptation speed (mean over seeds and epochs; images/s = target + TI images through forward "
+        "and backward per second; s/epoch includes the pseudo-label refresh):",
         "",
-        "| method | " + " | ".join(f"{m} s/epoch | {m} images/s" for m in modalities) + " |",
-        "| --- | " + " | ".join("---: | ---:" for _ in modalities) + " |",
     ]
+    sources = [("", runs)] + ([(" CUDA+AMP", cuda["runs"])] if cuda else [])
+    head = [f"{m}{tag} s/epoch | {m}{tag} images/s" for tag, _ in sources for m in modalities]
+    lines += ["| method | " + " | ".join(head) + " |", "| --- |" + " ---: | ---: |" * len(head)]
     for name in names:
         if name in ("oracle", "source-only"):
             continue
         cells = []
-        for m in modalities:
-            cells.append(f"{statistics.mean(r[m][name]['seconds_per_epoch'] for r in runs):.1f}")
-            cells.append(f"{statistics.mean(r[m][name]['images_per_s'] for r in runs):.0f}")
+        for _, source in sources:
+            for m in modalities:
+                cells.append(
+                    f"{statistics.mean(r[m][name]['seconds_per_epoch'] for r in source):.1f}"
+                )
+                cells.append(f"{statistics.mean(r[m][name]['images_per_s'] for r in source):.0f}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if cuda:
+        acc = ", ".join(
+            f"{m} SOCKET {100 * statistics.mean(r[m]['SOCKET']['top1'] for r in cuda['runs']):.1f}%"
+            for m in modalities
+        )
+        seeds = ", ".join(str(r["seed"]) for r in cuda["runs"])
+        lines += [
+            "",
+            f"CUDA+AMP: one run of this script with `--device cuda` (seed {seeds}) on "
+            f"{cuda['machine']}; its top-1: {acc}.",
+        ]
     adaptation = "\n".join(lines)
     gap_lines = [
         "The room adaptation has to close: the RGB source model scored on depth and IR as is (source-only) "
-        f"against the oracle trained on labelled depth/IR. Mean ± std over {n} seed(s); machine: {machine_line()}.",
+        f"against the oracle trained on labelled depth/IR. Mean ± std over {n} seed(s); machine: {raw['machine']}.",
         "",
         "| | RGB val | " + " | ".join(f"{m} source-only | {m} oracle" for m in modalities) + " |",
         "| --- | ---: | " + " | ".join("---: | ---:" for _ in modalities) + " |",
@@ -195,20 +212,46 @@ def main() -> None:
     p.add_argument("--device", default=None)
     p.add_argument("--quick", action="store_true", help="skip the ablations")
     p.add_argument("--no-write", action="store_true", help="print, do not touch RESULTS.md")
+    p.add_argument("--json-out", type=Path, default=HERE / "adaptation.json", help="raw figures")
+    p.add_argument(
+        "--from-json",
+        type=Path,
+        default=None,
+        help="rebuild the tables from an earlier run's raw figures instead of running",
+    )
+    p.add_argument(
+        "--cuda-json",
+        type=Path,
+        default=None,
+        help="raw figures of a --device cuda run, added to the speed table",
+    )
     args = p.parse_args()
     os.environ.setdefault("SOCKET_EDGE_PROGRESS", "0")
+    modalities = args.modalities.split(",")
+    cuda = json.loads(args.cuda_json.read_text()) if args.cuda_json else None
+    if args.from_json:
+        publish(json.loads(args.from_json.read_text()), modalities, args, cuda)
+        return
     if not (args.data / "synth.json").exists():
         from socket_edge.data.synth import SynthConfig, synth
 
         synth(args.data, SynthConfig(per_class=args.per_class))
     manifest = json.loads((args.data / "synth.json").read_text())
     args.per_class = manifest["config"]["per_class"]
-    modalities = args.modalities.split(",")
     runs = [run_seed(args.data, args.work, int(s), modalities, args) for s in args.seeds.split(",")]
-    (HERE / "adaptation.json").write_text(
-        json.dumps({"machine": machine_line(), "runs": runs}, indent=2)
-    )
-    adaptation, gap = tables(runs, modalities, args)
+    raw = {
+        "machine": machine_line(),
+        "device": args.device or "auto",
+        "per_class": args.per_class,
+        "epochs": args.epochs,
+        "runs": runs,
+    }
+    args.json_out.write_text(json.dumps(raw, indent=2))
+    publish(raw, modalities, args, cuda)
+
+
+def publish(raw: dict, modalities: list[str], args, cuda: dict | None) -> None:
+    adaptation, gap = tables(raw, modalities, cuda)
     print(gap + "\n\n" + adaptation)
     if not args.no_write:
         update_section("source_gap", gap)

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import typer
 
-from .common import emit_json, examples, parse_int_list
+from .common import emit_json, examples, given, parse_int_list
 
 
 def bench(
+    ctx: typer.Context,
     artifacts: list[Path] = typer.Argument(
         ...,
         help="Checkpoints (.pt), ONNX models (.onnx, INT8 too) and TensorRT engines "
@@ -60,6 +61,9 @@ def bench(
     cv_warn: float = typer.Option(
         0.05, "--cv-warn", min=0, help="Warn when latency's coefficient of variation exceeds it."
     ),
+    config: Path = typer.Option(
+        None, "--config", help="Pipeline TOML; its [bench] table sets defaults, flags override."
+    ),
     json_out: Path = typer.Option(None, "--json", help="Write the report as JSON ('-' = stdout)."),
     md_out: Path = typer.Option(None, "--md", help="Write the table as Markdown."),
     plot_out: Path = typer.Option(
@@ -78,6 +82,7 @@ def bench(
     from socket_edge.bench import BenchConfig
     from socket_edge.bench import bench as run
     from socket_edge.bench.report import plot, print_table, write_markdown
+    from socket_edge.config import section
     from socket_edge.errors import SocketEdgeError
 
     if plot_out is not None:
@@ -85,19 +90,24 @@ def bench(
 
         if importlib.util.find_spec("matplotlib") is None:
             raise SocketEdgeError("--plot needs matplotlib: pip install 'socket-edge[plot]'")
-    cfg = BenchConfig(
-        batches=parse_int_list(batch, "--batch"),
-        warmup_s=warmup_s,
-        duration_s=duration_s,
-        iterations=iterations,
-        threads=threads,
-        device=device,
-        include_copies=copies,
-        cuda_graph=cuda_graph,
-        accuracy=accuracy,
-        power=power,
-        cv_warn=cv_warn,
+    flags = {  # BenchConfig field: (command-line parameter, value)
+        "batches": ("batch", parse_int_list(batch, "--batch")),
+        "warmup_s": ("warmup_s", warmup_s),
+        "duration_s": ("duration_s", duration_s),
+        "iterations": ("iterations", iterations),
+        "threads": ("threads", threads),
+        "device": ("device", device),
+        "include_copies": ("copies", copies),
+        "cuda_graph": ("cuda_graph", cuda_graph),
+        "accuracy": ("accuracy", accuracy),
+        "power": ("power", power),
+        "cv_warn": ("cv_warn", cv_warn),
+    }
+    settings = section(config, "bench", BenchConfig)
+    settings.update(
+        {f: v for f, (param, v) in flags.items() if given(ctx, param) or f not in settings}
     )
+    cfg = BenchConfig(**settings)
     doc = run(artifacts, data, cfg)
     to_stdout = str(json_out) == "-"
     print_table(doc, Console(stderr=to_stdout))

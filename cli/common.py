@@ -39,3 +39,10 @@ def parse_int_list(text: str, option: str) -> list[int]:
 def examples(*lines: str) -> str:
     """An 'Examples' block for a command's --help epilog."""
     return "[bold]Examples[/bold]\n\n" + "\n\n".join(f"  [cyan]$ {ln}[/cyan]" for ln in lines)
+
+
+def given(ctx: typer.Context, name: str) -> bool:
+    """Whether option ``name`` (the function parameter) was set on the command line."""
+    # Compared by name: newer Typer vendors click, older Typer depends on it.
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name != "DEFAULT"

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import typer
 
-from .common import emit_json, examples, parse_int_list
+from .common import emit_json, examples, given, parse_int_list
 
 
 def export(
+    ctx: typer.Context,
     model: Path = typer.Argument(
         ..., help="A checkpoint (.pt) to export, or an exported .onnx (with sidecar) for --trt."
     ),
@@ -61,6 +62,9 @@ def export(
     engine: Path = typer.Option(
         None, "--engine", help="Engine file (default: model.<precision>.engine beside the ONNX)."
     ),
+    config: Path = typer.Option(
+        None, "--config", help="Pipeline TOML; its [export] table sets defaults, flags override."
+    ),
     json_out: Path = typer.Option(
         None, "--json", help="Write what was done as JSON ('-' = stdout)."
     ),
@@ -76,34 +80,40 @@ def export(
 
     --trt builds an engine where TensorRT is installed (on the device that will run it).
     """
+    from socket_edge.config import section
     from socket_edge.errors import SocketEdgeError
     from socket_edge.export.pipeline import ExportOptions
     from socket_edge.export.pipeline import export as run
 
-    if calib_method not in ("entropy", "percentile", "minmax"):
-        raise SocketEdgeError(
-            f"--calib-method must be entropy, percentile or minmax, got {calib_method!r}"
-        )
-    options = ExportOptions(
-        opset=opset,
-        batch=tuple(parse_int_list(batch, "--batch")),
-        verify=not no_verify,
-        verify_data=verify_data,
-        int8=int8,
-        calib=calib,
-        calib_size=calib_size,
-        calib_method=calib_method,
-        holdout=holdout,
-        max_drop=max_drop,
-        seed=seed,
-        trt=trt,
-        fp16=fp16,
-        int8_mode=int8_mode,
-        dla_core=dla_core,
-        workspace_mib=workspace,
-        timing_cache=timing_cache,
-        engine=engine,
+    flags = {  # ExportOptions field: (command-line parameter, value)
+        "opset": ("opset", opset),
+        "batch": ("batch", tuple(parse_int_list(batch, "--batch"))),
+        "verify": ("no_verify", not no_verify),
+        "verify_data": ("verify_data", verify_data),
+        "int8": ("int8", int8),
+        "calib": ("calib", calib),
+        "calib_size": ("calib_size", calib_size),
+        "calib_method": ("calib_method", calib_method),
+        "holdout": ("holdout", holdout),
+        "max_drop": ("max_drop", max_drop),
+        "seed": ("seed", seed),
+        "trt": ("trt", trt),
+        "fp16": ("fp16", fp16),
+        "int8_mode": ("int8_mode", int8_mode),
+        "dla_core": ("dla_core", dla_core),
+        "workspace_mib": ("workspace", workspace),
+        "timing_cache": ("timing_cache", timing_cache),
+        "engine": ("engine", engine),
+    }
+    settings = section(config, "export", ExportOptions)
+    settings.update(
+        {f: v for f, (param, v) in flags.items() if given(ctx, param) or f not in settings}
     )
+    options = ExportOptions(**settings)
+    if options.calib_method not in ("entropy", "percentile", "minmax"):
+        raise SocketEdgeError(
+            f"--calib-method must be entropy, percentile or minmax, got {options.calib_method!r}"
+        )
     result = run(model, out, options)
     to_stderr = str(json_out) == "-"  # keep stdout pure JSON
     for path in result.written:

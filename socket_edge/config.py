@@ -51,12 +51,18 @@ def section(path: str | Path | None, name: str, target: type | None = None) -> d
     table = data.get(name, {})
     settings = {k.replace("-", "_"): v for k, v in table.items()}
     if target is not None:
-        known = {f.name for f in dataclasses.fields(target)}
-        unknown = sorted(set(settings) - known)
+        fields = {f.name: str(f.type) for f in dataclasses.fields(target)}
+        unknown = sorted(set(settings) - set(fields))
         if unknown:
             raise SocketEdgeError(
-                f"[{name}] has unknown settings {unknown} (known: {sorted(known)})", path
+                f"[{name}] has unknown settings {unknown} (known: {sorted(fields)})", path
             )
+        # TOML has strings and arrays; the dataclasses want paths and tuples.
+        for key, value in settings.items():
+            if "Path" in fields[key] and isinstance(value, str):
+                settings[key] = Path(value)
+            elif fields[key].startswith("tuple") and isinstance(value, list):
+                settings[key] = tuple(value)
     return settings
 
 

@@ -41,37 +41,26 @@ def source_ckpt_mobilenet(synth_root, tmp_path_factory) -> Path:
     )
 
 
-@pytest.fixture(scope="session")
-def depth_ckpt(synth_root, source_ckpt, tmp_path_factory) -> Path:
-    """The source model carried over to depth with the source-only method (no training)."""
+def carried_over(source: Path, target: Path, out: Path, modality: str) -> Path:
+    """``source`` carried over to ``modality`` with the source-only method (no training)."""
     from socket_edge.adapt import AdaptConfig, adapt
 
-    out = tmp_path_factory.mktemp("models") / "depth-source-only.pt"
-    adapt(
-        source_ckpt,
-        synth_root / "depth" / "target" / "train",
-        out,
-        "depth",
-        config=AdaptConfig(method="source-only", device="cpu"),
-        show_progress=False,
-    )
+    config = AdaptConfig(method="source-only", device="cpu")
+    adapt(source, target, out, modality, config=config, show_progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def depth_ckpt(synth_root, source_ckpt, tmp_path_factory) -> Path:
+    """The resnet18 source model carried over to depth (untrained)."""
+    out = tmp_path_factory.mktemp("models") / "depth-source-only.pt"
+    return carried_over(source_ckpt, synth_root / "depth" / "target" / "train", out, "depth")
 
 
 @pytest.fixture(scope="session")
 def ir_ckpt(synth_root, source_ckpt, tmp_path_factory) -> Path:
-    from socket_edge.adapt import AdaptConfig, adapt
-
     out = tmp_path_factory.mktemp("models") / "ir-source-only.pt"
-    adapt(
-        source_ckpt,
-        synth_root / "ir" / "target" / "train",
-        out,
-        "ir",
-        config=AdaptConfig(method="source-only", device="cpu"),
-        show_progress=False,
-    )
-    return out
+    return carried_over(source_ckpt, synth_root / "ir" / "target" / "train", out, "ir")
 
 
 def run_cli(*args: str, cwd: Path | None = None):

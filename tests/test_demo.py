@@ -13,7 +13,12 @@ def test_quick_demo_runs_the_whole_pipeline(cli, tmp_path):
     result = cli("demo", "--quick", "--out", str(out))
     assert result.returncode == 0, result.stderr[-2000:]
     assert "socket-edge demo: RGB -> depth" in result.stdout
-    for text in ("RGB model used as is on depth", "after SOCKET", "after INT8", "depth.int8-cpu.onnx"):
+    for text in (
+        "RGB model used as is on depth",
+        "after SOCKET",
+        "after INT8",
+        "depth.int8-cpu.onnx",
+    ):
         assert text in result.stdout
     summary = json.loads((out / "demo.json").read_text())
     acc = summary["accuracy"]

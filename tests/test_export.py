@@ -9,7 +9,9 @@ import pytest
 
 from socket_edge.export.pipeline import ExportOptions, export, int8_paths
 from socket_edge.export.sidecar import read_sidecar, sidecar_path
-from tests.helpers import assert_one_line_error
+
+from .conftest import carried_over
+from .helpers import assert_one_line_error
 
 
 def _opts(**kw) -> ExportOptions:
@@ -31,18 +33,8 @@ def depth_int8(depth_ckpt, synth_root, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def mobilenet_depth_ckpt(synth_root, source_ckpt_mobilenet, tmp_path_factory):
-    from socket_edge.adapt import AdaptConfig, adapt
-
     out = tmp_path_factory.mktemp("models") / "mnv3s-depth.pt"
-    adapt(
-        source_ckpt_mobilenet,
-        synth_root / "depth" / "target" / "train",
-        out,
-        "depth",
-        config=AdaptConfig(method="source-only", device="cpu"),
-        show_progress=False,
-    )
-    return out
+    return carried_over(source_ckpt_mobilenet, synth_root / "depth/target/train", out, "depth")
 
 
 def test_onnx_export_takes_raw_maps_and_matches_torch(depth_int8, depth_ckpt, synth_root):

@@ -91,6 +91,14 @@ class _ImageDataset:
     def rng(self, index: int) -> np.random.Generator:
         return np.random.default_rng([self.epoch_seed, index])
 
+    def augmented(self, t, index: int):
+        """``t`` with this epoch's crop/flip draw for ``index`` (unchanged without augmentation)."""
+        if not self.augment:
+            return t
+        return apply_crop_flip(
+            t, draw_crop_flip(self.rng(index), self.pad), self.pad, self.modality
+        )
+
 
 class LabelledFolder(_ImageDataset):
     """``root/<class>/<image>``; items are (image, label)."""
@@ -126,12 +134,7 @@ class LabelledFolder(_ImageDataset):
 
     def __getitem__(self, index: int):
         path, label = self.samples[index]
-        t = self.load(path)
-        if self.augment:
-            t = apply_crop_flip(
-                t, draw_crop_flip(self.rng(index), self.pad), self.pad, self.modality
-            )
-        return t, label
+        return self.augmented(self.load(path), index), label
 
 
 class UnlabelledFolder(_ImageDataset):
@@ -155,12 +158,7 @@ class UnlabelledFolder(_ImageDataset):
         return len(self.files)
 
     def __getitem__(self, index: int):
-        t = self.load(self.files[index])
-        if self.augment:
-            t = apply_crop_flip(
-                t, draw_crop_flip(self.rng(index), self.pad), self.pad, self.modality
-            )
-        return t, index
+        return self.augmented(self.load(self.files[index]), index), index
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,56 @@
+"""The pipeline TOML: one file for every command, flags override it, typos are errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from socket_edge.config import section
+from socket_edge.errors import SocketEdgeError
+from socket_edge.export.pipeline import ExportOptions
+
+TEAM = """
+[synth]
+per-class = 3
+size = 32
+
+[export]
+calib = "data/depth/target/train"
+batch = [1, 4]
+calib_method = "percentile"
+"""
+
+
+def test_sections_are_checked_and_coerced(tmp_path):
+    cfg = tmp_path / "team.toml"
+    cfg.write_text(TEAM)
+    export = section(cfg, "export", ExportOptions)
+    assert export == {
+        "calib": Path("data/depth/target/train"),
+        "batch": (1, 4),
+        "calib_method": "percentile",
+    }
+    assert section(cfg, "bench") == {}
+    assert section(None, "export") == {}
+    cfg.write_text("[exprot]\nopset = 17\n")
+    with pytest.raises(SocketEdgeError, match=r"unknown tables \['exprot'\]"):
+        section(cfg, "export", ExportOptions)
+    cfg.write_text("[export]\ncalib_sise = 10\n")
+    with pytest.raises(SocketEdgeError, match=r"\[export\] has unknown settings \['calib_sise'\]"):
+        section(cfg, "export", ExportOptions)
+    cfg.write_text("[export\n")
+    with pytest.raises(SocketEdgeError, match="not valid TOML"):
+        section(cfg, "export", ExportOptions)
+
+
+def test_cli_flags_override_the_file(cli, tmp_path):
+    cfg = tmp_path / "team.toml"
+    cfg.write_text(TEAM)
+    r = cli(
+        "synth", str(tmp_path / "s"), "--config", str(cfg), "--per-class", "2", "--workers", "1"
+    )
+    assert r.returncode == 0, r.stderr
+    manifest = json.loads((tmp_path / "s" / "synth.json").read_text())
+    assert manifest["config"]["per_class"] == 2 and manifest["config"]["size"] == 32
