@@ -165,9 +165,11 @@ def tables(raw: dict, modalities: list[str], cuda: dict | None = None) -> tuple[
         cells = []
         for _, source in sources:
             for m in modalities:
-                cells.append(
-                    f"{statistics.mean(r[m][name]['seconds_per_epoch'] for r in source):.1f}"
-                )
+                if name not in source[0][m]:  # e.g. a speed run without the ablations
+                    cells += ["-", "-"]
+                    continue
+                per_epoch = statistics.mean(r[m][name]["seconds_per_epoch"] for r in source)
+                cells.append(f"{per_epoch:.1f}")
                 cells.append(f"{statistics.mean(r[m][name]['images_per_s'] for r in source):.0f}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     if cuda:
