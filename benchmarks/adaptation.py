@@ -34,6 +34,14 @@ METHODS = {  # name -> (method, overrides)
 }
 
 
+def logged_epochs(ckpt: Path) -> list[dict]:
+    """The per-epoch records of a finished run, from the log beside its checkpoint."""
+    log = ckpt.with_name(ckpt.stem + ".log.jsonl")
+    if not log.exists():
+        return []
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+
+
 def run_seed(data: Path, work: Path, seed: int, modalities: list[str], args) -> dict:
     from socket_edge.adapt import AdaptConfig, adapt
     from socket_edge.evaluate import evaluate_artifact
@@ -53,7 +61,8 @@ def run_seed(data: Path, work: Path, seed: int, modalities: list[str], args) -> 
         )
         out["source_seconds"] = time.perf_counter() - t0
         out["source_val"] = r["val_acc"]
-    else:
+    else:  # an earlier, interrupted run of this script trained it already
+        out["source_seconds"] = sum(h["seconds"] for h in logged_epochs(src)) or None
         out["source_val"] = evaluate_artifact(
             src, data / "source_rgb" / "val", show_progress=False
         ).top1
@@ -61,23 +70,26 @@ def run_seed(data: Path, work: Path, seed: int, modalities: list[str], args) -> 
         test = data / m / "target" / "test"
         res: dict = {}
         for name, (method, overrides) in METHODS.items():
-            if args.quick and name.startswith("SOCKET w/o"):
+            if name.startswith("SOCKET w/o") and (args.quick or seed not in args.ablation_seeds):
                 continue
             cfg = AdaptConfig(
                 method=method, epochs=args.epochs, seed=seed, device=args.device, **overrides
             )
             path = work / f"{m}-{name.replace(' ', '_').replace('/', '')}-s{seed}.pt"
-            r = adapt(
-                src,
-                data / m / "target" / "train",
-                path,
-                m,
-                paired=data / m / "paired",
-                config=cfg,
-                show_progress=False,
-            )
+            if path.exists():  # finished by an earlier, interrupted run of this script
+                hist = logged_epochs(path)
+            else:  # resumes from the last epoch's state where one was killed mid-run
+                hist = adapt(
+                    src,
+                    data / m / "target" / "train",
+                    path,
+                    m,
+                    paired=data / m / "paired",
+                    config=cfg,
+                    show_progress=False,
+                    resume=True,
+                )["history"]
             acc = evaluate_artifact(path, test, show_progress=False).top1
-            hist = r["history"]
             res[name] = {
                 "top1": acc,
                 "seconds_per_epoch": statistics.mean(h["seconds"] for h in hist) if hist else 0.0,
@@ -88,14 +100,15 @@ def run_seed(data: Path, work: Path, seed: int, modalities: list[str], args) -> 
         if args.no_oracle:
             continue
         oracle = work / f"{m}-oracle-s{seed}.pt"
-        train_supervised(
-            data / m / "target" / "train",
-            oracle,
-            TrainConfig(epochs=args.oracle_epochs, seed=seed, device=args.device),
-            modality=m,
-            stage="oracle",
-            show_progress=False,
-        )
+        if not oracle.exists():
+            train_supervised(
+                data / m / "target" / "train",
+                oracle,
+                TrainConfig(epochs=args.oracle_epochs, seed=seed, device=args.device),
+                modality=m,
+                stage="oracle",
+                show_progress=False,
+            )
         res["oracle"] = {"top1": evaluate_artifact(oracle, test, show_progress=False).top1}
         print(f"seed {seed} {m:5s} {'oracle':14s} top-1 {res['oracle']['top1']:.3f}", flush=True)
         out[m] = res
@@ -112,7 +125,7 @@ def tables(raw: dict, modalities: list[str], cuda: dict | None = None) -> tuple[
     """The adaptation and source-gap sections from the raw figures of a run."""
     runs = raw["runs"]
     n = len(runs)
-    names = [k for k in [*METHODS, "oracle"] if k in runs[0][modalities[0]]]
+    names = [k for k in [*METHODS, "oracle"] if any(k in r[modalities[0]] for r in runs)]
     lines = [
         f"Built-in benchmark (`socket-edge synth`, per-class {raw['per_class']}), resnet18 at 64x64, "
         f"{raw['epochs']} adaptation epochs, top-1 (%) on the target test split, mean ± std over {n} "
@@ -123,8 +136,10 @@ def tables(raw: dict, modalities: list[str], cuda: dict | None = None) -> tuple[
         "| --- | " + " | ".join("---:" for _ in modalities) + " |",
     ]
     for name in names:
-        cells = [mean_std([r[m][name]["top1"] for r in runs]) for m in modalities]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        cells = [mean_std([r[m][name]["top1"] for r in runs if name in r[m]]) for m in modalities]
+        seeds = [r["seed"] for r in runs if name in r[modalities[0]]]
+        label = name if len(seeds) == n else f"{name} (seed {', '.join(map(str, seeds))})"
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += [
         "",
         "| acceptance (mean over seeds) | " + " | ".join(modalities) + " |",
@@ -165,12 +180,12 @@ def tables(raw: dict, modalities: list[str], cuda: dict | None = None) -> tuple[
         cells = []
         for _, source in sources:
             for m in modalities:
-                if name not in source[0][m]:  # e.g. a speed run without the ablations
+                have = [r[m][name] for r in source if name in r[m]]
+                if not have:  # e.g. a speed run without the ablations
                     cells += ["-", "-"]
                     continue
-                per_epoch = statistics.mean(r[m][name]["seconds_per_epoch"] for r in source)
-                cells.append(f"{per_epoch:.1f}")
-                cells.append(f"{statistics.mean(r[m][name]['images_per_s'] for r in source):.0f}")
+                cells.append(f"{statistics.mean(h['seconds_per_epoch'] for h in have):.1f}")
+                cells.append(f"{statistics.mean(h['images_per_s'] for h in have):.0f}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     if cuda:
         acc = ", ".join(
@@ -216,6 +231,11 @@ def main() -> None:
     p.add_argument("--oracle-epochs", type=int, default=16)
     p.add_argument("--device", default=None)
     p.add_argument("--quick", action="store_true", help="skip the ablations")
+    p.add_argument(
+        "--ablation-seeds",
+        default="0,1,2",
+        help="seeds that also run the ablations (they double the run time)",
+    )
     p.add_argument("--no-oracle", action="store_true", help="skip the oracle (speed runs)")
     p.add_argument("--no-write", action="store_true", help="print, do not touch RESULTS.md")
     p.add_argument("--json-out", type=Path, default=HERE / "adaptation.json", help="raw figures")
@@ -234,6 +254,7 @@ def main() -> None:
     args = p.parse_args()
     os.environ.setdefault("SOCKET_EDGE_PROGRESS", "0")
     modalities = args.modalities.split(",")
+    args.ablation_seeds = {int(x) for x in args.ablation_seeds.split(",") if x}
     cuda = json.loads(args.cuda_json.read_text()) if args.cuda_json else None
     if args.from_json:
         publish(json.loads(args.from_json.read_text()), modalities, args, cuda)

@@ -14,6 +14,7 @@ refreshes the pseudo-labels, writes a resumable state file and appends one line 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,15 @@ from ..data.datasets import LabelledFolder, PairedFolder, UnlabelledFolder
 from ..data.encoding import Encoding, default_encoding
 from ..data.transforms import CropFlip, apply_crop_flip, draw_crop_flip
 from ..errors import CheckpointError, SocketEdgeError
+from ..evaluate import evaluate_model
 from ..files import sha256_file
-from ..models.checkpoint import build_model, load_weights, read_checkpoint, save_checkpoint
+from ..models.checkpoint import (
+    build_model,
+    load_weights,
+    make_meta,
+    read_checkpoint,
+    save_checkpoint,
+)
 from ..training import (
     append_log,
     autocast,
@@ -136,6 +144,244 @@ def _cycle(loader_factory):
         k += 1
 
 
+def _load_pairs(paired, modality: str, size: int, weights: dict[str, float]):
+    """The TI pairs, or None (and the TI term switched off, with a warning) when there are none."""
+    if weights["ti"] == 0:
+        return None
+    pairs = None
+    if paired is None:
+        warn("no --paired folder: SOCKET runs without the TI alignment term")
+    else:
+        pairs = PairedFolder(paired, modality, size, augment=False)
+        if len(pairs) == 0:
+            warn(f"{paired}: no task-irrelevant pairs; SOCKET runs without the TI alignment term")
+            pairs = None
+    if pairs is None:
+        weights["ti"] = 0.0
+    return pairs
+
+
+def _source_model(src: dict[str, Any], path: Path):
+    model = build_model(src["meta"])
+    load_weights(model, src["state_dict"], src["meta"]["arch"], path)
+    return model
+
+
+@dataclass
+class Run:
+    """What one adaptation trains with; ``train_epoch`` runs one pass over the target images."""
+
+    cfg: AdaptConfig
+    weights: dict[str, float]
+    device: Any
+    model: Any
+    optimizer: Any
+    scaler: Any
+    target_set: UnlabelledFolder
+    src_means: list[torch.Tensor]
+    src_vars: list[torch.Tensor]
+    ti_set: TIViews | None = None
+    ti_feats: torch.Tensor | None = None  # (pairs, views, features), from the frozen source
+    steps_per_epoch: int = 1
+    total_steps: int = 1
+
+    def ti_batches(self, es: int):
+        if self.ti_set is None:
+            return None
+        self.ti_set.set_epoch(es)
+        cfg = self.cfg
+        return _cycle(
+            lambda k: make_loader(
+                self.ti_set,
+                cfg.ti_batch_size,
+                True,
+                es + 1 + k,
+                drop_last=True,
+                workers=cfg.workers,
+            )
+        )
+
+    def set_lr(self, step: int) -> None:
+        """The published schedule: lr * (1 + 10 p)^-0.75, backbone at lr_mult (0.1x)."""
+        factor = (1 + 10 * step / self.total_steps) ** -0.75
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.cfg.lr * group["lr_mult"] * factor
+
+    def losses(self, x, idx, ti_batch, labels) -> dict[str, torch.Tensor]:
+        """Each weighted loss term of one step; target and TI images share one forward pass."""
+        n = len(x)
+        batch = x if ti_batch is None else torch.cat([x, ti_batch[0]])
+        batch = batch.to(self.device, non_blocking=True, memory_format=torch.channels_last)
+        with MomentCollector(self.model.backbone) as moments, autocast(self.device, self.cfg.amp):
+            feats = self.model.features(batch)
+            logits = self.model.classify(feats[:n])
+        w, terms = self.weights, {}
+        if w["im"] > 0:
+            terms["im"] = losses.information_maximization(logits)
+        if w["pl"] > 0:
+            terms["pl"] = losses.pseudo_label_loss(logits, labels[idx].to(self.device))
+        if w["bn"] > 0:
+            terms["bn"] = losses.bn_moment_loss(
+                moments.means,
+                moments.variances,
+                self.src_means,
+                self.src_vars,
+                self.cfg.bn_first_weight,
+            )
+        if ti_batch is not None:
+            _, ti_idx, ti_view = ti_batch
+            terms["ti"] = losses.ti_alignment(feats[n:], self.ti_feats[ti_idx, ti_view])
+        return terms
+
+    def train_epoch(self, epoch: int, progress) -> dict[str, Any]:
+        cfg, weights = self.cfg, self.weights
+        es = epoch_seed(cfg.seed, epoch)
+        torch.manual_seed(es)
+        t0 = time.perf_counter()
+        labels = (
+            refresh_pseudo_labels(self.model, self.target_set, self.device)
+            if weights["pl"] > 0
+            else None
+        )
+        self.target_set.set_epoch(es)
+        loader = make_loader(
+            self.target_set, cfg.batch_size, True, es, drop_last=True, workers=cfg.workers
+        )
+        ti_batches = self.ti_batches(es)
+        self.model.train()
+        sums: dict[str, float] = {}
+        images = 0
+        for i, (x, idx) in enumerate(loader):
+            self.set_lr(epoch * self.steps_per_epoch + i)
+            ti_batch = next(ti_batches) if ti_batches is not None else None
+            terms = self.losses(x, idx, ti_batch, labels)
+            loss = sum(weights[k] * v for k, v in terms.items())
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            images += len(x) + (len(ti_batch[0]) if ti_batch is not None else 0)
+            for k, v in {"loss": loss, **terms}.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
+            progress.advance()
+            progress.set(
+                epoch=f"{epoch + 1}/{cfg.epochs}", **{k: v / (i + 1) for k, v in sums.items()}
+            )
+        seconds = time.perf_counter() - t0
+        record: dict[str, Any] = {
+            "epoch": epoch + 1,
+            **{k: v / max(1, self.steps_per_epoch) for k, v in sums.items()},
+            "seconds": seconds,
+            "images_per_s": images / seconds,
+        }
+        if labels is not None:
+            record["pseudo_label_classes"] = int(labels.unique().numel())
+        return record
+
+
+def prepare(
+    src: dict[str, Any],
+    source: Path,
+    target,
+    modality: str,
+    paired,
+    cfg: AdaptConfig,
+    encoding: Encoding,
+) -> Run:
+    """Data, target model (classifier frozen), source statistics, cached TI features, optimizer."""
+    meta = src["meta"]
+    device = resolve_device(cfg.device)
+    size = int(meta["image_size"])
+    weights = cfg.effective_weights()
+    target_set = UnlabelledFolder(target, modality, size, augment=True)
+    pairs = _load_pairs(paired, modality, size, weights)
+
+    model = _source_model(src, source)
+    model.set_encoding(encoding)
+    model.to(device, memory_format=torch.channels_last)
+    for p in model.classifier.parameters():
+        p.requires_grad_(False)
+    src_means, src_vars = source_statistics(model.backbone)
+    run = Run(
+        cfg=cfg,
+        weights=weights,
+        device=device,
+        model=model,
+        optimizer=torch.optim.SGD(
+            [
+                {"params": list(model.backbone.parameters()), "lr_mult": cfg.backbone_lr_mult},
+                {"params": list(model.bottleneck.parameters()), "lr_mult": 1.0},
+            ],
+            lr=cfg.lr,
+            momentum=0.9,
+            nesterov=True,
+            weight_decay=cfg.weight_decay,
+        ),
+        scaler=torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and cfg.amp),
+        target_set=target_set,
+        src_means=[t.to(device) for t in src_means],
+        src_vars=[t.to(device) for t in src_vars],
+    )
+    if pairs is not None:
+        source_model = _source_model(src, source).to(device).eval()
+        views = ti_views(len(pairs), cfg.ti_views, cfg.seed, pairs.pad)
+        run.ti_feats = cache_source_features(source_model, pairs, views, device)
+        run.ti_set = TIViews(pairs, views)
+        del source_model  # the source never runs again: its TI features are cached
+    epochs = 0 if cfg.method == "source-only" else cfg.epochs
+    run.steps_per_epoch = len(make_loader(target_set, cfg.batch_size, True, 0, drop_last=True))
+    run.total_steps = max(1, epochs * run.steps_per_epoch)
+    return run
+
+
+def adapted_meta(
+    meta: dict[str, Any], source: Path, encoding: Encoding, run: Run
+) -> dict[str, Any]:
+    """The output checkpoint's metadata: the source's, with the modality and the method."""
+    fresh = make_meta(meta["arch"], meta["classes"], int(meta["image_size"]), encoding, "adapted")
+    cfg = run.cfg
+    return {
+        **meta,
+        "modality": encoding.modality,
+        "encoding": encoding.to_dict(),
+        "stage": "adapted",
+        "method": {
+            "name": cfg.method,
+            "weights": run.weights,
+            "settings": cfg.to_dict(),
+            "ti_pairs": len(run.ti_set) if run.ti_set is not None else 0,
+            "source_checkpoint": {"path": str(source), "sha256": sha256_file(source)},
+        },
+        "preprocess": fresh["preprocess"],
+        "versions": fresh["versions"],
+        "created": fresh["created"],
+    }
+
+
+def _resume(
+    out: Path, run: Run, arch: str, settings: dict[str, Any], resume: bool
+) -> tuple[int, list]:
+    """(first epoch to run, history so far): from the state file when resuming."""
+    spath = state_path(out)
+    if not (resume and spath.exists()):
+        if not resume:
+            truncate_log(out, 0)
+        return 0, []
+    state = read_checkpoint(spath)
+    if state.get("config") != settings:
+        raise SocketEdgeError(
+            "resume state was written with other settings; rerun without --resume or with the "
+            "same options",
+            spath,
+        )
+    load_weights(run.model, state["state_dict"], arch, spath)
+    run.optimizer.load_state_dict(state["optimizer"])
+    start = int(state["epoch"])
+    truncate_log(out, start)
+    info(f"resuming from {spath} after epoch {start}")
+    return start, list(state["history"])
+
+
 def adapt(
     source: str | Path,
     target: str | Path,
@@ -149,197 +395,39 @@ def adapt(
     show_progress: bool = True,
     callbacks: list | None = None,
 ) -> dict[str, Any]:
-    """Adapt the RGB model ``source`` to ``modality`` and write the adapted checkpoint to ``out``."""
+    """Adapt the RGB model ``source`` to ``modality`` and write the adapted checkpoint to ``out``.
+
+    ``callbacks`` are called as ``cb(epoch, record)`` after each epoch's state file is written.
+    """
     cfg = config or AdaptConfig()
-    source = Path(source)
+    source, out = Path(source), Path(out)
     src = read_checkpoint(source)
     meta = src["meta"]
     _check_source(meta, source, modality)
     encoding = encoding or default_encoding(modality)
     if encoding.modality != modality:
         raise SocketEdgeError(f"encoding is for {encoding.modality}, --modality is {modality}")
-    device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
-    size = int(meta["image_size"])
-    weights = cfg.effective_weights()
-
-    target_set = UnlabelledFolder(target, modality, size, augment=True)
-    pairs = None
-    if weights["ti"] > 0:
-        if paired is None:
-            warn("no --paired folder: SOCKET runs without the TI alignment term")
-        else:
-            pairs = PairedFolder(paired, modality, size, augment=False)
-            if len(pairs) == 0:
-                warn(
-                    f"{paired}: no task-irrelevant pairs; SOCKET runs without the TI alignment term"
-                )
-                pairs = None
-        if pairs is None:
-            weights["ti"] = 0.0
-    eval_set = (
-        LabelledFolder(eval_data, modality, size, classes=list(meta["classes"]))
-        if eval_data
-        else None
-    )
-
-    model = build_model(meta)
-    load_weights(model, src["state_dict"], meta["arch"], source)
-    model.set_encoding(encoding)
-    model.to(device, memory_format=torch.channels_last)
-    for p in model.classifier.parameters():
-        p.requires_grad_(False)
-    src_means, src_vars = source_statistics(model.backbone)
-    src_means = [t.to(device) for t in src_means]
-    src_vars = [t.to(device) for t in src_vars]
-
-    ti_feats, ti_set = None, None
-    if pairs is not None:
-        source_model = build_model(meta)
-        load_weights(source_model, src["state_dict"], meta["arch"], source)
-        source_model.to(device).eval()
-        views = ti_views(len(pairs), cfg.ti_views, cfg.seed, pairs.pad)
-        ti_feats = cache_source_features(source_model, pairs, views, device)
-        ti_set = TIViews(pairs, views)
-        del source_model  # the source never runs again: its TI features are cached
-
-    optimizer = torch.optim.SGD(
-        [
-            {"params": list(model.backbone.parameters()), "lr_mult": cfg.backbone_lr_mult},
-            {"params": list(model.bottleneck.parameters()), "lr_mult": 1.0},
-        ],
-        lr=cfg.lr,
-        momentum=0.9,
-        nesterov=True,
-        weight_decay=cfg.weight_decay,
-    )
-    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and cfg.amp)
-
-    out = Path(out)
-    spath = state_path(out)
-    run_settings = {**cfg.to_dict(), "encoding": encoding.to_dict(), "modality": modality}
-    start_epoch, history = 0, []
-    if resume and spath.exists():
-        state = read_checkpoint(spath)
-        if state.get("config") != run_settings:
-            raise SocketEdgeError(
-                "resume state was written with other settings; rerun without "
-                "--resume or with the same options",
-                spath,
-            )
-        load_weights(model, state["state_dict"], meta["arch"], spath)
-        optimizer.load_state_dict(state["optimizer"])
-        start_epoch, history = int(state["epoch"]), list(state["history"])
-        truncate_log(out, start_epoch)
-        info(f"resuming from {spath} after epoch {start_epoch}")
-    elif not resume:
-        truncate_log(out, 0)
-
-    out_meta = {**meta}
-    out_meta.update(
-        modality=modality,
-        encoding=encoding.to_dict(),
-        stage="adapted",
-        method={
-            "name": cfg.method,
-            "weights": weights,
-            "settings": cfg.to_dict(),
-            "ti_pairs": len(pairs) if pairs is not None else 0,
-            "source_checkpoint": {"path": str(source), "sha256": sha256_file(source)},
-        },
-    )
-    from ..models.checkpoint import make_meta
-
-    fresh = make_meta(meta["arch"], meta["classes"], size, encoding, "adapted")
-    out_meta.update(
-        preprocess=fresh["preprocess"], versions=fresh["versions"], created=fresh["created"]
-    )
+    run = prepare(src, source, target, modality, paired, cfg, encoding)
+    eval_set = None
+    if eval_data:
+        eval_set = LabelledFolder(
+            eval_data, modality, int(meta["image_size"]), classes=list(meta["classes"])
+        )
+    settings = {**cfg.to_dict(), "encoding": encoding.to_dict(), "modality": modality}
+    start_epoch, history = _resume(out, run, meta["arch"], settings, resume)
+    out_meta = adapted_meta(meta, source, encoding, run)
 
     epochs = 0 if cfg.method == "source-only" else cfg.epochs
-    steps_per_epoch = len(make_loader(target_set, cfg.batch_size, True, 0, drop_last=True))
-    total_steps = max(1, epochs * steps_per_epoch)
     t_run = time.perf_counter()
     with bar(
-        f"adapt {cfg.method}", total_steps if epochs else None, show_progress and epochs > 0
+        f"adapt {cfg.method}", run.total_steps if epochs else None, show_progress and epochs > 0
     ) as progress:
-        progress.advance(start_epoch * steps_per_epoch)
+        progress.advance(start_epoch * run.steps_per_epoch)
         for epoch in range(start_epoch, epochs):
-            es = epoch_seed(cfg.seed, epoch)
-            torch.manual_seed(es)
-            t0 = time.perf_counter()
-            labels = refresh_pseudo_labels(model, target_set, device) if weights["pl"] > 0 else None
-            target_set.set_epoch(es)
-            loader = make_loader(
-                target_set, cfg.batch_size, True, es, drop_last=True, workers=cfg.workers
-            )
-            ti_batches = None
-            if ti_set is not None:
-                ti_set.set_epoch(es)
-                ti_batches = _cycle(
-                    lambda k, es=es: make_loader(
-                        ti_set,
-                        cfg.ti_batch_size,
-                        True,
-                        es + 1 + k,
-                        drop_last=True,
-                        workers=cfg.workers,
-                    )
-                )
-            model.train()
-            sums: dict[str, float] = {}
-            images = 0
-            for i, (x, idx) in enumerate(loader):
-                step = epoch * steps_per_epoch + i
-                factor = (1 + 10 * step / total_steps) ** -0.75
-                for group in optimizer.param_groups:
-                    group["lr"] = cfg.lr * group["lr_mult"] * factor
-                n = len(x)
-                batch = x
-                if ti_batches is not None:
-                    x_ti, ti_idx, ti_view = next(ti_batches)
-                    batch = torch.cat([x, x_ti])
-                batch = batch.to(device, non_blocking=True, memory_format=torch.channels_last)
-                with MomentCollector(model.backbone) as moments, autocast(device, cfg.amp):
-                    feats = model.features(batch)
-                    logits = model.classify(feats[:n])
-                terms: dict[str, torch.Tensor] = {}
-                if weights["im"] > 0:
-                    terms["im"] = losses.information_maximization(logits)
-                if weights["pl"] > 0:
-                    assert labels is not None
-                    terms["pl"] = losses.pseudo_label_loss(logits, labels[idx].to(device))
-                if weights["bn"] > 0:
-                    terms["bn"] = losses.bn_moment_loss(
-                        moments.means, moments.variances, src_means, src_vars, cfg.bn_first_weight
-                    )
-                if ti_batches is not None:
-                    assert ti_feats is not None
-                    terms["ti"] = losses.ti_alignment(feats[n:], ti_feats[ti_idx, ti_view])
-                loss = sum(weights[k] * v for k, v in terms.items())
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                images += len(batch)
-                for k, v in {"loss": loss, **terms}.items():
-                    sums[k] = sums.get(k, 0.0) + float(v.detach())
-                progress.advance()
-                progress.set(
-                    epoch=f"{epoch + 1}/{epochs}", **{k: v / (i + 1) for k, v in sums.items()}
-                )
-            seconds = time.perf_counter() - t0
-            record: dict[str, Any] = {
-                "epoch": epoch + 1,
-                **{k: v / max(1, steps_per_epoch) for k, v in sums.items()},
-                "seconds": seconds,
-                "images_per_s": images / seconds,
-            }
-            if labels is not None:
-                record["pseudo_label_classes"] = int(labels.unique().numel())
+            record = run.train_epoch(epoch, progress)
             if eval_set is not None:
-                from ..evaluate import evaluate_model
-
-                record["eval_top1"] = evaluate_model(model, eval_set, device=device).top1
+                record["eval_top1"] = evaluate_model(run.model, eval_set, device=run.device).top1
                 progress.set(
                     epoch=f"{epoch + 1}/{epochs}",
                     loss=record.get("loss", 0.0),
@@ -348,13 +436,13 @@ def adapt(
             history.append(record)
             append_log(out, record)
             save_checkpoint(
-                spath,
-                model,
+                state_path(out),
+                run.model,
                 out_meta,
-                optimizer=optimizer.state_dict(),
+                optimizer=run.optimizer.state_dict(),
                 epoch=epoch + 1,
                 history=history,
-                config=run_settings,
+                config=settings,
             )
             for cb in callbacks or ():
                 cb(epoch + 1, record)
@@ -362,17 +450,15 @@ def adapt(
     result: dict[str, Any] = {
         "out": str(out),
         "method": cfg.method,
-        "weights": weights,
+        "weights": run.weights,
         "history": history,
         "seconds": time.perf_counter() - t_run,
     }
-    if eval_set is not None and not history:
-        from ..evaluate import evaluate_model
-
-        result["eval_top1"] = evaluate_model(model, eval_set, device=device).top1
-    elif history and "eval_top1" in history[-1]:
+    if history and "eval_top1" in history[-1]:
         result["eval_top1"] = history[-1]["eval_top1"]
+    elif eval_set is not None:
+        result["eval_top1"] = evaluate_model(run.model, eval_set, device=run.device).top1
     out_meta["training"] = {**meta.get("training", {}), "adapt_history": history}
-    save_checkpoint(out, model.cpu(), out_meta)
-    spath.unlink(missing_ok=True)
+    save_checkpoint(out, run.model.cpu(), out_meta)
+    state_path(out).unlink(missing_ok=True)
     return result
