@@ -7,7 +7,8 @@ figures to benchmarks/adaptation.json.
 
     python benchmarks/adaptation.py --data data/synth            # synthesises it if missing
     python benchmarks/adaptation.py --data data/synth --seeds 0 --modalities depth --quick
-    python benchmarks/adaptation.py --data data/synth --device cuda --speed-only   # GPU images/s
+    python benchmarks/adaptation.py --data data/synth --device cuda --no-oracle --quick  # GPU speed
+    python benchmarks/adaptation.py --from-json a.json b.json --cuda-json cuda.json  # tables only
 """
 
 from __future__ import annotations
@@ -121,12 +122,20 @@ def mean_std(values: list[float]) -> str:
     return f"{100 * statistics.mean(values):.1f} ± {100 * statistics.stdev(values):.1f}"
 
 
-def tables(raw: dict, modalities: list[str], cuda: dict | None = None) -> tuple[str, str]:
-    """The adaptation and source-gap sections from the raw figures of a run."""
+def tables(
+    raw: dict, modalities: list[str], cuda: dict | None = None, cpu_speed: dict | None = None
+) -> tuple[str, str]:
+    """The adaptation and source-gap sections from the raw figures of a run.
+
+    ``cuda`` and ``cpu_speed`` are the raw figures of speed runs (``--no-oracle``): the first adds
+    CUDA columns to the speed table, the second replaces the CPU columns (a run on a quiet CPU).
+    """
     runs = raw["runs"]
     n = len(runs)
     names = [k for k in [*METHODS, "oracle"] if any(k in r[modalities[0]] for r in runs)]
     lines = [
+        "## Adaptation: source-only, SHOT, SOCKET and ablations (`benchmarks/adaptation.py`)",
+        "",
         f"Built-in benchmark (`socket-edge synth`, per-class {raw['per_class']}), resnet18 at 64x64, "
         f"{raw['epochs']} adaptation epochs, top-1 (%) on the target test split, mean ± std over {n} "
         f"seed(s) ({', '.join(str(r['seed']) for r in runs)}).",
@@ -151,7 +160,7 @@ def tables(raw: dict, modalities: list[str], cuda: dict | None = None) -> tuple[
         "gap closed (SOCKET - source-only) / (oracle - source-only) (>= 60%)": [],
     }
     for m in modalities:
-        mean = {k: statistics.mean(r[m][k]["top1"] for r in runs) for k in names}
+        mean = {k: statistics.mean(r[m][k]["top1"] for r in runs if k in r[m]) for k in names}
         checks["SOCKET - SHOT (points, >= 3)"].append(
             f"{100 * (mean['SOCKET'] - mean['SHOT']):+.1f}"
         )
@@ -171,7 +180,8 @@ def tables(raw: dict, modalities: list[str], cuda: dict | None = None) -> tuple[
         "and backward per second; s/epoch includes the pseudo-label refresh):",
         "",
     ]
-    sources = [("", runs)] + ([(" CUDA+AMP", cuda["runs"])] if cuda else [])
+    cpu = cpu_speed or raw
+    sources = [(" CPU", cpu["runs"])] + ([(" CUDA+AMP", cuda["runs"])] if cuda else [])
     head = [f"{m}{tag} s/epoch | {m}{tag} images/s" for tag, _ in sources for m in modalities]
     lines += ["| method | " + " | ".join(head) + " |", "| --- |" + " ---: | ---: |" * len(head)]
     for name in names:
@@ -187,6 +197,14 @@ def tables(raw: dict, modalities: list[str], cuda: dict | None = None) -> tuple[
                 cells.append(f"{statistics.mean(h['seconds_per_epoch'] for h in have):.1f}")
                 cells.append(f"{statistics.mean(h['images_per_s'] for h in have):.0f}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"CPU speed: {len(cpu['runs'])} seed(s) of "
+        + ("a separate speed run of this script (`--no-oracle`)" if cpu_speed else "the run above")
+        + f" with {cpu.get('threads', '?')} torch thread(s), {cpu['machine']}"
+        + (f"; {cpu['note']}" if cpu.get("note") else "")
+        + ".",
+    ]
     if cuda:
         acc = ", ".join(
             f"{m} SOCKET {100 * statistics.mean(r[m]['SOCKET']['top1'] for r in cuda['runs']):.1f}%"
@@ -200,6 +218,8 @@ def tables(raw: dict, modalities: list[str], cuda: dict | None = None) -> tuple[
         ]
     adaptation = "\n".join(lines)
     gap_lines = [
+        "## The modality gap: RGB model on depth/IR vs the oracle (`benchmarks/adaptation.py`)",
+        "",
         "The room adaptation has to close: the RGB source model scored on depth and IR as is (source-only) "
         f"against the oracle trained on labelled depth/IR. Mean ± std over {n} seed(s); machine: {raw['machine']}.",
         "",
@@ -242,9 +262,18 @@ def main() -> None:
     p.add_argument(
         "--from-json",
         type=Path,
+        nargs="+",
         default=None,
-        help="rebuild the tables from an earlier run's raw figures instead of running",
+        help="rebuild the tables from earlier runs' raw figures (their seeds merged) instead of "
+        "running",
     )
+    p.add_argument(
+        "--cpu-speed-json",
+        type=Path,
+        default=None,
+        help="raw figures of a speed run on a quiet CPU, used for the CPU speed columns",
+    )
+    p.add_argument("--note", default=None, help="a remark stored with the raw figures")
     p.add_argument(
         "--cuda-json",
         type=Path,
@@ -256,8 +285,11 @@ def main() -> None:
     modalities = args.modalities.split(",")
     args.ablation_seeds = {int(x) for x in args.ablation_seeds.split(",") if x}
     cuda = json.loads(args.cuda_json.read_text()) if args.cuda_json else None
+    cpu_speed = json.loads(args.cpu_speed_json.read_text()) if args.cpu_speed_json else None
     if args.from_json:
-        publish(json.loads(args.from_json.read_text()), modalities, args, cuda)
+        parts = [json.loads(f.read_text()) for f in args.from_json]
+        raw = {**parts[0], "runs": [r for part in parts for r in part["runs"]]}
+        publish(raw, modalities, args, cuda, cpu_speed)
         return
     if not (args.data / "synth.json").exists():
         from socket_edge.data.synth import SynthConfig, synth
@@ -268,7 +300,9 @@ def main() -> None:
     raw = {
         "machine": machine_line(),
         "device": args.device or "auto",
+        "threads": int(os.environ.get("OMP_NUM_THREADS", "0")) or os.cpu_count(),
         "per_class": args.per_class,
+        "note": args.note,
         "epochs": args.epochs,
         "runs": [],
     }
@@ -276,11 +310,13 @@ def main() -> None:
         raw["runs"].append(run_seed(args.data, args.work, int(s), modalities, args))
         args.json_out.write_text(json.dumps(raw, indent=2))  # each seed kept as soon as it ends
     if not args.no_oracle:  # without the oracle there is no gap to report: raw figures only
-        publish(raw, modalities, args, cuda)
+        publish(raw, modalities, args, cuda, cpu_speed)
 
 
-def publish(raw: dict, modalities: list[str], args, cuda: dict | None) -> None:
-    adaptation, gap = tables(raw, modalities, cuda)
+def publish(
+    raw: dict, modalities: list[str], args, cuda: dict | None, cpu_speed: dict | None = None
+) -> None:
+    adaptation, gap = tables(raw, modalities, cuda, cpu_speed)
     print(gap + "\n\n" + adaptation)
     if not args.no_write:
         update_section("source_gap", gap)

@@ -138,21 +138,39 @@ def latency(work: Path, args) -> str:
     )
 
 
+def test_set_parity(ckpt: Path, onnx_path: Path, test: Path) -> dict:
+    """FP32 ONNX vs the checkpoint in torch on every image of the test folder, batches 1 and 32."""
+    from socket_edge.calibration import calibset
+
+    from socket_edge.export.parity import parity_check
+    from socket_edge.models.checkpoint import build_model, load_weights, read_checkpoint
+
+    checkpoint = read_checkpoint(ckpt)
+    meta = checkpoint["meta"]
+    net = build_model(meta)
+    load_weights(net, checkpoint["state_dict"], meta["arch"], ckpt)
+    net.eval()
+    n = len([p for p in test.rglob("*") if p.is_file()])
+    pool = calibset.draw(test, meta["modality"], int(meta["image_size"]), n, 0, 0, warn_short=False)
+    return {"arch": meta["arch"], **parity_check(net, onnx_path, pool.load(pool.files), [1, 32])}
+
+
 def accuracy(work: Path, args) -> str:
     from socket_edge.evaluate import evaluate_artifact
     from socket_edge.export.pipeline import ExportOptions, export, int8_paths
 
     rows = [
-        "| modality | model | top-1 FP32 .pt | FP32 .onnx | INT8 int8-cpu | INT8 Q/DQ | "
-        "drop int8-cpu | drop Q/DQ | parity max diff | float layers |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| modality | model | arch | top-1 FP32 .pt | FP32 .onnx | INT8 int8-cpu | INT8 Q/DQ | "
+        "drop int8-cpu | drop Q/DQ | parity max diff | parity agreement | float layers |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     notes = []
-    for modality, ckpt in (("depth", args.depth_model), ("ir", args.ir_model)):
-        if ckpt is None:
-            continue
+    models = [("depth", c) for c in args.depth_model or []] + [
+        ("ir", c) for c in args.ir_model or []
+    ]
+    for i, (modality, ckpt) in enumerate(models):
         root = args.data / modality / "target"
-        out = work / modality / "model.onnx"
+        out = work / f"{modality}-{i}" / "model.onnx"
         opts = ExportOptions(
             int8=True,
             calib=root / "train",
@@ -170,22 +188,28 @@ def accuracy(work: Path, args) -> str:
             *((k, v) for k, v in int8_paths(out).items() if k != "cache"),
         ):
             top1[key] = evaluate_artifact(path, root / "test", show_progress=False).top1
+        parity = test_set_parity(ckpt, out, root / "test")
         g = result.int8["gate"]
-        kept = ", ".join(g["float_layers"]) or "none"
+        layers = g["float_layers"]
+        kept = ", ".join(layers) if len(layers) <= 3 else f"{len(layers)} (e.g. {layers[0]})"
+        kept = kept or "none"
         rows.append(
-            f"| {modality} | {Path(ckpt).name} | {100 * top1['pt']:.2f} | "
+            f"| {modality} | {Path(ckpt).name} | {parity['arch']} | {100 * top1['pt']:.2f} | "
             f"{100 * top1['onnx']:.2f} | "
             f"{100 * top1['int8-cpu']:.2f} | {100 * top1['int8-qdq']:.2f} | "
             f"{100 * (top1['onnx'] - top1['int8-cpu']):.2f} | "
             f"{100 * (top1['onnx'] - top1['int8-qdq']):.2f} | "
-            f"{result.parity['max_abs_logit_diff']:.1e} | {kept} |"
+            f"{parity['max_abs_logit_diff']:.1e} | {100 * parity['top1_agreement']:.1f}% | "
+            f"{kept} |"
         )
         n_test = len([p for p in (root / "test").rglob("*") if p.is_file()])
         notes.append(
             f"{modality}: calibrated on {result.int8['set']['size']} drawn "
             f"images of {root / 'train'} ({args.calib_method}), gate on "
             f"{g['images']['n']} held-back train images (drop there "
-            f"{g['drop_points']:.2f} points), scored on {n_test} test images"
+            f"{g['drop_points']:.2f} points), scored on {n_test} test images; parity: "
+            f"FP32 ONNX vs torch on all {parity['n']} test images at batch 1 and 32 "
+            f"({'passed' if parity['passed'] else 'FAILED'})"
         )
     return (
         "### INT8 accuracy vs FP32 (ONNX Runtime CPU), built-in benchmark test sets\n\n"
@@ -199,8 +223,8 @@ def accuracy(work: Path, args) -> str:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, help="built-in benchmark root (socket-edge synth DIR)")
-    ap.add_argument("--depth-model", type=Path, help="adapted depth checkpoint")
-    ap.add_argument("--ir-model", type=Path, help="adapted IR checkpoint")
+    ap.add_argument("--depth-model", type=Path, nargs="+", help="adapted depth checkpoint(s)")
+    ap.add_argument("--ir-model", type=Path, nargs="+", help="adapted IR checkpoint(s)")
     ap.add_argument("--image-size", type=int, default=224, help="latency model input side")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=300, help="timed calls per model")

@@ -20,7 +20,7 @@ def train_source(
     ),
     image_size: int = typer.Option(None, "--image-size", min=16, help="Input side in pixels (64)."),
     epochs: int = typer.Option(None, "--epochs", min=1, help="Epochs (16)."),
-    batch_size: int = typer.Option(None, "--batch-size", min=2, help="Images per step (64)."),
+    batch_size: int = typer.Option(None, "--batch-size", min=2, help="Images per step (32)."),
     lr: float = typer.Option(
         None, "--lr", help="Peak SGD learning rate, warm-up then cosine (0.05)."
     ),

@@ -33,7 +33,7 @@ class TrainConfig:
     arch: str = "resnet18"
     image_size: int = 64
     epochs: int = 16
-    batch_size: int = 64
+    batch_size: int = 32  # beat 64 by ~2 points of RGB val at 16 epochs on the built-in data
     lr: float = 0.05
     weight_decay: float = 5e-4
     label_smoothing: float = 0.1

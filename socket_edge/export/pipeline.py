@@ -360,10 +360,11 @@ def _int8(
 
     what = "top-1 drop" if labels is not None else "disagreement with FP32"
     initial = quantize_all([], final=False)
-    info(
-        f"INT8 {what}: {initial:.2f} points on {len(gate_set.files)} images "
-        f"(budget --max-drop {o.max_drop:g})"
-    )
+    if initial > o.max_drop:  # the final figure is reported by the caller
+        info(
+            f"INT8 {what}: {initial:.2f} points on {len(gate_set.files)} images, over "
+            f"--max-drop {o.max_drop:g}: looking for the layers to keep in float"
+        )
     fit = gate.fit_budget(
         lambda layers: quantize_all(layers, final=False),
         regions.weighted_nodes,

@@ -91,10 +91,16 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError("empty file (0 bytes)", path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a foreign file (pickle, zip, index...)
-        kind = "an ONNX model" if path.suffix == ".onnx" else "a file torch can read"
-        first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"not a socket-edge checkpoint (not {kind}: {first})", path) from None
+    except Exception:  # torch raises many types for a foreign file (pickle, zip, index...)
+        import zipfile
+
+        if path.suffix == ".onnx":
+            why = "it is an ONNX model; pass the .pt it was exported from"
+        elif zipfile.is_zipfile(path):
+            why = "a PyTorch file holding pickled objects, not socket-edge's plain dict"
+        else:
+            why = "not a PyTorch file at all"
+        raise CheckpointError(f"not a socket-edge checkpoint ({why})", path) from None
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         hint = " (looks like a plain state_dict)" if isinstance(obj, dict) and obj else ""
         raise CheckpointError(
