@@ -271,10 +271,15 @@ def build_engine(
             trt.MemoryPoolType.WORKSPACE, int(settings.workspace_mib) << 20
         )
     inp = network.get_input(0)
-    chw = tuple(inp.shape)[1:]
+    shape = inp.shape
+    chw = [int(shape[i]) for i in range(1, len(shape))]
+
+    def dims(batch: int) -> trt.Dims:
+        return trt.Dims([batch, *chw])
+
     bmin, bopt, bmax = settings.batch
     profile = builder.create_optimization_profile()
-    profile.set_shape(inp.name, (bmin, *chw), (bopt, *chw), (bmax, *chw))
+    profile.set_shape(inp.name, dims(bmin), dims(bopt), dims(bmax))
     config.add_optimization_profile(profile)
 
     if settings.fp16 and not strongly_typed:
@@ -291,7 +296,7 @@ def build_engine(
         memory = device_memory()
         cbatch = calib_batcher.batch_size if calib_batcher is not None else CALIB_BATCH
         cprofile = builder.create_optimization_profile()
-        cprofile.set_shape(inp.name, (cbatch, *chw), (cbatch, *chw), (cbatch, *chw))
+        cprofile.set_shape(inp.name, dims(cbatch), dims(cbatch), dims(cbatch))
         config.set_calibration_profile(cprofile)
         calibrator = make_calibrator(calib_batcher, cache, memory)
         config.int8_calibrator = calibrator
