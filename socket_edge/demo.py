@@ -24,7 +24,7 @@ class DemoConfig:
     arch: str = "resnet18"
     seed: int = 0
     device: str = "cpu"
-    # Sizes of the default run (about 10 minutes on a 2-core CPU) and of --quick (about 1-2).
+    # Sizes of the default run (about 10 minutes on a 2-core CPU) and of --quick (about 1).
     per_class: int = 400
     source_epochs: int = 12
     adapt_epochs: int = 6
@@ -43,7 +43,6 @@ class DemoConfig:
                 "adapt_epochs": 2,
                 "calib_size": 128,
                 "bench_duration_s": 0.5,
-                "arch": "mobilenet_v3_small" if self.arch == "resnet18" else self.arch,
             }
         )
 
