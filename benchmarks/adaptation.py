@@ -317,6 +317,12 @@ def publish(
     raw: dict, modalities: list[str], args, cuda: dict | None, cpu_speed: dict | None = None
 ) -> None:
     adaptation, gap = tables(raw, modalities, cuda, cpu_speed)
+    adaptation += "\n\nCommand: `python benchmarks/adaptation.py " + " ".join(sys.argv[1:]) + "`"
+    if args.from_json:
+        adaptation += (
+            "; the raw figures come from one `--seeds N --ablation-seeds 0 --json-out "
+            "benchmarks/adaptation-sN.json --no-write` run per seed"
+        )
     print(gap + "\n\n" + adaptation)
     if not args.no_write:
         update_section("source_gap", gap)
