@@ -24,7 +24,7 @@ class DemoConfig:
     arch: str = "resnet18"
     seed: int = 0
     device: str = "cpu"
-    # Sizes of the default run (about 10 minutes on a 2-core CPU) and of --quick (about 1).
+    # Sizes of the default run (about 6 minutes on a 2-core CPU) and of --quick (about 1).
     per_class: int = 400
     source_epochs: int = 12
     adapt_epochs: int = 6
