@@ -143,13 +143,9 @@ def test_set_parity(ckpt: Path, onnx_path: Path, test: Path) -> dict:
     from socket_edge.calibration import calibset
 
     from socket_edge.export.parity import parity_check
-    from socket_edge.models.checkpoint import build_model, load_weights, read_checkpoint
+    from socket_edge.models.checkpoint import load_checkpoint
 
-    checkpoint = read_checkpoint(ckpt)
-    meta = checkpoint["meta"]
-    net = build_model(meta)
-    load_weights(net, checkpoint["state_dict"], meta["arch"], ckpt)
-    net.eval()
+    net, meta = load_checkpoint(ckpt)
     n = len([p for p in test.rglob("*") if p.is_file()])
     pool = calibset.draw(test, meta["modality"], int(meta["image_size"]), n, 0, 0, warn_short=False)
     return {"arch": meta["arch"], **parity_check(net, onnx_path, pool.load(pool.files), [1, 32])}

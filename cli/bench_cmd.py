@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from .common import emit_json, examples, given, parse_int_list
+from .common import emit_json, examples, overlay, parse_int_list
 
 
 def bench(
@@ -103,10 +103,7 @@ def bench(
         "power": ("power", power),
         "cv_warn": ("cv_warn", cv_warn),
     }
-    settings = section(config, "bench", BenchConfig)
-    settings.update(
-        {f: v for f, (param, v) in flags.items() if given(ctx, param) or f not in settings}
-    )
+    settings = overlay(ctx, section(config, "bench", BenchConfig), flags)
     cfg = BenchConfig(**settings)
     doc = run(artifacts, data, cfg)
     to_stdout = str(json_out) == "-"

@@ -46,3 +46,15 @@ def given(ctx: typer.Context, name: str) -> bool:
     # Compared by name: newer Typer vendors click, older Typer depends on it.
     source = ctx.get_parameter_source(name)
     return source is not None and source.name != "DEFAULT"
+
+
+def overlay(
+    ctx: typer.Context, settings: dict[str, Any], flags: dict[str, tuple[str, Any]]
+) -> dict:
+    """Config-file ``settings`` with the flags given on the command line on top.
+
+    ``flags`` maps a config field to (command-line parameter, value); a flag left at its default
+    fills only the fields the file does not set.
+    """
+    chosen = {f: v for f, (param, v) in flags.items() if given(ctx, param) or f not in settings}
+    return {**settings, **chosen}

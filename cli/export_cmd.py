@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from .common import emit_json, examples, given, parse_int_list
+from .common import emit_json, examples, overlay, parse_int_list
 
 
 def export(
@@ -105,10 +105,7 @@ def export(
         "timing_cache": ("timing_cache", timing_cache),
         "engine": ("engine", engine),
     }
-    settings = section(config, "export", ExportOptions)
-    settings.update(
-        {f: v for f, (param, v) in flags.items() if given(ctx, param) or f not in settings}
-    )
+    settings = overlay(ctx, section(config, "export", ExportOptions), flags)
     options = ExportOptions(**settings)
     if options.calib_method not in ("entropy", "percentile", "minmax"):
         raise SocketEdgeError(

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..console import info, warn
-from ..errors import ArtifactError, CheckpointError, SocketEdgeError
+from ..errors import ArtifactError, SocketEdgeError
 from ..files import sha256_file, write_json
 from .sidecar import make_sidecar, read_sidecar, sidecar_path
 
@@ -157,22 +157,11 @@ def export(
 
 def export_checkpoint(model_path: Path, out: Path, o: ExportOptions) -> ExportResult:
     from socket_edge.calibration import calibset
-    from socket_edge.models.checkpoint import build_model, load_weights, read_checkpoint
+    from socket_edge.models.checkpoint import load_checkpoint
 
     from .onnx_export import export_onnx
 
-    try:
-        checkpoint = read_checkpoint(model_path)
-    except SocketEdgeError:
-        raise
-    except Exception as exc:  # torch.load fails in many ways on foreign files
-        raise CheckpointError(
-            f"not a socket-edge checkpoint (torch cannot read it: {type(exc).__name__})", model_path
-        ) from None
-    meta = checkpoint["meta"]
-    net = build_model(meta)
-    load_weights(net, checkpoint["state_dict"], meta["arch"], model_path)
-    net.eval()
+    net, meta = load_checkpoint(model_path)  # read_checkpoint names a foreign file in one line
     modality, size = meta["modality"], int(meta["image_size"])
     calib_set = None
     if o.int8:
