@@ -37,7 +37,9 @@ METHODS = {  # name -> (method, overrides)
 
 def logged_epochs(ckpt: Path) -> list[dict]:
     """The per-epoch records of a finished run, from the log beside its checkpoint."""
-    log = ckpt.with_name(ckpt.stem + ".log.jsonl")
+    from socket_edge.training import log_path
+
+    log = log_path(ckpt)
     if not log.exists():
         return []
     return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
