@@ -67,7 +67,7 @@ def run() -> None:
     except SocketEdgeError as exc:
         if debug:
             raise
-        typer.echo(f"error: {exc}", err=True)
+        _print_error(exc)
         sys.exit(2)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
@@ -86,6 +86,18 @@ def run() -> None:
             err=True,
         )
         sys.exit(1)
+
+
+def _print_error(exc: Exception) -> None:
+    """One line; under torchrun, other ranks than 0 name themselves, and stay silent on errors
+    that every rank raises alike (rank 0 prints those)."""
+    import os
+
+    rank = os.environ.get("RANK", "0")
+    if rank in ("0", ""):
+        typer.echo(f"error: {exc}", err=True)
+    elif not getattr(exc, "every_rank", False):
+        typer.echo(f"error: rank {rank}: {exc}", err=True)
 
 
 if __name__ == "__main__":

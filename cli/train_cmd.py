@@ -85,7 +85,10 @@ def adapt(
         None, "--epochs", min=1, help="Passes over the target images (default 10)."
     ),
     batch_size: int = typer.Option(
-        None, "--batch-size", min=2, help="Target images per step (default 64)."
+        None,
+        "--batch-size",
+        min=2,
+        help="Target images per step (default 64); under torchrun, of all processes together.",
     ),
     lr: float = typer.Option(
         None, "--lr", help="Bottleneck learning rate (backbone 0.1x; default 0.01)."
@@ -126,10 +129,12 @@ def adapt(
 
     Needs only the RGB model, unlabelled target images and task-irrelevant RGB + target pairs.
     Writes the adapted checkpoint, a per-epoch log OUT.log.jsonl, and a state file each epoch
-    so that a killed run continues with --resume.
+    so that a killed run continues with --resume. Runs under torchrun as it is (several GPUs or
+    machines; see the README).
     """
     from socket_edge.adapt import AdaptConfig, load_config
     from socket_edge.adapt import adapt as run
+    from socket_edge.console import main_process
     from socket_edge.data.encoding import default_encoding
 
     settings = load_config(config) if config else {}
@@ -162,6 +167,8 @@ def adapt(
         eval_data=eval_data,
         resume=resume,
     )
+    if not main_process():  # under torchrun, rank 0 wrote the file and says so
+        return
     acc = f", target top-1 {result['eval_top1']:.3f}" if "eval_top1" in result else ""
     typer.echo(f"wrote {out} ({result['method']}, {len(result['history'])} epochs{acc})")
 
@@ -232,6 +239,8 @@ def register(app: typer.Typer) -> None:
             "--paired data/synth/depth/paired --modality depth --out depth.pt",
             "socket-edge adapt --source src.pt --target DATA/ir --modality ir --method shot --out ir-shot.pt",
             "socket-edge adapt ... --out depth.pt --resume   # continue a killed run",
+            "torchrun --nproc-per-node 4 -m socket_edge adapt ... --batch-size 256 --out depth.pt"
+            "   # 4 GPUs, the same result as one",
         ),
     )(adapt)
     app.command(

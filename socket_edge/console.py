@@ -9,17 +9,24 @@ from collections.abc import Iterator
 from typing import Any
 
 
+def main_process() -> bool:
+    """False in the processes torchrun starts beside rank 0: they stay quiet."""
+    return os.environ.get("RANK", "0") in ("0", "")
+
+
 def enabled() -> bool:
-    return os.environ.get("SOCKET_EDGE_PROGRESS", "1") != "0"
+    return os.environ.get("SOCKET_EDGE_PROGRESS", "1") != "0" and main_process()
 
 
 def warn(message: str) -> None:
     """A one-line warning on stderr (also recorded by the ``warnings`` of tests that capture it)."""
-    print(f"warning: {message}", file=sys.stderr, flush=True)
+    if main_process():
+        print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def info(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    if main_process():
+        print(message, file=sys.stderr, flush=True)
 
 
 class _Bar:

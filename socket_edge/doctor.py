@@ -98,6 +98,13 @@ def report() -> dict[str, Any]:
             if torch.cuda.is_available()
             else []
         )
+        # What `torchrun ... adapt` can use: gloo on CPUs, NCCL on GPUs.
+        dist = torch.distributed
+        out["distributed_backends"] = (
+            [b for b in ("gloo", "nccl") if getattr(dist, f"is_{b}_available")()]
+            if dist.is_available()
+            else []
+        )
     except ImportError:
         out["torch"] = None
     out["torchvision"] = _version("torchvision")

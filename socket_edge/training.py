@@ -63,6 +63,33 @@ def make_loader(
     )
 
 
+def shard_loader(dataset, batch_size: int, seed: int, group, workers: int = 0):
+    """This process's share of ``make_loader(dataset, batch_size, True, seed, drop_last=True)``.
+
+    Global batch k is split across the processes of ``group`` (DistributedSampler's stride over
+    the one-process order), so N processes train on exactly the batches one process would.
+    """
+    if not group.active:
+        return make_loader(dataset, batch_size, True, seed, drop_last=True, workers=workers)
+    from torch.utils.data import DataLoader, Subset
+    from torch.utils.data.distributed import DistributedSampler
+
+    # The one-process order, read off the very loader a one-process run would iterate.
+    order = [
+        int(i) for b in make_loader(range(len(dataset)), batch_size, True, seed, True) for i in b
+    ]
+    subset = Subset(dataset, order)
+    sampler = DistributedSampler(
+        subset, group.world_size, group.rank, shuffle=False, drop_last=True
+    )
+    return DataLoader(
+        subset,
+        batch_size=group.split(batch_size, "batch size"),
+        sampler=sampler,
+        num_workers=workers,
+    )
+
+
 def state_path(out: str | Path) -> Path:
     """Where a run writing ``out`` keeps its resumable state (removed when the run completes)."""
     out = Path(out)

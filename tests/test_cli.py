@@ -119,6 +119,7 @@ def test_doctor_json(cli):
     doc = json.loads(result.stdout)
     assert doc["python"] and doc["torch"] and "CPUExecutionProvider" in doc["onnxruntime_providers"]
     assert "tensorrt" in doc  # None where TensorRT is absent (type stubs alone do not count)
+    assert "gloo" in doc["distributed_backends"]  # what `torchrun ... adapt` uses on CPUs
 
 
 def test_synth_cli_writes_the_layout(cli, tmp_path):

@@ -9,22 +9,31 @@ The classifier is frozen; the backbone trains at 0.1x the learning rate of the b
 learning rate follows lr * (1 + 10 p)^-0.75 over the run (p = progress in [0, 1]). Target and TI
 target images share one forward pass, in which hooks collect the BatchNorm moments. Every epoch
 refreshes the pseudo-labels, writes a resumable state file and appends one line to the log.
+
+Under torchrun the same loop runs in every process (see socket_edge.distributed): each takes its
+share of every global batch, DDP averages the gradients, BatchNorm layers and the terms that need
+the whole batch (BN moments, the diversity term, the pseudo-label centroids) see all of it, and
+only rank 0 writes files or draws progress bars.
 """
 
 from __future__ import annotations
 
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
+from .. import distributed
 from ..console import bar, info, warn
 from ..data.datasets import LabelledFolder, PairedFolder, UnlabelledFolder
 from ..data.encoding import Encoding, default_encoding
 from ..data.transforms import CropFlip, apply_crop_flip, draw_crop_flip
+from ..distributed import Group
 from ..errors import CheckpointError, SocketEdgeError
 from ..evaluate import evaluate_model
 from ..files import sha256_file
@@ -40,12 +49,13 @@ from ..training import (
     autocast,
     epoch_seed,
     make_loader,
-    resolve_device,
     seed_everything,
+    shard_loader,
     state_path,
     truncate_log,
 )
 from . import losses
+from .batchnorm import globalize_batchnorm
 from .config import AdaptConfig
 from .moments import MomentCollector, source_statistics
 
@@ -86,14 +96,25 @@ def ti_views(n_pairs: int, views: int, seed: int, pad: int) -> list[list[CropFli
 
 @torch.no_grad()
 def cache_source_features(
-    source, pairs: PairedFolder, views: list[list[CropFlip]], device, batch_size: int = 128
+    source,
+    pairs: PairedFolder,
+    views: list[list[CropFlip]],
+    device,
+    batch_size: int = 128,
+    group: Group | None = None,
 ) -> torch.Tensor:
-    """Bottleneck features of the frozen source on every view of every TI RGB image: (P, V, D)."""
+    """Bottleneck features of the frozen source on every view of every TI RGB image: (P, V, D).
+
+    In a process group each process computes a share and all of them receive the whole.
+    """
+    group = group or Group()
     source.eval()
     flat = [(i, v) for i in range(len(pairs)) for v in range(len(views[i]))]
-    feats = []
-    for start in range(0, len(flat), batch_size):
-        chunk = flat[start : start + batch_size]
+    mine = [flat[k] for k in distributed.shard(len(flat), group)]
+    # (starts with no rows: with fewer items than processes, a rank may have no share)
+    feats = [torch.empty(0, source.bottleneck[0].out_features, device=device)]
+    for start in range(0, len(mine), batch_size):
+        chunk = mine[start : start + batch_size]
         x = torch.stack(
             [
                 apply_crop_flip(
@@ -103,26 +124,37 @@ def cache_source_features(
             ]
         )
         feats.append(source.features(x.to(device)).float())
-    out = torch.cat(feats)
+    out = distributed.gather_rows(torch.cat(feats), len(flat), group)
     return out.view(len(pairs), len(views[0]), -1)
 
 
 @torch.no_grad()
 def refresh_pseudo_labels(
-    model, dataset: UnlabelledFolder, device, batch_size: int = 256
+    model, dataset: UnlabelledFolder, device, batch_size: int = 256, group: Group | None = None
 ) -> torch.Tensor:
-    """Pseudo-labels of every target image from the current model (eval mode, no augmentation)."""
+    """Pseudo-labels of every target image from the current model (eval mode, no augmentation).
+
+    In a process group each process scores a share of the images; the centroids are computed over
+    all of them, and rank 0's labels are sent to every process so that all train on the same ones.
+    """
+    group = group or Group()
     was_training, was_augmenting = model.training, dataset.augment
     model.eval()
     dataset.augment = False
+    mine = torch.utils.data.Subset(dataset, distributed.shard(len(dataset), group))
     feats, logits = [], []
-    for x, _ in make_loader(dataset, batch_size, shuffle=False):
+    for x, _ in make_loader(mine, batch_size, shuffle=False):
         f = model.features(x.to(device))
         feats.append(f.float())
         logits.append(model.classify(f).float())
     model.train(was_training)
     dataset.augment = was_augmenting
-    return losses.centroid_pseudo_labels(torch.cat(feats), torch.cat(logits)).cpu()
+    n = len(dataset)
+    labels = losses.centroid_pseudo_labels(
+        distributed.gather_rows(torch.cat(feats), n, group),
+        distributed.gather_rows(torch.cat(logits), n, group),
+    )
+    return distributed.broadcast(labels, group).cpu()
 
 
 def _check_source(meta: dict[str, Any], path: Path, modality: str) -> None:
@@ -167,6 +199,19 @@ def _source_model(src: dict[str, Any], path: Path):
     return model
 
 
+class FeaturesAndLogits(nn.Module):
+    """One training forward: features of the whole batch, logits of its first ``n`` rows (the
+    target images; TI target images ride along for their features). What DDP wraps."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        feats = self.model.features(x)
+        return feats, self.model.classify(feats[:n])
+
+
 @dataclass
 class Run:
     """What one adaptation trains with; ``train_epoch`` runs one pass over the target images."""
@@ -175,6 +220,7 @@ class Run:
     weights: dict[str, float]
     device: Any
     model: Any
+    forward: Any  # FeaturesAndLogits over model; DDP-wrapped in a process group
     optimizer: Any
     scaler: Any
     target_set: UnlabelledFolder
@@ -184,21 +230,15 @@ class Run:
     ti_feats: torch.Tensor | None = None  # (pairs, views, features), from the frozen source
     steps_per_epoch: int = 1
     total_steps: int = 1
+    group: Group = Group()
 
     def ti_batches(self, es: int):
         if self.ti_set is None:
             return None
         self.ti_set.set_epoch(es)
-        cfg = self.cfg
+        cfg, ti_set = self.cfg, self.ti_set
         return _cycle(
-            lambda k: make_loader(
-                self.ti_set,
-                cfg.ti_batch_size,
-                True,
-                es + 1 + k,
-                drop_last=True,
-                workers=cfg.workers,
-            )
+            lambda k: shard_loader(ti_set, cfg.ti_batch_size, es + 1 + k, self.group, cfg.workers)
         )
 
     def set_lr(self, step: int) -> None:
@@ -212,12 +252,14 @@ class Run:
         n = len(x)
         batch = x if ti_batch is None else torch.cat([x, ti_batch[0]])
         batch = batch.to(self.device, non_blocking=True, memory_format=torch.channels_last)
-        with MomentCollector(self.model.backbone) as moments, autocast(self.device, self.cfg.amp):
-            feats = self.model.features(batch)
-            logits = self.model.classify(feats[:n])
+        collector = MomentCollector(self.model.backbone, self.group)
+        with collector as moments, autocast(self.device, self.cfg.amp):
+            feats, logits = self.forward(batch, n)
         w, terms = self.weights, {}
         if w["im"] > 0:
-            terms["im"] = losses.information_maximization(logits)
+            terms["im"] = losses.information_maximization(
+                logits, lambda p: distributed.batch_mean(p, self.group)
+            )
         if w["pl"] > 0:
             terms["pl"] = losses.pseudo_label_loss(logits, labels[idx].to(self.device))
         if w["bn"] > 0:
@@ -239,14 +281,12 @@ class Run:
         torch.manual_seed(es)
         t0 = time.perf_counter()
         labels = (
-            refresh_pseudo_labels(self.model, self.target_set, self.device)
+            refresh_pseudo_labels(self.model, self.target_set, self.device, group=self.group)
             if weights["pl"] > 0
             else None
         )
         self.target_set.set_epoch(es)
-        loader = make_loader(
-            self.target_set, cfg.batch_size, True, es, drop_last=True, workers=cfg.workers
-        )
+        loader = shard_loader(self.target_set, cfg.batch_size, es, self.group, cfg.workers)
         ti_batches = self.ti_batches(es)
         self.model.train()
         sums: dict[str, float] = {}
@@ -267,12 +307,13 @@ class Run:
             progress.set(
                 epoch=f"{epoch + 1}/{cfg.epochs}", **{k: v / (i + 1) for k, v in sums.items()}
             )
+        sums = distributed.mean_over_ranks(sums, self.group)
         seconds = time.perf_counter() - t0
         record: dict[str, Any] = {
             "epoch": epoch + 1,
             **{k: v / max(1, self.steps_per_epoch) for k, v in sums.items()},
             "seconds": seconds,
-            "images_per_s": images / seconds,
+            "images_per_s": images * self.group.world_size / seconds,
         }
         if labels is not None:
             record["pseudo_label_classes"] = int(labels.unique().numel())
@@ -287,10 +328,12 @@ def prepare(
     paired,
     cfg: AdaptConfig,
     encoding: Encoding,
+    device,
+    group: Group | None = None,
 ) -> Run:
     """Data, target model (classifier frozen), source statistics, cached TI features, optimizer."""
+    group = group or Group()
     meta = src["meta"]
-    device = resolve_device(cfg.device)
     size = int(meta["image_size"])
     weights = cfg.effective_weights()
     target_set = UnlabelledFolder(target, modality, size, augment=True)
@@ -302,11 +345,18 @@ def prepare(
     for p in model.classifier.parameters():
         p.requires_grad_(False)
     src_means, src_vars = source_statistics(model.backbone)
+    forward: nn.Module = FeaturesAndLogits(model)
+    if group.active:
+        globalize_batchnorm(model, group)
+        # The BN-moment term alone leaves the last layers without gradient; DDP must know.
+        only_bn = weights["im"] == weights["pl"] == weights["ti"] == 0
+        forward = distributed.data_parallel(forward, device, static_graph=only_bn)
     run = Run(
         cfg=cfg,
         weights=weights,
         device=device,
         model=model,
+        forward=forward,
         optimizer=torch.optim.SGD(
             [
                 {"params": list(model.backbone.parameters()), "lr_mult": cfg.backbone_lr_mult},
@@ -321,11 +371,12 @@ def prepare(
         target_set=target_set,
         src_means=[t.to(device) for t in src_means],
         src_vars=[t.to(device) for t in src_vars],
+        group=group,
     )
     if pairs is not None:
         source_model = _source_model(src, source).to(device).eval()
         views = ti_views(len(pairs), cfg.ti_views, cfg.seed, pairs.pad)
-        run.ti_feats = cache_source_features(source_model, pairs, views, device)
+        run.ti_feats = cache_source_features(source_model, pairs, views, device, group=group)
         run.ti_set = TIViews(pairs, views)
         del source_model  # the source never runs again: its TI features are cached
     epochs = 0 if cfg.method == "source-only" else cfg.epochs
@@ -361,13 +412,22 @@ def adapted_meta(
 def _resume(
     out: Path, run: Run, arch: str, settings: dict[str, Any], resume: bool
 ) -> tuple[int, list]:
-    """(first epoch to run, history so far): from the state file when resuming."""
-    spath = state_path(out)
-    if not (resume and spath.exists()):
-        if not resume:
+    """(first epoch to run, history so far): from the state file when resuming.
+
+    In a process group rank 0 reads the state file and sends it to the others, so only rank 0's
+    machine needs the output folder.
+    """
+    group, spath = run.group, state_path(out)
+    state = None
+    if group.is_main:
+        _remove_stale_temp_files(out)
+        if resume and spath.exists():
+            state = read_checkpoint(spath)
+        else:  # a fresh start (a killed first epoch leaves log lines but no state)
             truncate_log(out, 0)
+    state = distributed.broadcast_object(state, group)
+    if state is None:
         return 0, []
-    state = read_checkpoint(spath)
     if state.get("config") != settings:
         raise SocketEdgeError(
             "resume state was written with other settings; rerun without --resume or with the "
@@ -377,9 +437,18 @@ def _resume(
     load_weights(run.model, state["state_dict"], arch, spath)
     run.optimizer.load_state_dict(state["optimizer"])
     start = int(state["epoch"])
-    truncate_log(out, start)
+    if group.is_main:
+        truncate_log(out, start)
     info(f"resuming from {spath} after epoch {start}")
     return start, list(state["history"])
+
+
+def _remove_stale_temp_files(out: Path) -> None:
+    """Temp files a killed run left beside its outputs (never renamed, so never complete)."""
+    for name in (out.name, state_path(out).name):
+        for stale in out.parent.glob(f".{name}.*.tmp"):
+            with suppress(OSError):
+                stale.unlink()
 
 
 def adapt(
@@ -397,68 +466,92 @@ def adapt(
 ) -> dict[str, Any]:
     """Adapt the RGB model ``source`` to ``modality`` and write the adapted checkpoint to ``out``.
 
-    ``callbacks`` are called as ``cb(epoch, record)`` after each epoch's state file is written.
+    ``callbacks`` are called as ``cb(epoch, record)`` after each epoch's state file is written
+    (in every process of a group). Under torchrun, each process runs this function on its share.
     """
     cfg = config or AdaptConfig()
     source, out = Path(source), Path(out)
-    src = read_checkpoint(source)
-    meta = src["meta"]
-    _check_source(meta, source, modality)
-    encoding = encoding or default_encoding(modality)
-    if encoding.modality != modality:
-        raise SocketEdgeError(f"encoding is for {encoding.modality}, --modality is {modality}")
-    seed_everything(cfg.seed)
-    run = prepare(src, source, target, modality, paired, cfg, encoding)
-    eval_set = None
-    if eval_data:
-        eval_set = LabelledFolder(
-            eval_data, modality, int(meta["image_size"]), classes=list(meta["classes"])
-        )
-    settings = {**cfg.to_dict(), "encoding": encoding.to_dict(), "modality": modality}
-    start_epoch, history = _resume(out, run, meta["arch"], settings, resume)
-    out_meta = adapted_meta(meta, source, encoding, run)
-
-    epochs = 0 if cfg.method == "source-only" else cfg.epochs
-    t_run = time.perf_counter()
-    with bar(
-        f"adapt {cfg.method}", run.total_steps if epochs else None, show_progress and epochs > 0
-    ) as progress:
-        progress.advance(start_epoch * run.steps_per_epoch)
-        for epoch in range(start_epoch, epochs):
-            record = run.train_epoch(epoch, progress)
-            if eval_set is not None:
-                record["eval_top1"] = evaluate_model(run.model, eval_set, device=run.device).top1
-                progress.set(
-                    epoch=f"{epoch + 1}/{epochs}",
-                    loss=record.get("loss", 0.0),
-                    eval=record["eval_top1"],
-                )
-            history.append(record)
-            append_log(out, record)
-            save_checkpoint(
-                state_path(out),
-                run.model,
-                out_meta,
-                optimizer=run.optimizer.state_dict(),
-                epoch=epoch + 1,
-                history=history,
-                config=settings,
+    with distributed.joined(cfg.device) as (group, device):
+        group.split(cfg.batch_size, "--batch-size")
+        group.split(cfg.ti_batch_size, "ti_batch_size")
+        src = read_checkpoint(source)
+        meta = src["meta"]
+        _check_source(meta, source, modality)
+        encoding = encoding or default_encoding(modality)
+        if encoding.modality != modality:
+            raise SocketEdgeError(f"encoding is for {encoding.modality}, --modality is {modality}")
+        seed_everything(cfg.seed)
+        run = prepare(src, source, target, modality, paired, cfg, encoding, device, group)
+        eval_set = None
+        if eval_data and group.is_main:
+            eval_set = LabelledFolder(
+                eval_data, modality, int(meta["image_size"]), classes=list(meta["classes"])
             )
-            for cb in callbacks or ():
-                cb(epoch + 1, record)
+        settings = {**cfg.to_dict(), "encoding": encoding.to_dict(), "modality": modality}
+        start_epoch, history = _resume(out, run, meta["arch"], settings, resume)
+        out_meta = adapted_meta(meta, source, encoding, run)
 
-    result: dict[str, Any] = {
-        "out": str(out),
-        "method": cfg.method,
-        "weights": run.weights,
-        "history": history,
-        "seconds": time.perf_counter() - t_run,
-    }
-    if history and "eval_top1" in history[-1]:
-        result["eval_top1"] = history[-1]["eval_top1"]
-    elif eval_set is not None:
-        result["eval_top1"] = evaluate_model(run.model, eval_set, device=run.device).top1
-    out_meta["training"] = {**meta.get("training", {}), "adapt_history": history}
-    save_checkpoint(out, run.model.cpu(), out_meta)
-    state_path(out).unlink(missing_ok=True)
-    return result
+        epochs = 0 if cfg.method == "source-only" else cfg.epochs
+        t_run = time.perf_counter()
+        show = show_progress and group.is_main and epochs > 0
+        try:
+            with bar(f"adapt {cfg.method}", run.total_steps if epochs else None, show) as progress:
+                progress.advance(start_epoch * run.steps_per_epoch)
+                for epoch in range(start_epoch, epochs):
+                    record = run.train_epoch(epoch, progress)
+                    if eval_set is not None:
+                        record["eval_top1"] = evaluate_model(
+                            run.model, eval_set, device=run.device
+                        ).top1
+                        progress.set(
+                            epoch=f"{epoch + 1}/{epochs}",
+                            loss=record.get("loss", 0.0),
+                            eval=record["eval_top1"],
+                        )
+                    history.append(record)
+                    if group.is_main:
+                        append_log(out, record)
+                        save_checkpoint(
+                            state_path(out),
+                            run.model,
+                            out_meta,
+                            optimizer=run.optimizer.state_dict(),
+                            epoch=epoch + 1,
+                            history=history,
+                            config=settings,
+                        )
+                    for cb in callbacks or ():
+                        cb(epoch + 1, record)
+        except Exception as exc:
+            if group.active and distributed.is_group_failure(exc):
+                raise _broken(exc, out) from exc
+            raise
+
+        result: dict[str, Any] = {
+            "out": str(out),
+            "method": cfg.method,
+            "weights": run.weights,
+            "history": history,
+            "seconds": time.perf_counter() - t_run,
+            "processes": group.world_size,
+        }
+        if not group.is_main:
+            return result
+        if history and "eval_top1" in history[-1]:
+            result["eval_top1"] = history[-1]["eval_top1"]
+        elif eval_set is not None:
+            result["eval_top1"] = evaluate_model(run.model, eval_set, device=run.device).top1
+        out_meta["training"] = {**meta.get("training", {}), "adapt_history": history}
+        save_checkpoint(out, run.model.cpu(), out_meta)
+        state_path(out).unlink(missing_ok=True)
+        return result
+
+
+def _broken(exc: BaseException, out: Path) -> distributed.GroupBroken:
+    """The one-line error of a group that lost a process: what happened and how to go on."""
+    spath = state_path(out)
+    saved = f"{spath} holds the last finished epoch" if spath.exists() else "no epoch finished"
+    return distributed.GroupBroken(
+        f"adaptation stopped: another process of the group stopped ({distributed.describe(exc)}); "
+        f"{saved}; rerun the same command with --resume"
+    )

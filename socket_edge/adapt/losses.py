@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -25,10 +25,17 @@ def entropy(probs: torch.Tensor) -> torch.Tensor:
     return -(probs * torch.log(probs + EPS)).sum(-1)
 
 
-def information_maximization(logits: torch.Tensor) -> torch.Tensor:
-    """L_IM = mean_i H(p_i) - H(mean_i p_i); minimal for confident, class-balanced predictions."""
+def information_maximization(
+    logits: torch.Tensor, batch_mean: Callable[[torch.Tensor], torch.Tensor] | None = None
+) -> torch.Tensor:
+    """L_IM = mean_i H(p_i) - H(mean_i p_i); minimal for confident, class-balanced predictions.
+
+    ``batch_mean`` averages the predictions over the whole batch when it is split across
+    processes (the diversity term must see all of it); by default, over ``logits``' rows.
+    """
     probs = logits.float().softmax(-1)
-    return entropy(probs).mean() - entropy(probs.mean(0))
+    mean = probs.mean(0) if batch_mean is None else batch_mean(probs)
+    return entropy(probs).mean() - entropy(mean)
 
 
 def pseudo_label_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """Collect the batch mean and variance at the input of every BatchNorm2d, in the same forward pass.
 
-Forward pre-hooks record the moments while the model runs on the batch it is training on, so the
+Forward hooks record the moments of each layer's input while the model runs on the batch it is training on, so the
 BN term costs no second pass. The source's running statistics are snapshotted once at the start.
 """
 
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+
+from ..distributed import Group, batch_moments
 
 
 def batchnorm_layers(module: nn.Module) -> list[nn.BatchNorm2d]:
@@ -26,30 +28,33 @@ def source_statistics(module: nn.Module) -> tuple[list[torch.Tensor], list[torch
 class MomentCollector:
     """Context manager: while active, each forward of ``module`` records BN input moments.
 
-    ``rows`` limits the moments to the first rows of the batch (e.g. the target images when TI
-    target images ride along in the same forward pass); None uses the whole batch.
+    The moments are over the whole batch (target and TI target images ride in one forward pass);
+    with an active ``group``, over all processes' shares together.
     """
 
-    def __init__(self, module: nn.Module):
+    def __init__(self, module: nn.Module, group: Group | None = None):
         self.layers = batchnorm_layers(module)
+        self.group = group or Group()
         self.means: list[torch.Tensor] = []
         self.variances: list[torch.Tensor] = []
-        self.rows: int | None = None
         self._handles: list = []
 
-    def _hook(self, _module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
-        x = inputs[0]
-        if self.rows is not None:
-            x = x[: self.rows]
-        x = x.float()
-        self.means.append(x.mean(dim=(0, 2, 3)))
-        self.variances.append(x.var(dim=(0, 2, 3), unbiased=False))
+    def _hook(self, module: nn.Module, inputs: tuple[torch.Tensor, ...], _output) -> None:
+        # A whole-batch BatchNorm (adapt.batchnorm) has all-reduced these moments already.
+        shared = getattr(module, "last_batch_moments", None)
+        if shared is not None:
+            self.means.append(shared[0])
+            self.variances.append(shared[1])
+            return
+        mean, var = batch_moments(inputs[0].float(), self.group, (0, 2, 3))
+        self.means.append(mean)
+        self.variances.append(var)
 
     def clear(self) -> None:
         self.means, self.variances = [], []
 
     def __enter__(self) -> MomentCollector:
-        self._handles = [bn.register_forward_pre_hook(self._hook) for bn in self.layers]
+        self._handles = [bn.register_forward_hook(self._hook) for bn in self.layers]
         return self
 
     def __exit__(self, *exc: object) -> None:
