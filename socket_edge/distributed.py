@@ -18,7 +18,7 @@ import os
 import re
 import signal
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,18 +117,24 @@ def stop(group: Group) -> None:
 
 
 @contextlib.contextmanager
-def joined(device_request: str | None) -> Iterator[tuple[Group, Any]]:
-    """(group, device) of this process, in the process group while the block runs (see ``start``);
-    SIGTERM raises inside it."""
+def joined(
+    device_request: str | None, on_failure: Callable[[], str] | None = None
+) -> Iterator[tuple[Group, Any]]:
+    """(group, device) of this process, in the process group while the block runs (see ``start``).
+
+    SIGTERM raises inside it; a collective that fails because another process stopped becomes
+    one ``GroupBroken`` line, ending with ``on_failure()`` (what to do next) if given.
+    """
     group = group_from_env()
     device = start(group, device_request)
     try:
         with sigterm_raises(group):
             yield group, device
     except Exception as exc:
-        if group.active and is_group_failure(exc) and not isinstance(exc, SocketEdgeError):
-            raise GroupBroken(f"another process of the group stopped ({describe(exc)})") from exc
-        raise
+        if not (group.active and is_group_failure(exc)):
+            raise
+        then = f"; {on_failure()}" if on_failure else ""
+        raise GroupBroken(f"another process of the group stopped ({describe(exc)}){then}") from exc
     finally:
         stop(group)
 

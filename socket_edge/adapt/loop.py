@@ -471,7 +471,7 @@ def adapt(
     """
     cfg = config or AdaptConfig()
     source, out = Path(source), Path(out)
-    with distributed.joined(cfg.device) as (group, device):
+    with distributed.joined(cfg.device, on_failure=lambda: _resume_hint(out)) as (group, device):
         group.split(cfg.batch_size, "--batch-size")
         group.split(cfg.ti_batch_size, "ti_batch_size")
         src = read_checkpoint(source)
@@ -494,38 +494,33 @@ def adapt(
         epochs = 0 if cfg.method == "source-only" else cfg.epochs
         t_run = time.perf_counter()
         show = show_progress and group.is_main and epochs > 0
-        try:
-            with bar(f"adapt {cfg.method}", run.total_steps if epochs else None, show) as progress:
-                progress.advance(start_epoch * run.steps_per_epoch)
-                for epoch in range(start_epoch, epochs):
-                    record = run.train_epoch(epoch, progress)
-                    if eval_set is not None:
-                        record["eval_top1"] = evaluate_model(
-                            run.model, eval_set, device=run.device
-                        ).top1
-                        progress.set(
-                            epoch=f"{epoch + 1}/{epochs}",
-                            loss=record.get("loss", 0.0),
-                            eval=record["eval_top1"],
-                        )
-                    history.append(record)
-                    if group.is_main:
-                        append_log(out, record)
-                        save_checkpoint(
-                            state_path(out),
-                            run.model,
-                            out_meta,
-                            optimizer=run.optimizer.state_dict(),
-                            epoch=epoch + 1,
-                            history=history,
-                            config=settings,
-                        )
-                    for cb in callbacks or ():
-                        cb(epoch + 1, record)
-        except Exception as exc:
-            if group.active and distributed.is_group_failure(exc):
-                raise _broken(exc, out) from exc
-            raise
+        with bar(f"adapt {cfg.method}", run.total_steps if epochs else None, show) as progress:
+            progress.advance(start_epoch * run.steps_per_epoch)
+            for epoch in range(start_epoch, epochs):
+                record = run.train_epoch(epoch, progress)
+                if eval_set is not None:
+                    record["eval_top1"] = evaluate_model(
+                        run.model, eval_set, device=run.device
+                    ).top1
+                    progress.set(
+                        epoch=f"{epoch + 1}/{epochs}",
+                        loss=record.get("loss", 0.0),
+                        eval=record["eval_top1"],
+                    )
+                history.append(record)
+                if group.is_main:
+                    append_log(out, record)
+                    save_checkpoint(
+                        state_path(out),
+                        run.model,
+                        out_meta,
+                        optimizer=run.optimizer.state_dict(),
+                        epoch=epoch + 1,
+                        history=history,
+                        config=settings,
+                    )
+                for cb in callbacks or ():
+                    cb(epoch + 1, record)
 
         result: dict[str, Any] = {
             "out": str(out),
@@ -547,11 +542,8 @@ def adapt(
         return result
 
 
-def _broken(exc: BaseException, out: Path) -> distributed.GroupBroken:
-    """The one-line error of a group that lost a process: what happened and how to go on."""
+def _resume_hint(out: Path) -> str:
+    """What to do after a group lost a process mid-run."""
     spath = state_path(out)
     saved = f"{spath} holds the last finished epoch" if spath.exists() else "no epoch finished"
-    return distributed.GroupBroken(
-        f"adaptation stopped: another process of the group stopped ({distributed.describe(exc)}); "
-        f"{saved}; rerun the same command with --resume"
-    )
+    return f"{saved}; rerun the same command with --resume"
