@@ -93,11 +93,12 @@ def _print_error(exc: Exception) -> None:
     that every rank raises alike (rank 0 prints those)."""
     import os
 
-    rank = os.environ.get("RANK", "0")
-    if rank in ("0", ""):
+    from socket_edge.console import main_process
+
+    if main_process():
         typer.echo(f"error: {exc}", err=True)
     elif not getattr(exc, "every_rank", False):
-        typer.echo(f"error: rank {rank}: {exc}", err=True)
+        typer.echo(f"error: rank {os.environ['RANK']}: {exc}", err=True)
 
 
 if __name__ == "__main__":

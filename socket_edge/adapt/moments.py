@@ -1,7 +1,8 @@
 """Collect the batch mean and variance at the input of every BatchNorm2d, in the same forward pass.
 
-Forward hooks record the moments of each layer's input while the model runs on the batch it is training on, so the
-BN term costs no second pass. The source's running statistics are snapshotted once at the start.
+Forward hooks record the moments of each layer's input while the model runs on the batch it is
+training on, so the BN term costs no second pass. The source's running statistics are snapshotted
+once at the start.
 """
 
 from __future__ import annotations
