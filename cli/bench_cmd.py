@@ -61,6 +61,11 @@ def bench(
     cv_warn: float = typer.Option(
         0.05, "--cv-warn", min=0, help="Warn when latency's coefficient of variation exceeds it."
     ),
+    no_verify: bool = typer.Option(
+        False,
+        "--no-verify",
+        help="Do not check artifacts against their sidecars (sha256, metadata, lineage).",
+    ),
     config: Path = typer.Option(
         None, "--config", help="Pipeline TOML; its [bench] table sets defaults, flags override."
     ),
@@ -102,6 +107,7 @@ def bench(
         "accuracy": ("accuracy", accuracy),
         "power": ("power", power),
         "cv_warn": ("cv_warn", cv_warn),
+        "verify": ("no_verify", not no_verify),
     }
     settings = overlay(ctx, section(config, "bench", BenchConfig), flags)
     cfg = BenchConfig(**settings)

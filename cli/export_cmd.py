@@ -22,7 +22,10 @@ def export(
         "1,8,32", "--batch", help="Batch sizes: parity runs each; TensorRT's profile min,opt,max."
     ),
     no_verify: bool = typer.Option(
-        False, "--no-verify", help="Skip the ONNX Runtime vs torch parity check."
+        False,
+        "--no-verify",
+        help="Skip the ONNX Runtime vs torch parity check; with --trt, the sidecar checks of "
+        "the ONNX model too.",
     ),
     verify_data: Path = typer.Option(
         None,

@@ -206,14 +206,25 @@ def evaluate(
     ),
     batch_size: int = typer.Option(64, "--batch-size", min=1),
     device: str = typer.Option(None, "--device", help="cpu or cuda (checkpoints)."),
+    no_verify: bool = typer.Option(
+        False,
+        "--no-verify",
+        help="Do not check the model against its sidecar (sha256, metadata, lineage).",
+    ),
 ) -> None:
-    """Top-1 and per-class accuracy of a model on labelled data."""
+    """Top-1 and per-class accuracy of a model on labelled data.
+
+    An ONNX model or engine is first checked against its sidecar: its sha256, its embedded
+    classes/modality/encoding, and that an INT8 file or engine belongs to the FP32 model beside it.
+    """
     from rich.console import Console
     from rich.table import Table
 
     from socket_edge.evaluate import evaluate_artifact
 
-    result = evaluate_artifact(model, data, batch_size=batch_size, device=device)
+    result = evaluate_artifact(
+        model, data, batch_size=batch_size, device=device, verify=not no_verify
+    )
     if str(json_out) != "-":
         table = Table(title=f"{model.name} on {data}")
         table.add_column("class")
@@ -248,5 +259,6 @@ def register(app: typer.Typer) -> None:
         epilog=examples(
             "socket-edge eval adapted.pt --data data/synth/depth/target/test",
             "socket-edge eval model.int8-cpu.onnx --data DIR/test --json acc.json",
+            "socket-edge eval edited.onnx --data DIR/test --no-verify   # skip the sidecar checks",
         ),
     )(evaluate)

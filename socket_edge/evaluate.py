@@ -74,14 +74,22 @@ def runner_logits(
 
 
 def evaluate_artifact(
-    path, data, batch_size: int = 64, device: str | None = None, show_progress: bool = True
+    path,
+    data,
+    batch_size: int = 64,
+    device: str | None = None,
+    show_progress: bool = True,
+    verify: bool = True,
 ) -> EvalResult:
-    """Accuracy of a checkpoint, ONNX model or engine on ``data/<class>/<image>``."""
+    """Accuracy of a checkpoint, ONNX model or engine on ``data/<class>/<image>``.
+
+    ONNX models and engines are verified against their sidecars first (``verify=False`` skips).
+    """
     from .data.datasets import LabelledFolder
     from .runtime import load_runner
 
     options = {"device": device} if device and str(path).endswith((".pt", ".pth")) else {}
-    with load_runner(path, **options) as runner:
+    with load_runner(path, verify=verify, **options) as runner:
         info = runner.info
         dataset = LabelledFolder(data, info.modality, info.image_size, classes=info.classes)
         logits, labels = runner_logits(runner, dataset, batch_size, show_progress)

@@ -16,6 +16,7 @@ from .console import bar, info, warn
 from .data.datasets import LabelledFolder
 from .data.encoding import Encoding, default_encoding
 from .errors import SocketEdgeError
+from .outputs import check_resume, file_digest, listing_digest, remove_temp_files, single_writer
 from .training import (
     append_log,
     autocast,
@@ -50,6 +51,7 @@ def _lr_factor(step: int, total: int, warmup: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
+@single_writer("train-source")
 def train_supervised(
     data: str | Path,
     out: str | Path,
@@ -102,14 +104,18 @@ def train_supervised(
     )
     start_epoch, history = 0, []
     spath = state_path(out)
+    remove_temp_files(Path(out).parent, [Path(out).name, spath.name])  # left by killed runs
+    settings = {
+        **asdict(cfg),
+        "inputs": {
+            "data": listing_digest(data),
+            "val": listing_digest(val),
+            "weights": file_digest(weights),
+        },
+    }
     if resume and spath.exists():
         state = read_checkpoint(spath)
-        if state.get("config") != asdict(cfg):
-            raise SocketEdgeError(
-                "resume state was written with other settings; rerun without --resume "
-                "or with the same options",
-                spath,
-            )
+        check_resume(spath, state.get("config"), settings)  # names what changed
         load_weights(model, state["state_dict"], cfg.arch, spath)
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, history = int(state["epoch"]), list(state["history"])
@@ -174,7 +180,7 @@ def train_supervised(
                 optimizer=optimizer.state_dict(),
                 epoch=epoch + 1,
                 history=history,
-                config=asdict(cfg),
+                config=settings,
             )
             for cb in callbacks or ():
                 cb(epoch + 1, record)

@@ -108,14 +108,42 @@ def append_log(out: str | Path, record: dict[str, Any]) -> None:
         f.write(json.dumps(record) + "\n")
 
 
+def read_log(out: str | Path) -> list[dict[str, Any]]:
+    """The records of ``out``'s log; a line a killed run left half-written is dropped, with a
+    warning, instead of stopping the run."""
+    from .console import warn
+
+    p = log_path(out)
+    if not p.exists():
+        return []
+    lines = p.read_text(encoding="utf-8", errors="replace").splitlines()
+    records, bad = [], []
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if isinstance(record, dict):
+            records.append(record)
+        else:
+            bad.append(i)
+    if bad:
+        where = "its last line" if bad == [len(lines)] else f"line(s) {', '.join(map(str, bad))}"
+        warn(f"{p}: dropped {where}: half-written (a killed run?), not a JSON record")
+    return records
+
+
 def truncate_log(out: str | Path, epochs_kept: int) -> None:
     """Keep the log lines of the first ``epochs_kept`` epochs (on resume), drop the rest."""
+    from .files import write_text
+
     p = log_path(out)
     if not p.exists():
         return
-    lines = [ln for ln in p.read_text().splitlines() if ln.strip()]
-    kept = [ln for ln in lines if json.loads(ln).get("epoch", 0) <= epochs_kept]
-    p.write_text("".join(ln + "\n" for ln in kept))
+    kept = [r for r in read_log(out) if (r.get("epoch") or 0) <= epochs_kept]
+    write_text(p, "".join(json.dumps(r) + "\n" for r in kept))
 
 
 def cpu_has_bf16() -> bool:

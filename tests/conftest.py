@@ -8,6 +8,11 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("SOCKET_EDGE_PROGRESS", "0")
+# Tests never touch the user's digest cache (~/.cache/socket-edge): one of their own.
+if "SOCKET_EDGE_CACHE_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["SOCKET_EDGE_CACHE_DIR"] = tempfile.mkdtemp(prefix="socket-edge-test-cache-")
 
 
 @pytest.fixture(scope="session")

@@ -44,6 +44,7 @@ from ..models.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
+from ..outputs import check_resume, file_digest, listing_digest, single_writer
 from ..training import (
     append_log,
     autocast,
@@ -428,12 +429,7 @@ def _resume(
     state = distributed.broadcast_object(state, group)
     if state is None:
         return 0, []
-    if state.get("config") != settings:
-        raise SocketEdgeError(
-            "resume state was written with other settings; rerun without --resume or with the "
-            "same options",
-            spath,
-        )
+    check_resume(spath, state.get("config"), settings)  # names what changed
     load_weights(run.model, state["state_dict"], arch, spath)
     run.optimizer.load_state_dict(state["optimizer"])
     start = int(state["epoch"])
@@ -441,6 +437,15 @@ def _resume(
         truncate_log(out, start)
     info(f"resuming from {spath} after epoch {start}")
     return start, list(state["history"])
+
+
+def _inputs(source: Path, target, paired) -> dict[str, str | None]:
+    """What a resume state must have been made from: the source's sha256, the folders' listings."""
+    return {
+        "source": file_digest(source),
+        "target": listing_digest(target),
+        "paired": listing_digest(paired),
+    }
 
 
 def _remove_stale_temp_files(out: Path) -> None:
@@ -451,6 +456,7 @@ def _remove_stale_temp_files(out: Path) -> None:
                 stale.unlink()
 
 
+@single_writer("adapt")
 def adapt(
     source: str | Path,
     target: str | Path,
@@ -488,6 +494,9 @@ def adapt(
                 eval_data, modality, int(meta["image_size"]), classes=list(meta["classes"])
             )
         settings = {**cfg.to_dict(), "encoding": encoding.to_dict(), "modality": modality}
+        settings["inputs"] = distributed.broadcast_object(
+            _inputs(source, target, paired) if group.is_main else None, group
+        )
         start_epoch, history = _resume(out, run, meta["arch"], settings, resume)
         out_meta = adapted_meta(meta, source, encoding, run)
 

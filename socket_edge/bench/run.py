@@ -65,6 +65,7 @@ class BenchConfig:
     power: bool = True
     power_interval_ms: int = 100
     cv_warn: float = 0.05
+    verify: bool = True  # check each artifact against its sidecar (socket_edge.artifact)
     show_progress: bool = True
 
     @property
@@ -102,7 +103,7 @@ def _load_runner(path: Path, cfg: BenchConfig) -> tuple[Any, dict[str, Any], lis
     unsupported: list[str] = []
     while True:
         try:
-            return load_runner(path, **options), options, unsupported
+            return load_runner(path, verify=cfg.verify, **options), options, unsupported
         except TypeError as exc:
             m = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
             if not m or m.group(1) not in options:

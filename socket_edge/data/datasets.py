@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..console import warn
 from ..errors import DataError
 from .readers import IMAGE_SUFFIXES, is_image_file, read_image
 from .transforms import apply_crop_flip, draw_crop_flip, interpolation_for, resize_center_crop
@@ -60,6 +61,16 @@ def list_classes(root: str | Path) -> list[str]:
     return classes
 
 
+def empty_class_folders(root: str | Path) -> list[str]:
+    """Subfolders of a labelled folder that hold no images (hidden ones skipped)."""
+    root = require_dir(root)
+    return sorted(
+        p.name
+        for p in root.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and not find_images(p)
+    )
+
+
 class _ImageDataset:
     """Shared loading, caching and augmentation of the folder datasets."""
 
@@ -71,6 +82,9 @@ class _ImageDataset:
         self.epoch_seed = 0
         self._cache: dict[Path, object] = {}
         self._cached_bytes = 0
+        self._depth_seen: set[Path] = set()
+        self._depth_empty = 0
+        self._depth_warned = False
 
     def set_epoch(self, seed: int) -> None:
         """Choose the augmentation draws of this epoch (same seed, same draws)."""
@@ -82,11 +96,28 @@ class _ImageDataset:
         t = self._cache.get(path)
         if t is None:
             arr = read_image(path, modality)
+            if modality == "depth":
+                self._note_depth(path, arr)
             t = resize_center_crop(arr, self.image_size, interpolation_for(modality))
             if self._cached_bytes + t.numel() * 4 <= CACHE_BYTES:
                 self._cache[path] = t
                 self._cached_bytes += t.numel() * 4
         return t
+
+    def _note_depth(self, path: Path, arr: np.ndarray) -> None:
+        """Count depth maps without a single valid reading; once every image was read, warn if
+        they are most of the data set (a broken sensor export looks like that)."""
+        if path in self._depth_seen:
+            return
+        self._depth_seen.add(path)
+        self._depth_empty += int(not (arr > 0).any())
+        n = len(self._depth_seen)
+        if not self._depth_warned and n >= len(self) and 2 * self._depth_empty > n:  # type: ignore[arg-type]
+            self._depth_warned = True
+            warn(
+                f"{getattr(self, 'root', '')}: {self._depth_empty} of {n} depth images have no "
+                "valid reading (every pixel 0); check the sensor export (16-bit PNG in mm)"
+            )
 
     def rng(self, index: int) -> np.random.Generator:
         return np.random.default_rng([self.epoch_seed, index])
@@ -116,8 +147,23 @@ class LabelledFolder(_ImageDataset):
         self.root = require_dir(root)
         found = list_classes(self.root)
         if classes is None:
+            empty = empty_class_folders(self.root)
+            if empty:
+                raise DataError(
+                    f"class folder(s) {', '.join(empty)} hold no images: a model trained here "
+                    f"would silently have {len(found)} classes, not {len(found) + len(empty)}; "
+                    "add images or remove the folder(s)",
+                    self.root,
+                )
             classes = found
         else:
+            absent = [c for c in classes if c not in found]
+            if absent:
+                warn(
+                    f"{self.root}: no images for {len(absent)} of the model's {len(classes)} "
+                    f"classes ({', '.join(absent[:10])}{', ...' if len(absent) > 10 else ''}); "
+                    "they are not scored"
+                )
             unknown = [c for c in found if c not in classes]
             if unknown:
                 raise DataError(

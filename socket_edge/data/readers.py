@@ -11,11 +11,17 @@ Canonical units, shared by every stage (training, calibration, export, bench):
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError
+
+# Far above any depth/IR/RGB sensor (a 4K frame is 8.3 MP), far below what bombs memory.
+DEFAULT_MAX_MEGAPIXELS = 50.0
+MAX_PIXELS_ENV = "SOCKET_EDGE_MAX_MEGAPIXELS"
+_max_pixels: int | None = None  # set_max_pixels() overrides the environment
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".npy")
 
@@ -123,6 +129,43 @@ def read_ir(path: str | Path) -> np.ndarray:
     )
 
 
+def max_pixels() -> int:
+    """The largest image (in pixels) any reader decodes: set_max_pixels(), else
+    $SOCKET_EDGE_MAX_MEGAPIXELS, else 50 MP."""
+    if _max_pixels is not None:
+        return _max_pixels
+    text = os.environ.get(MAX_PIXELS_ENV)
+    if text:
+        try:
+            mp = float(text)
+        except ValueError:
+            raise DataError(
+                f"${MAX_PIXELS_ENV} must be a number of megapixels, got {text!r}"
+            ) from None
+        if not mp > 0 or mp == float("inf"):
+            raise DataError(f"${MAX_PIXELS_ENV} must be a positive number, got {text!r}")
+        return int(mp * 1e6)
+    return int(DEFAULT_MAX_MEGAPIXELS * 1e6)
+
+
+def set_max_pixels(pixels: int | None) -> None:
+    """Change the pixel limit of the readers (None: back to the environment / default)."""
+    global _max_pixels
+    if pixels is not None and pixels <= 0:
+        raise ValueError("the pixel limit must be positive")
+    _max_pixels = None if pixels is None else int(pixels)
+
+
+def _check_pixels(width: int, height: int, path: Path) -> None:
+    limit = max_pixels()
+    if width * height > limit:
+        raise DataError(
+            f"{width}x{height} image ({width * height / 1e6:.0f} MP) is over the "
+            f"{limit / 1e6:g} MP limit; not decoding it (raise ${MAX_PIXELS_ENV} if it is real)",
+            path,
+        )
+
+
 def _open(path: Path):
     from PIL import Image, UnidentifiedImageError
 
@@ -130,9 +173,19 @@ def _open(path: Path):
         raise DataError("no such file", path)
     if path.stat().st_size == 0:
         raise DataError("empty file (0 bytes)", path)
+    limit = max_pixels()
+    # PIL's own bomb check raises past twice this; ours (below) names the file and the limit.
+    Image.MAX_IMAGE_PIXELS = limit
     try:
-        im = Image.open(path)
+        im = Image.open(path)  # reads the header only
+        _check_pixels(im.width, im.height, path)
         im.load()
+    except Image.DecompressionBombError:
+        raise DataError(
+            f"image is over the {limit / 1e6:g} MP limit (a decompression bomb?); not decoding it "
+            f"(raise ${MAX_PIXELS_ENV} if it is real)",
+            path,
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"not a readable image, corrupt or truncated ({exc})", path) from None
     if im.width == 0 or im.height == 0:
@@ -146,7 +199,13 @@ def _load_npy(path: Path) -> np.ndarray:
     if path.stat().st_size == 0:
         raise DataError("empty file (0 bytes)", path)
     try:
-        arr = np.load(path, allow_pickle=False)
+        arr = np.load(path, allow_pickle=False, mmap_mode="r")  # the header, mapped lazily
+        if arr.ndim >= 2:
+            hw = arr.shape
+            if arr.ndim == 3:  # channels first or last
+                hw = hw[1:] if hw[0] in (1, 3) else hw[:-1]
+            _check_pixels(int(hw[-1]), int(np.prod(hw[:-1])), path)
+        arr = np.array(arr)
     except (ValueError, OSError, EOFError) as exc:
         raise DataError(f"not a readable .npy array ({exc})", path) from None
     if arr.size == 0:

@@ -1,8 +1,10 @@
 """`socket-edge export`: checkpoint -> ONNX (+ parity) -> INT8 artifacts (+ gate) -> engines.
 
 Every file of one run is written into a hidden staging folder beside ``--out`` and moved into
-place only when everything succeeded (parity, calibration, accuracy gate): a failed or killed
-export leaves the previous artifacts or none, never half of a set.
+place only when everything succeeded (parity, calibration, accuracy gate), through a journal: a
+failed or killed export leaves the previous set or the new one, never half of a set (see
+socket_edge.outputs). One export at a time per ``--out`` (a lock); the next run removes what a
+killed one left.
 
 Images for the parity check: ``--verify-data`` if given, else the calibration folder, else a
 few generated raw maps (depth 300..5000 mm with holes, IR/RGB uniform) -- the sidecar says which.
@@ -14,17 +16,15 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..artifact import make_sidecar, read_sidecar, sidecar_path, write_sidecar
 from ..console import info, warn
 from ..errors import ArtifactError, SocketEdgeError
-from ..files import sha256_file, write_json
-from .sidecar import make_sidecar, read_sidecar, sidecar_path
+from ..files import sha256_file
+from ..outputs import Staging, clean_export_leftovers, exclusive
 
 PARITY_IMAGES = 64
 CALIB_BATCH = 32
@@ -81,40 +81,6 @@ def int8_paths(out: str | Path) -> dict[str, Path]:
     }
 
 
-class Staging:
-    """Files written beside their targets under a hidden folder, moved into place together."""
-
-    def __init__(self, folder: Path):
-        self.created = None if folder.exists() else folder
-        folder.mkdir(parents=True, exist_ok=True)
-        self.dir = Path(tempfile.mkdtemp(prefix=".socket-edge-export.", dir=folder))
-        self.targets: dict[Path, Path] = {}
-        self.committed = False
-
-    def path(self, target: Path) -> Path:
-        tmp = self.dir / target.name
-        self.targets[target] = tmp
-        return tmp
-
-    def scratch(self, name: str) -> Path:
-        return self.dir / f"scratch-{name}"
-
-    def commit(self) -> list[Path]:
-        for target, tmp in self.targets.items():
-            os.replace(tmp, target)
-        self.committed = True
-        return list(self.targets)
-
-    def __enter__(self) -> Staging:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
-        if not self.committed and self.created is not None:
-            with contextlib.suppress(OSError):
-                self.created.rmdir()  # only if empty: a failed export leaves no trace
-
-
 def export(
     model: str | Path, out: str | Path | None, options: ExportOptions | None = None
 ) -> ExportResult:
@@ -133,7 +99,8 @@ def export(
                     f"--out names the engine when MODEL is ONNX (.engine), got {out}"
                 )
             o.engine = Path(out)
-        return ExportResult(engines=[build_engines(model, o)])
+        with exclusive(o.engine or model, "engine build"):
+            return ExportResult(engines=[build_engines(model, o)])
     if out is None:
         raise SocketEdgeError(
             "--out is required when MODEL is a checkpoint (e.g. --out model.onnx)"
@@ -149,10 +116,18 @@ def export(
         from .tensorrt import require_tensorrt
 
         require_tensorrt()  # before any work: engines are built where TensorRT is
-    result = export_checkpoint(model, out, o)
-    if o.trt:
-        result.engines.append(build_engines(out, o))
+    with exclusive(out, "export"):
+        clean_export_leftovers(out, set_names(out))
+        result = export_checkpoint(model, out, o)
+        if o.trt:
+            result.engines.append(build_engines(out, o))
     return result
+
+
+def set_names(out: Path) -> list[str]:
+    """The file names of one export set (artifacts and sidecars)."""
+    files = [out, *int8_paths(out).values()]
+    return [p.name for p in files] + [sidecar_path(p).name for p in files]
 
 
 def export_checkpoint(model_path: Path, out: Path, o: ExportOptions) -> ExportResult:
@@ -169,7 +144,7 @@ def export_checkpoint(model_path: Path, out: Path, o: ExportOptions) -> ExportRe
         calib_set = calibset.draw(o.calib, modality, size, o.calib_size, o.seed, o.holdout)
     gate_set = _gate_set(o, modality, size, calib_set)
     result = ExportResult()
-    with Staging(out.parent) as staging:
+    with Staging(out) as staging:
         fp32 = staging.path(out)
         export_onnx(
             net,
@@ -177,7 +152,11 @@ def export_checkpoint(model_path: Path, out: Path, o: ExportOptions) -> ExportRe
             modality,
             size,
             o.opset,
-            metadata={"classes": list(meta["classes"]), "modality": modality},
+            metadata={
+                "classes": list(meta["classes"]),
+                "modality": modality,
+                "encoding": dict(meta["encoding"]),
+            },
         )
         from socket_edge.calibration.graph import load_model
 
@@ -191,7 +170,7 @@ def export_checkpoint(model_path: Path, out: Path, o: ExportOptions) -> ExportRe
             out, "onnx", "fp32", meta, source=source, parity=result.parity, export=export_info
         )
         doc["sha256"] = fp32_sha
-        write_json(staging.path(sidecar_path(out)), doc)
+        write_sidecar(out, doc, staging.path(sidecar_path(out)))
         if o.int8:
             assert calib_set is not None and gate_set is not None
             result.int8 = _int8(
@@ -415,7 +394,7 @@ def _int8(
             calibration=calibration,
         )
         doc["sha256"] = sha256_file(staging.targets[target])
-        write_json(staging.path(sidecar_path(target)), doc)
+        write_sidecar(target, doc, staging.path(sidecar_path(target)))
         written[key] = str(target)
     cache_doc = make_sidecar(
         paths["cache"],
@@ -430,7 +409,7 @@ def _int8(
         },
     )
     cache_doc["sha256"] = sha256_file(cache_tmp)
-    write_json(staging.path(sidecar_path(paths["cache"])), cache_doc)
+    write_sidecar(paths["cache"], cache_doc, staging.path(sidecar_path(paths["cache"])))
     written["cache"] = str(paths["cache"])
     return {"stamp": stamp, "paths": written, "gate": gate_doc, "set": calib_set.describe()}
 
@@ -442,6 +421,7 @@ def _int8(
 def build_engines(onnx_path: Path, o: ExportOptions) -> dict[str, Any]:
     """Build the engine asked for by ``o`` from ``onnx_path`` (an export's model.onnx, or its
     model.int8.onnx) and the artifacts beside it."""
+    from socket_edge.artifact import check_external_data, verify_artifact
     from socket_edge.calibration import calibset, graph
 
     from .tensorrt import (
@@ -454,8 +434,10 @@ def build_engines(onnx_path: Path, o: ExportOptions) -> dict[str, Any]:
         resolve_int8_mode,
     )
 
+    # Verified (hash, metadata, external data) before onnx.load or TensorRT reads the graph.
+    doc = verify_artifact(onnx_path) if o.verify else read_sidecar(onnx_path)
+    check_external_data(onnx_path)
     graph.load_model(onnx_path)  # a corrupt file fails here, before TensorRT is looked for
-    doc = read_sidecar(onnx_path, verify_hash=True)
     version = require_tensorrt()
     major = int(version.split(".")[0])
     batch = profile_from(list(o.batch))
@@ -488,7 +470,8 @@ def build_engines(onnx_path: Path, o: ExportOptions) -> dict[str, Any]:
                     "--int8-mode implicit with --calib DIR",
                     onnx_path,
                 )
-            source_doc = read_sidecar(source, verify_hash=True)
+            source_doc = verify_artifact(source) if o.verify else read_sidecar(source)
+            check_external_data(source)
             calibration = source_doc.get("calibration") or {}
             if calibration.get("model_sha256") != doc.get("sha256"):
                 raise ArtifactError(

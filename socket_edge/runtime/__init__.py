@@ -13,8 +13,12 @@ from typing import Any
 from .base import Runner
 
 
-def load_runner(path: str | Path, **options: Any) -> Runner:
-    """A runner for ``path`` chosen by its suffix: .pt (torch), .onnx (ONNX Runtime), .engine."""
+def load_runner(path: str | Path, verify: bool = True, **options: Any) -> Runner:
+    """A runner for ``path`` chosen by its suffix: .pt (torch), .onnx (ONNX Runtime), .engine.
+
+    ONNX models and engines are verified against their sidecars first (sha256, embedded
+    metadata, external data, lineage; see socket_edge.artifact); ``verify=False`` skips that.
+    """
     from ..errors import ArtifactError
 
     path = Path(path)
@@ -26,11 +30,11 @@ def load_runner(path: str | Path, **options: Any) -> Runner:
     if suffix == ".onnx":
         from .onnxruntime import OnnxRuntimeRunner
 
-        return OnnxRuntimeRunner(path, **options)
+        return OnnxRuntimeRunner(path, verify=verify, **options)
     if suffix in (".engine", ".plan", ".trt"):
         from .tensorrt import TensorRTRunner
 
-        return TensorRTRunner(path, **options)
+        return TensorRTRunner(path, verify=verify, **options)
     raise ArtifactError("unknown artifact type (expected .pt, .onnx or .engine)", path)
 
 

@@ -4,31 +4,12 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-
-@dataclass
-class ArtifactInfo:
-    """What any stage needs to feed an artifact and read its output (from checkpoint or sidecar)."""
-
-    path: Path
-    kind: str  # checkpoint | onnx | engine
-    classes: list[str]
-    modality: str
-    image_size: int
-    encoding: dict[str, Any]
-    preprocess: dict[str, Any]
-    precision: str = "fp32"
-    arch: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def in_channels(self) -> int:
-        return 3 if self.modality == "rgb" else 1
+from ..artifact import ArtifactInfo
 
 
 class Runner(ABC):

@@ -20,18 +20,23 @@ PROVIDER_ALIASES = {
 class OnnxRuntimeRunner(Runner):
     backend = "onnxruntime"
 
-    def __init__(self, path: str | Path, device: str | None = "cpu", threads: int | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        device: str | None = "cpu",
+        threads: int | None = None,
+        verify: bool = True,
+    ):
+        self.verify = verify
         self.device_name = (device or "cpu").split(":")[0]
         self.threads = threads
         self.session: Any = None
         super().__init__(path)
 
     def load_info(self) -> ArtifactInfo:
-        from ..export.sidecar import sidecar_info
+        from ..artifact import artifact_info
 
-        if not self.path.exists():
-            raise ArtifactError("no such file", self.path)
-        return sidecar_info(self.path, "onnx")
+        return artifact_info(self.path, "onnx", verify=self.verify)
 
     def activate_impl(self) -> None:
         import onnxruntime as ort

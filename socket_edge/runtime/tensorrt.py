@@ -302,7 +302,9 @@ class TensorRTRunner(Runner):
         device: str | None = "cuda",
         threads: int | None = None,
         buffers: str | None = None,
+        verify: bool = True,
     ):
+        self.verify = verify
         self.device_name = device or "cuda"
         self.buffers_backend = buffers
         self.runtime: Any = None
@@ -313,11 +315,9 @@ class TensorRTRunner(Runner):
         super().__init__(path)
 
     def load_info(self) -> ArtifactInfo:
-        from ..export.sidecar import sidecar_info
+        from ..artifact import artifact_info
 
-        if not self.path.exists():
-            raise ArtifactError("no such file", self.path)
-        return sidecar_info(self.path, "engine")
+        return artifact_info(self.path, "engine", verify=self.verify)
 
     @property
     def max_batch(self) -> int:
