@@ -215,11 +215,12 @@ def artifact_info(artifact: str | Path, kind: str, verify: bool = True) -> Artif
     artifact = Path(artifact)
     if not artifact.exists():
         raise ArtifactError("no such file", artifact)
-    doc = read_sidecar(artifact)
     if verify:
-        verify_artifact(artifact, doc)
-    elif artifact.suffix.lower() == ".onnx":
-        check_external_data(artifact)  # never skipped: ONNX Runtime reads what it names
+        doc = verify_artifact(artifact)
+    else:
+        if artifact.suffix.lower() == ".onnx":
+            check_external_data(artifact)  # never skipped: ONNX Runtime reads what it names
+        doc = read_sidecar(artifact)
     return ArtifactInfo(
         path=artifact,
         kind=kind,
@@ -251,14 +252,17 @@ def verify_artifact(artifact: str | Path, doc: dict[str, Any] | None = None) -> 
     from .outputs import finish_interrupted_export
 
     artifact = Path(artifact)
+    if not artifact.exists():
+        raise ArtifactError("no such file", artifact)
     finish_interrupted_export(artifact)  # a killed export's committed set is completed first
-    doc = read_sidecar(artifact) if doc is None else doc
     if artifact.suffix.lower() == ".onnx":
         # Before anything parses the graph with its external data (onnx.load, ONNX Runtime).
         model = check_external_data(artifact)
+        doc = read_sidecar(artifact) if doc is None else doc
         check_hash(artifact, doc)
         check_metadata(artifact, doc, model)
     else:
+        doc = read_sidecar(artifact) if doc is None else doc
         check_hash(artifact, doc)
     check_lineage(artifact, doc)
     return doc

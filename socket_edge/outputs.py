@@ -2,7 +2,8 @@
 cleanup of what killed runs left, and resume states that know what they were made from.
 
 **One writer.** ``adapt``, ``train-source`` and ``export`` hold an exclusive advisory lock
-(``filelock``: flock on POSIX) on ``.<out>.lock`` beside their ``--out`` for the whole run; the
+(``filelock``: flock on POSIX) on ``.<out>.lock`` beside their ``--out`` for the whole run (the
+file is deleted on release); the
 holder's pid, host and command line sit in ``.<out>.lock.info``. A second run fails at once
 naming the first. The kernel drops the lock when its holder dies, so a killed run never blocks.
 
@@ -84,13 +85,13 @@ def exclusive(out: str | Path, what: str = "run") -> Iterator[None]:
     if not main_process():
         yield
         return
-    from filelock import FileLock, Timeout
+    from filelock import Timeout
 
     out = Path(out)
+    created = [p for p in (out.parent, *out.parent.parents) if not p.exists()]
     out.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(lock_path(out)), blocking=False)
     try:
-        lock.acquire()
+        lock = _acquire(lock_path(out), 0)
     except Timeout:
         raise SocketEdgeError(
             f"another {what} is writing it ({holder(out)}); wait for it to finish or stop it",
@@ -108,7 +109,37 @@ def exclusive(out: str | Path, what: str = "run") -> Iterator[None]:
     finally:
         with contextlib.suppress(OSError):
             lock_info_path(out).unlink()
+        _release(lock)
+        for folder in created:  # a run that wrote nothing leaves no folder behind
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
+def _acquire(path: Path, timeout: float):
+    """A held FileLock on ``path``. The lock file is deleted on release (no litter beside the
+    outputs), so a lock taken on a file that was deleted meanwhile is retaken on the new one."""
+    from filelock import FileLock, Timeout
+
+    for _ in range(10):
+        lock = FileLock(str(path), timeout=timeout)
+        lock.acquire()  # raises Timeout
+        fd = getattr(getattr(lock, "_context", None), "lock_file_fd", None)
+        try:
+            same = fd is None or os.fstat(fd).st_ino == os.stat(path).st_ino
+        except OSError:
+            same = False
+        if same:
+            return lock
         lock.release()
+    raise Timeout(str(path))
+
+
+def _release(lock) -> None:
+    fd = getattr(getattr(lock, "_context", None), "lock_file_fd", None)
+    if fd is not None:  # unlink while holding it: waiters then retake a fresh file
+        with contextlib.suppress(OSError):
+            os.unlink(lock.lock_file)
+    lock.release()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -161,19 +192,23 @@ def finish_interrupted_export(artifact: str | Path) -> None:
         manifest = _read_manifest(folder)
         if manifest is None or artifact.name not in {t for _, t in manifest["moves"]}:
             continue
-        from filelock import FileLock, Timeout
+        from filelock import Timeout
 
-        out = artifact.with_name(str(manifest.get("out", artifact.name)))
+        out = artifact.with_name(Path(str(manifest.get("out", artifact.name))).name)
         try:
-            lock = FileLock(str(lock_path(out)), timeout=WAIT_FOR_COMMIT_S)
-            with lock:
-                manifest = _read_manifest(folder)  # the writer may have finished meanwhile
-                if manifest is not None:
-                    _apply(folder, manifest)
-                    shutil.rmtree(folder, ignore_errors=True)
-                    warn(f"finished an interrupted export of {out} before reading {artifact.name}")
+            lock = _acquire(lock_path(out), WAIT_FOR_COMMIT_S)
         except (Timeout, OSError):
             return  # read-only folder or a stuck writer: verification judges what is there
+        try:
+            manifest = _read_manifest(folder)  # the writer may have finished meanwhile
+            if manifest is not None:
+                _apply(folder, manifest)
+                shutil.rmtree(folder, ignore_errors=True)
+                warn(f"finished an interrupted export of {out} before reading {artifact.name}")
+        except OSError:
+            pass
+        finally:
+            _release(lock)
 
 
 def _read_manifest(folder: Path) -> dict[str, Any] | None:

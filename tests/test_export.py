@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -396,7 +397,7 @@ def test_engine_built_elsewhere(depth_int8, synth_root, tmp_path, cli):
             "artifact": engine.name,
             "kind": "engine",
             "precision": "fp16",
-            "sha256": None,
+            "sha256": hashlib.sha256(engine.read_bytes()).hexdigest(),
             "tensorrt": {
                 "version": "8.5.2.2",
                 "compute_capability": "8.7",
