@@ -96,7 +96,7 @@ def adapt_args(t: dict[str, Path], out: Path) -> list[str]:
     d = t["data"]
     return [
         "adapt", "--source", str(t["src"]), "--target", str(d / "depth/target/train"),
-        "--paired", str(d / "depth/paired"), "--modality", "depth", "--epochs", "4",
+        "--paired", str(d / "depth/paired"), "--modality", "depth", "--epochs", "3",
         "--batch-size", "8", "--seed", "3", "--device", "cpu", "--out", str(out),
     ]  # fmt: skip
 
@@ -465,7 +465,7 @@ def main() -> None:
         lines += [
             "",
             "Kill moments: uniform over the length of an uninterrupted run (seeded). adapt: "
-            "`--epochs 4 --resume` each time, then compared tensor by tensor with an "
+            "`--epochs 3 --resume` each time, then compared tensor by tensor with an "
             "uninterrupted run; export: alternately two checkpoints to one `--out`, the set "
             "checked with `verify_artifact` after each kill. tests/test_crash.py also kills "
             "export at each rename of its commit.",
