@@ -12,6 +12,7 @@ Canonical units, shared by every stage (training, calibration, export, bench):
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from ..errors import DataError
 DEFAULT_MAX_MEGAPIXELS = 50.0
 MAX_PIXELS_ENV = "SOCKET_EDGE_MAX_MEGAPIXELS"
 _max_pixels: int | None = None  # set_max_pixels() overrides the environment
+_PIL_LOCK = threading.Lock()
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".npy")
 
@@ -174,10 +176,13 @@ def _open(path: Path):
     if path.stat().st_size == 0:
         raise DataError("empty file (0 bytes)", path)
     limit = max_pixels()
-    # PIL's own bomb check raises past twice this; ours (below) names the file and the limit.
-    Image.MAX_IMAGE_PIXELS = limit
     try:
-        im = Image.open(path)  # reads the header only
+        with _PIL_LOCK:  # our check (naming the size) before PIL's, which knows no file name
+            Image.MAX_IMAGE_PIXELS = None
+            try:
+                im = Image.open(path)  # reads the header only
+            finally:
+                Image.MAX_IMAGE_PIXELS = limit  # PIL's own check, for anything read later
         _check_pixels(im.width, im.height, path)
         im.load()
     except Image.DecompressionBombError:
