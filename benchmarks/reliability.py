@@ -381,18 +381,22 @@ def fuzz_stats() -> list[tuple[str, str]] | None:
          "--hypothesis-show-statistics"],
         capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=3600,
     )  # fmt: skip
-    out: list[tuple[str, str]] = []
+    counts: dict[str, list[int]] = {}
     current = None
     for line in r.stdout.splitlines():
         m = re.match(r"^\S*test_fuzz\.py::(\S+?):?$", line.strip())
         if m:
             current = m.group(1)
+            counts.setdefault(current, [0, 0, 0])
             continue
         m = re.search(r"(\d+) passing examples?, (\d+) failing examples?, (\d+) invalid", line)
         if m and current:
-            phase = re.search(r"during (\w+) phase", line)
-            out.append((current, f"{m.group(1)} passing, {m.group(2)} failing, {m.group(3)} "
-                        f"invalid" + (f" ({phase.group(1)})" if phase else "")))  # fmt: skip
+            for i in range(3):
+                counts[current][i] += int(m.group(i + 1))
+    out = [
+        (name, f"{p} passing, {f} failing, {i} invalid examples")
+        for name, (p, f, i) in counts.items()
+    ]
     summary = (r.stdout.strip().splitlines() or ["?"])[-1]
     out.append(("(pytest)", summary))
     return out
