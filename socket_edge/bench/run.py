@@ -97,13 +97,15 @@ def _load_runner(path: Path, cfg: BenchConfig) -> tuple[Any, dict[str, Any], lis
         options["device"] = cfg.device
     if cfg.threads:
         options["threads"] = cfg.threads
+    if not cfg.verify:  # verifying is every runner's default
+        options["verify"] = False
     if path.suffix.lower() in ENGINE_SUFFIXES:
         options["cuda_graph"] = cfg.cuda_graph
         options["include_copies"] = cfg.include_copies
     unsupported: list[str] = []
     while True:
         try:
-            return load_runner(path, verify=cfg.verify, **options), options, unsupported
+            return load_runner(path, **options), options, unsupported
         except TypeError as exc:
             m = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
             if not m or m.group(1) not in options:
