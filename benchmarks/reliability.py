@@ -85,7 +85,18 @@ def tiny_setup(work: Path) -> dict[str, Path]:
     depth = work / "depth.pt"
     adapt(src, data / "depth/target/train", depth, "depth",
           config=AdaptConfig(method="source-only", device="cpu"), show_progress=False)  # fmt: skip
-    return {"data": data, "src": src, "depth": depth}
+    # A smaller tree for the kill trials (a whole adapt run in a minute on a busy CPU): two
+    # target images per class and eight pairs.
+    mini = work / "mini"
+    for cls in sorted((data / "depth/target/train").iterdir()):
+        (mini / "target" / cls.name).mkdir(parents=True)
+        for f in sorted(cls.iterdir())[:2]:
+            shutil.copy(f, mini / "target" / cls.name / f.name)
+    for side in ("rgb", "depth"):
+        (mini / "paired" / side).mkdir(parents=True)
+        for f in sorted((data / "depth/paired" / side).iterdir())[:8]:
+            shutil.copy(f, mini / "paired" / side / f.name)
+    return {"data": data, "src": src, "depth": depth, "mini": mini}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -93,11 +104,11 @@ def tiny_setup(work: Path) -> dict[str, Path]:
 
 
 def adapt_args(t: dict[str, Path], out: Path) -> list[str]:
-    d = t["data"]
+    d = t["mini"]
     return [
-        "adapt", "--source", str(t["src"]), "--target", str(d / "depth/target/train"),
-        "--paired", str(d / "depth/paired"), "--modality", "depth", "--epochs", "3",
-        "--batch-size", "8", "--seed", "3", "--device", "cpu", "--out", str(out),
+        "adapt", "--source", str(t["src"]), "--target", str(d / "target"),
+        "--paired", str(d / "paired"), "--modality", "depth", "--epochs", "3",
+        "--batch-size", "4", "--seed", "3", "--device", "cpu", "--out", str(out),
     ]  # fmt: skip
 
 
@@ -469,7 +480,7 @@ def main() -> None:
         lines += [
             "",
             "Kill moments: uniform over the length of an uninterrupted run (seeded). adapt: "
-            "`--epochs 3 --resume` each time, then compared tensor by tensor with an "
+            "2 target images per class, 8 pairs, `--epochs 3 --batch-size 4 --resume` each time, then compared tensor by tensor with an "
             "uninterrupted run; export: alternately two checkpoints to one `--out`, the set "
             "checked with `verify_artifact` after each kill. tests/test_crash.py also kills "
             "export at each rename of its commit.",
