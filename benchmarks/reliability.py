@@ -165,21 +165,21 @@ def export_trials(t: dict[str, Path], work: Path, trials: int, rng: random.Rando
     other = work / "depth-b.pt"
     torch.save(obj, other)
     out = work / "export-set" / "model.onnx"
-    args = ["export", "--out", str(out), "--no-verify"]
+    args = ["--out", str(out), "--no-verify"]
     t0 = time.perf_counter()
-    assert run([str(t["depth"]), *args]).returncode == 0
+    assert run(["export", str(t["depth"]), *args]).returncode == 0
     whole = time.perf_counter() - t0
     valid = killed = 0
     for i in range(trials):
         src = other if i % 2 == 0 else t["depth"]
-        code = kill_after([str(src), *args], rng.uniform(0.3, whole * 1.1))
+        code = kill_after(["export", str(src), *args], rng.uniform(0.3, whole * 1.1))
         killed += code is None
         try:
             verify_artifact(out)
             valid += sidecar_path(out).exists()
         except SocketEdgeError:
             pass
-    r = run([str(t["depth"]), *args])
+    r = run(["export", str(t["depth"]), *args])
     stray = sorted(set(p.name for p in out.parent.iterdir()) - {"model.onnx", "model.json"})
     return {
         "trials": trials, "killed": killed, "valid": valid, "run_s": whole,

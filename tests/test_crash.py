@@ -114,17 +114,17 @@ def _two_models(depth_ckpt: Path, tmp_path: Path) -> tuple[Path, Path]:
 def test_export_killed_at_random_moments(depth_ckpt, tmp_path):
     a, b = _two_models(depth_ckpt, tmp_path)
     out = tmp_path / "set" / "model.onnx"
-    args = ["export", "--out", str(out), "--no-verify"]
-    whole = _timed([str(a), *args])
+    args = ["--out", str(out), "--no-verify"]
+    whole = _timed(["export", str(a), *args])
     old = set_state(out)
     assert old is not None
     rng = random.Random(7)
     for i in range(TRIALS):
         src = b if i % 2 == 0 else a
-        code = _kill_after([str(src), *args], rng.uniform(0.3, whole * 1.1))
+        code = _kill_after(["export", str(src), *args], rng.uniform(0.3, whole * 1.1))
         assert code in (None, 0)
         assert set_state(out) is not None  # a complete, verified set (old or new), never a mix
-    r = _run([str(b), *args])
+    r = _run(["export", str(b), *args])
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in out.parent.iterdir()) == ["model.json", "model.onnx"]
 
@@ -156,10 +156,10 @@ def test_export_killed_at_each_rename_of_the_commit(depth_ckpt, tmp_path, k):
     """Kill exactly before the k-th rename (manifest, model.onnx, model.json): old or new set."""
     a, b = _two_models(depth_ckpt, tmp_path)
     out = tmp_path / "set" / "model.onnx"
-    args = ["export", "--out", str(out), "--no-verify"]
-    assert _run([str(a), *args]).returncode == 0
+    args = ["--out", str(out), "--no-verify"]
+    assert _run(["export", str(a), *args]).returncode == 0
     old = digest(out)
-    code = [sys.executable, "-c", COMMIT_KILLER.format(k=k, args=[str(b), *args])]
+    code = [sys.executable, "-c", COMMIT_KILLER.format(k=k, args=["export", str(b), *args])]
     r = subprocess.run(code, env=ENV, capture_output=True, text=True, timeout=600)
     assert r.returncode == -signal.SIGKILL, r.stderr
     leftovers = [p for p in out.parent.iterdir() if p.name.startswith(".socket-edge-export.")]
@@ -169,7 +169,7 @@ def test_export_killed_at_each_rename_of_the_commit(depth_ckpt, tmp_path, k):
         assert state == old
     else:  # journalled: the reader finished the new set
         assert state != old and read_sidecar(out)["sha256"] == state
-    assert _run([str(a), *args]).returncode == 0
+    assert _run(["export", str(a), *args]).returncode == 0
     assert sorted(p.name for p in out.parent.iterdir()) == ["model.json", "model.onnx"]
     shutil.rmtree(out.parent)
 
