@@ -285,6 +285,12 @@ def _parity(net, fp32: Path, o: ExportOptions, modality: str, size: int, calib_s
         x = example_input(modality, size, batch=16, seed=1).numpy()
         source = "16 generated raw maps (no --verify-data or --calib given)"
     parity = parity_check(net, fp32, x, list(o.batch), o.atol, source)
+    if not parity.get("finite", True):
+        raise ArtifactError(
+            f"parity check failed: NaN/inf logits (torch or ONNX Runtime) on {source}; "
+            "nothing written",
+            fp32.name,
+        )
     if not parity["passed"]:
         raise ArtifactError(
             f"parity check failed: ONNX Runtime vs torch max |logit diff| "

@@ -67,6 +67,7 @@ def save_checkpoint(path: str | Path, model, meta: dict[str, Any], **extra: Any)
     import torch
 
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    _refuse_nonfinite(state, path, "refusing to write it")
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -115,7 +116,22 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     for key in ("arch", "classes", "image_size", "encoding"):
         if key not in obj.get("meta", {}):
             raise CheckpointError(f"checkpoint metadata lacks {key!r}", path)
+    if not isinstance(obj.get("state_dict"), dict):
+        raise CheckpointError("checkpoint holds no state_dict", path)
+    _refuse_nonfinite(obj["state_dict"], path, "the training that wrote it diverged")
     return obj
+
+
+def _refuse_nonfinite(state: dict, path: str | Path, then: str) -> None:
+    """A checkpoint whose weights hold NaN/inf looks usable (argmax of NaN is class 0): refuse."""
+    from ..guard import nonfinite_tensors
+
+    bad = nonfinite_tensors(state)
+    if bad:
+        raise CheckpointError(
+            f"{len(bad)} of {len(state)} tensors hold NaN/inf values (e.g. {bad[0]}); {then}",
+            path,
+        )
 
 
 def build_model(meta: dict[str, Any]):
