@@ -110,18 +110,41 @@ def read_sidecar(artifact: str | Path, verify_hash: bool = False) -> dict[str, A
         )
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ArtifactError(f"sidecar is not valid JSON ({exc})", path) from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ArtifactError("not a socket-edge sidecar", path)
-    if int(doc.get("format_version", 0)) > FORMAT_VERSION:
+    version = doc.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ArtifactError(f"sidecar format_version must be an integer, got {version!r}", path)
+    if version > FORMAT_VERSION:
         raise ArtifactError("sidecar is from a newer socket-edge; upgrade socket-edge", path)
     for key in ("classes", "modality", "preprocess", "encoding", "precision"):
         if key not in doc:
             raise ArtifactError(f"sidecar lacks {key!r}", path)
+    _check_types(doc, path)
     if verify_hash and doc.get("sha256") and sha256_file(artifact) != doc["sha256"]:
         raise ArtifactError(f"does not match its sidecar {path.name} (sha256 differs)", artifact)
     return doc
+
+
+def _check_types(doc: dict[str, Any], path: Path) -> None:
+    """The fields every reader relies on, with the types they rely on."""
+    classes = doc["classes"]
+    if not (isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes)):
+        raise ArtifactError("sidecar 'classes' must be a non-empty list of names", path)
+    if doc["modality"] not in INPUT_UNITS:
+        raise ArtifactError(f"sidecar modality {doc['modality']!r} is not rgb, depth or ir", path)
+    for key in ("preprocess", "encoding"):
+        if not isinstance(doc[key], dict):
+            raise ArtifactError(f"sidecar {key!r} must be an object", path)
+    size = doc["preprocess"].get("image_size")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ArtifactError(
+            f"sidecar preprocess.image_size must be a positive integer, got {size!r}", path
+        )
+    if not isinstance(doc["precision"], str):
+        raise ArtifactError("sidecar 'precision' must be a string", path)
 
 
 def sidecar_info(artifact: str | Path, kind: str):
