@@ -489,3 +489,17 @@ def test_cli_checks_gate_budgets(depth_ckpt, tmp_path, cli, flag, value, fragmen
     assert r.returncode == 2
     assert_one_line_error(r, fragment)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_int8_logits_stay_float(depth_int8):
+    """Quantized logits tie the top classes of low-confidence images (argmax then picks the first):
+    both INT8 models end with the float output of the classifier, not a Q/DQ pair."""
+    import onnx
+
+    out, _ = depth_int8
+    for key in ("int8-qdq", "int8-cpu"):
+        model = onnx.load(str(int8_paths(out)[key]))
+        producers = {o: n for n in model.graph.node for o in n.output}
+        last = producers[model.graph.output[0].name]
+        assert last.op_type == "Gemm", (key, last.op_type)
+        assert producers[last.input[0]].op_type == "DequantizeLinear"  # its input is quantized
