@@ -20,7 +20,9 @@ Filled in by ``socket-edge export``:
 - calibration (INT8 artifacts and model.calib.cache.json): stamp (sha256 of model + calibration
   set + method, 16 hex digits), method, model_sha256 (of the FP32 ONNX), fp32_artifact,
   set {folder, size, requested, seed, holdout, sha256}, activations, float_nodes {encoder, gate},
-  gate {images, drop_points, max_drop, passed, float_layers, sensitivity, variants}, cache;
+  gate {images, max_drop, max_disagreement, drop_points (null without labels),
+  disagreement_percent, initial_drop_points, initial_disagreement_percent, passed,
+  float_layers, evaluations, sensitivity, variants}, cache;
   the cache's sidecar adds header and ranges {tensor: [lo, hi]}.
 - tensorrt (engines): version, compute_capability, gpu, fp16, int8, int8_mode, profile
   {min, opt, max}, dla, workspace_mib, timing_cache, float_layers, built_from, build_seconds.
