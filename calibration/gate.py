@@ -1,10 +1,14 @@
-"""The accuracy gate: INT8 against FP32 on held-back target images, and what to keep in float.
+"""The INT8 gate: INT8 against FP32 on held-back target images, and what to keep in float.
 
-With labels (class subfolders matching the model's classes) the drop is the top-1 difference in
-points; without labels it is the disagreement with FP32 in points (an upper bound on the drop).
-When the drop exceeds the budget, each weighted layer is ranked by the drop measured with only
-that layer kept in float, and the most sensitive are kept in float, one more at a time, until
-the drop fits. Layers are named by their ONNX node names.
+Two budgets, both checked on every INT8 model: the disagreement with FP32 (share of images whose
+top-1 class changes, in percent; needs no labels), and, with labels (class subfolders matching
+the model's classes), the top-1 drop in points. A model that changes many decisions can keep its
+accuracy (the changes cancel); on a robot nobody can measure accuracy afterwards, so an INT8
+artifact must be faithful to its FP32 model, not only as accurate.
+
+When a budget is exceeded, each weighted layer is ranked by the excess measured with only that
+layer kept in float, and the most sensitive are kept in float, one more at a time, until both
+fit. Layers are named by their ONNX node names.
 """
 
 from __future__ import annotations
@@ -31,20 +35,26 @@ class Comparison:
         return self.fp32_top1 is not None
 
     @property
+    def disagreement(self) -> float:
+        """Percent of images whose top-1 class differs from FP32's."""
+        return 100.0 * (1.0 - self.agreement)
+
+    @property
     def drop(self) -> float:
-        """Points lost: top-1 drop with labels, else disagreement with FP32."""
+        """Points lost: top-1 drop with labels, else disagreement with FP32 (an upper bound)."""
         if self.fp32_top1 is not None and self.int8_top1 is not None:
             return 100.0 * (self.fp32_top1 - self.int8_top1)
-        return 100.0 * (1.0 - self.agreement)
+        return self.disagreement
 
     def to_dict(self) -> dict:
         return {
             "n": self.n,
             "labelled": self.labelled,
             "agreement": self.agreement,
+            "disagreement_percent": self.disagreement,
             "fp32_top1": self.fp32_top1,
             "int8_top1": self.int8_top1,
-            "drop_points": self.drop,
+            "drop_points": self.drop if self.labelled else None,
         }
 
 
@@ -53,20 +63,50 @@ def compare(
 ) -> Comparison:
     a, b = np.asarray(fp32_logits).argmax(1), np.asarray(int8_logits).argmax(1)
     if len(a) == 0:
-        raise ArtifactError("the accuracy gate has no images to compare on")
-    agreement = float((a == b).mean())
+        raise ArtifactError("the INT8 gate has no images to compare on")
+    if not (np.isfinite(fp32_logits).all() and np.isfinite(int8_logits).all()):
+        agreement = 0.0  # a NaN/inf logit is no decision at all
+    else:
+        agreement = float((a == b).mean())
     if labels is None:
         return Comparison(len(a), agreement)
     labels = np.asarray(labels)
     return Comparison(len(a), agreement, float((a == labels).mean()), float((b == labels).mean()))
 
 
+@dataclass(frozen=True)
+class Budget:
+    """What INT8 may cost: ``max_disagreement`` percent of top-1 decisions changed (always), and
+    ``max_drop`` points of top-1 (only where labels exist)."""
+
+    max_drop: float = 1.0
+    max_disagreement: float = 2.0
+
+    def excess(self, c: Comparison) -> float:
+        """Points over the tighter-hit budget (<= 0: within both)."""
+        over = c.disagreement - self.max_disagreement
+        if c.labelled:
+            over = max(over, c.drop - self.max_drop)
+        return over
+
+    def describe(self, c: Comparison) -> str:
+        text = f"disagreement with FP32 {c.disagreement:.2f}% (budget {self.max_disagreement:g}%)"
+        if c.labelled:
+            text = f"top-1 drop {c.drop:.2f} points (budget {self.max_drop:g}), " + text
+        return text
+
+
+def worst(comparisons: list[Comparison], budget: Budget) -> Comparison:
+    """The comparison furthest over (or least within) ``budget``."""
+    return max(comparisons, key=budget.excess)
+
+
 @dataclass
 class GateResult:
-    drop: float
-    max_drop: float
+    drop: float  # the measured value the search drives down (for export: excess over budgets)
+    max_drop: float  # what it must reach (for export: 0)
     float_layers: list[str] = field(default_factory=list)
-    sensitivity: dict[str, float] = field(default_factory=dict)  # drop with only this layer float
+    sensitivity: dict[str, float] = field(default_factory=dict)  # value with only this in float
     initial_drop: float = 0.0
     evaluations: int = 1
 
@@ -74,8 +114,11 @@ class GateResult:
     def passed(self) -> bool:
         return self.drop <= self.max_drop + 1e-9
 
+    def ranked(self) -> list[str]:
+        """Candidates, most sensitive (lowest value when kept in float) first."""
+        return [k for k, _ in sorted(self.sensitivity.items(), key=lambda kv: kv[1])]
+
     def to_dict(self) -> dict:
-        ranked = sorted(self.sensitivity.items(), key=lambda kv: kv[1])
         return {
             "max_drop": self.max_drop,
             "drop_points": self.drop,
@@ -83,7 +126,9 @@ class GateResult:
             "initial_drop_points": self.initial_drop,
             "float_layers": self.float_layers,
             "evaluations": self.evaluations,
-            "sensitivity": [{"node": k, "drop_points_if_float": v} for k, v in ranked],
+            "sensitivity": [
+                {"node": k, "drop_points_if_float": self.sensitivity[k]} for k in self.ranked()
+            ],
         }
 
 
@@ -97,12 +142,13 @@ def fit_budget(
 ) -> GateResult:
     """Keep the most sensitive ``candidates`` in float until ``measure(float_layers) <= max_drop``.
 
-    ``measure(layers)`` quantizes with ``layers`` kept in float and returns the drop in points;
-    ``rank(layer)`` (default ``measure([layer])``) scores one layer kept in float, for the
-    ranking, and may be cheaper. Costs one ranking call per candidate plus one measurement per
-    layer kept in float. The drop is not monotonic in the layers kept (activations between
-    float layers stay quantized, and a few hundred images are a coarse measure), so every
-    prefix of the ranking is tried rather than stopping when all layers in float do not fit.
+    ``measure(layers)`` quantizes with ``layers`` kept in float and returns what must fit (a drop
+    in points, or the excess over several budgets with ``max_drop`` 0); ``rank(layer)`` (default
+    ``measure([layer])``) scores one layer kept in float, for the ranking, and may be cheaper.
+    Costs one ranking call per candidate plus one measurement per layer kept in float. The value
+    is not monotonic in the layers kept (activations between float layers stay quantized, and a
+    few hundred images are a coarse measure), so every prefix of the ranking is tried rather than
+    stopping when all layers in float do not fit.
     """
     drop = measure([]) if initial_drop is None else initial_drop
     result = GateResult(drop, max_drop, initial_drop=drop)
@@ -116,13 +162,18 @@ def fit_budget(
         result.evaluations += 1
     order = sorted(candidates, key=lambda c: (result.sensitivity[c], candidates.index(c)))
     kept: list[str] = []
+    best = (drop, [])
     for name in order:
         kept.append(name)
         drop = measure(list(kept))
         result.evaluations += 1
         if progress:
-            progress(f"{len(kept)} layer(s) in float: drop {drop:.2f} points")
+            progress(f"{len(kept)} layer(s) in float: {drop:.2f} points")
+        if drop < best[0]:
+            best = (drop, list(kept))
         if drop <= max_drop + 1e-9:
             break
     result.drop, result.float_layers = drop, kept
+    if not result.passed:  # report the closest it came, not merely the last try
+        result.drop, result.float_layers = best[0], best[1] or kept
     return result

@@ -26,8 +26,14 @@ def quantize(
     ranges: ActivationRanges,
     variant: str,
     float_nodes: list[str],
+    float_outputs: bool = True,
 ) -> None:
-    """Write the ``variant`` INT8 model of ``fp32_path`` to ``out_path`` (not atomically)."""
+    """Write the ``variant`` INT8 model of ``fp32_path`` to ``out_path`` (not atomically).
+
+    ``float_outputs``: the graph's outputs (the logits) stay float: quantizing them to 255
+    levels (and clipping them at a calibrated range) ties the top classes of low-confidence
+    images, which changes decisions that the layers themselves would have kept.
+    """
     import logging
 
     import onnx
@@ -69,5 +75,38 @@ def quantize(
     finally:
         root.setLevel(level)
     model = quantizer.model.model
+    if float_outputs:
+        _unquantize_outputs(model)
     del model.graph.value_info[:]  # shapes inferred for quantization, not part of the artifact
     onnx.save(model, str(out_path))
+
+
+def _unquantize_outputs(model) -> int:
+    """Drop the QuantizeLinear -> DequantizeLinear pair in front of each graph output, so that the
+    last layer writes its float result directly (returns how many outputs changed)."""
+    graph = model.graph
+    producers = {o: n for n in graph.node for o in n.output}
+    users: dict[str, int] = {}
+    for n in graph.node:
+        for i in n.input:
+            users[i] = users.get(i, 0) + 1
+    dropped = []
+    for out in graph.output:
+        dq = producers.get(out.name)
+        q = producers.get(dq.input[0]) if dq is not None else None
+        if dq is None or dq.op_type != "DequantizeLinear" or q is None:
+            continue
+        if q.op_type != "QuantizeLinear" or users.get(q.output[0]) != 1:
+            continue
+        src = producers.get(q.input[0])
+        if src is None or users.get(q.input[0]) != 1:
+            continue
+        outputs = list(src.output)
+        src.output[outputs.index(q.input[0])] = out.name
+        dropped += [q, dq]
+    for node in dropped:
+        graph.node.remove(node)
+    used = {i for n in graph.node for i in n.input}
+    for init in [t for t in graph.initializer if t.name not in used]:
+        graph.initializer.remove(init)
+    return len(dropped) // 2

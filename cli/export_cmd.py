@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from .common import emit_json, examples, overlay, parse_int_list
+from .common import emit_json, examples, given, overlay, parse_int_list
 
 
 def export(
@@ -46,7 +46,15 @@ def export(
         256, "--holdout", min=0, help="Held-back images the INT8 accuracy gate scores."
     ),
     max_drop: float = typer.Option(
-        1.0, "--max-drop", help="INT8 accuracy budget in points; layers go back to float past it."
+        1.0,
+        "--max-drop",
+        help="INT8 top-1 drop budget in points (labelled gate images); layers go back to float "
+        "past it.",
+    ),
+    max_disagreement: float = typer.Option(
+        2.0,
+        "--max-disagreement",
+        help="INT8 budget of top-1 decisions changed vs FP32, in percent (with or without labels).",
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the calibration draw."),
     trt: bool = typer.Option(False, "--trt", help="Build a TensorRT engine (on the device)."),
@@ -79,7 +87,8 @@ def export(
     --int8 --calib DIR also writes model.int8.onnx (Q/DQ, for TensorRT), model.int8-cpu.onnx
     (ONNX Runtime on CPUs) and model.calib.cache (TensorRT's implicit INT8), from one set of ranges.
 
-    Layers go back to float until INT8 is within --max-drop points of FP32.
+    Layers go back to float until INT8 changes at most --max-disagreement percent of FP32's
+    top-1 decisions and (with labelled gate images) loses at most --max-drop points of top-1.
 
     --trt builds an engine where TensorRT is installed (on the device that will run it).
     """
@@ -99,6 +108,7 @@ def export(
         "calib_method": ("calib_method", calib_method),
         "holdout": ("holdout", holdout),
         "max_drop": ("max_drop", max_drop),
+        "max_disagreement": ("max_disagreement", max_disagreement),
         "seed": ("seed", seed),
         "trt": ("trt", trt),
         "fp16": ("fp16", fp16),
@@ -108,8 +118,13 @@ def export(
         "timing_cache": ("timing_cache", timing_cache),
         "engine": ("engine", engine),
     }
+    from socket_edge.guard import option_errors
+
     settings = overlay(ctx, section(config, "export", ExportOptions), flags)
-    options = ExportOptions(**settings)
+    options_given = {f: "--" + param.replace("_", "-") for f, (param, _) in flags.items()}
+    given_here = {f: o for f, o in options_given.items() if given(ctx, flags[f][0])}
+    with option_errors(given_here, config, "export"):
+        options = ExportOptions(**settings)
     if options.calib_method not in ("entropy", "percentile", "minmax"):
         raise SocketEdgeError(
             f"--calib-method must be entropy, percentile or minmax, got {options.calib_method!r}"
@@ -121,11 +136,16 @@ def export(
             typer.echo(f"wrote {path}", err=to_stderr)
     if result.int8:
         g = result.int8["gate"]
-        kind = "top-1 drop" if g["images"]["labelled"] else "disagreement with FP32"
         kept = g["float_layers"]
+        drop = (
+            f"top-1 drop {g['drop_points']:.2f} points (budget {g['max_drop']:g}), "
+            if g["drop_points"] is not None
+            else ""
+        )
         typer.echo(
-            f"INT8 {kind}: {g['drop_points']:.2f} points on {g['images']['n']} images "
-            f"(budget {g['max_drop']:g})" + (f"; kept in float: {', '.join(kept)}" if kept else ""),
+            f"INT8 vs FP32 on {g['images']['n']} images: {drop}disagreement "
+            f"{g['disagreement_percent']:.2f}% (budget {g['max_disagreement']:g}%)"
+            + (f"; kept in float: {', '.join(kept)}" if kept else ""),
             err=to_stderr,
         )
     for doc in result.engines:
@@ -144,7 +164,7 @@ def register(app: typer.Typer) -> None:
             "socket-edge export depth.pt --out model.onnx",
             "socket-edge export depth.pt --out model.onnx --int8 --calib synth/depth/target/train",
             "socket-edge export depth.pt -o model.onnx --int8 --calib DIR --verify-data TEST "
-            "--max-drop 0.5",
+            "--max-drop 0.5 --max-disagreement 1",
             "socket-edge export model.onnx --trt --fp16 --int8 --timing-cache trt.cache",
             "socket-edge export model.onnx --trt --int8 --int8-mode implicit --dla-core 0",
         ),

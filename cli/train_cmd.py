@@ -45,10 +45,10 @@ def train_source(
     continue with --resume; per-epoch figures go to OUT.log.jsonl.
     """
     from socket_edge.config import merge, section
+    from socket_edge.guard import option_errors
     from socket_edge.train import TrainConfig, train_supervised
 
-    settings = merge(
-        section(config, "train", TrainConfig),
+    flags = dict(
         arch=arch,
         image_size=image_size,
         epochs=epochs,
@@ -58,8 +58,12 @@ def train_source(
         device=device,
         workers=workers,
     )
+    settings = merge(section(config, "train", TrainConfig), **flags)
+    given = {k: "--" + k.replace("_", "-") for k, v in flags.items() if v is not None}
+    with option_errors(given, config, "train"):
+        cfg = TrainConfig(**settings)
     result = train_supervised(
-        data, out, TrainConfig(**settings), modality="rgb", val=val, weights=weights, resume=resume
+        data, out, cfg, modality="rgb", val=val, weights=weights, resume=resume
     )
     last = result["history"][-1] if result["history"] else {}
     val_txt = f", val top-1 {last['val_acc']:.3f}" if "val_acc" in last else ""
@@ -136,9 +140,10 @@ def adapt(
     from socket_edge.adapt import adapt as run
     from socket_edge.console import main_process
     from socket_edge.data.encoding import default_encoding
+    from socket_edge.guard import option_errors
 
     settings = load_config(config) if config else {}
-    cfg = AdaptConfig(**settings).with_overrides(
+    flags = dict(
         method=method,
         epochs=epochs,
         batch_size=batch_size,
@@ -151,6 +156,9 @@ def adapt(
         device=device,
         workers=workers,
     )
+    given = {k: "--" + k.replace("_", "-") for k, v in flags.items() if v is not None}
+    with option_errors(given, config, "adapt"):
+        cfg = AdaptConfig(**{**settings, **{k: v for k, v in flags.items() if v is not None}})
     enc = (
         default_encoding(modality, **parse_encoding(encoding))
         if modality in ("depth", "ir")

@@ -184,26 +184,37 @@ def read_sidecar(artifact: str | Path, verify_hash: bool = False) -> dict[str, A
         raise ArtifactError(f"sidecar is not valid JSON ({str(exc)[:120]})", path) from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ArtifactError("not a socket-edge sidecar", path)
-    try:
-        version = int(doc.get("format_version", 0))
-    except (TypeError, ValueError):
-        raise ArtifactError("sidecar has no valid format_version", path) from None
+    version = doc.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ArtifactError(f"sidecar format_version must be an integer, got {version!r}", path)
     if version > FORMAT_VERSION:
         raise ArtifactError("sidecar is from a newer socket-edge; upgrade socket-edge", path)
     for key in ("classes", "modality", "preprocess", "encoding", "precision"):
         if key not in doc:
             raise ArtifactError(f"sidecar lacks {key!r}", path)
-    if not isinstance(doc["classes"], list) or not all(isinstance(c, str) for c in doc["classes"]):
-        raise ArtifactError("sidecar 'classes' is not a list of names", path)
-    if not isinstance(doc["preprocess"], dict) or not isinstance(doc["encoding"], dict):
-        raise ArtifactError("sidecar 'preprocess' and 'encoding' must be objects", path)
-    try:
-        int(doc["preprocess"]["image_size"])
-    except (KeyError, TypeError, ValueError):
-        raise ArtifactError("sidecar lacks a valid preprocess.image_size", path) from None
+    _check_types(doc, path)
     if verify_hash:
         check_hash(artifact, doc)
     return doc
+
+
+def _check_types(doc: dict[str, Any], path: Path) -> None:
+    """The fields every reader relies on, with the types they rely on."""
+    classes = doc["classes"]
+    if not (isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes)):
+        raise ArtifactError("sidecar 'classes' must be a non-empty list of names", path)
+    if doc["modality"] not in INPUT_UNITS:
+        raise ArtifactError(f"sidecar modality {doc['modality']!r} is not rgb, depth or ir", path)
+    for key in ("preprocess", "encoding"):
+        if not isinstance(doc[key], dict):
+            raise ArtifactError(f"sidecar {key!r} must be an object", path)
+    size = doc["preprocess"].get("image_size")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ArtifactError(
+            f"sidecar preprocess.image_size must be a positive integer, got {size!r}", path
+        )
+    if not isinstance(doc["precision"], str):
+        raise ArtifactError("sidecar 'precision' must be a string", path)
 
 
 def _refuse_constant(name: str) -> Any:

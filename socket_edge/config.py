@@ -49,6 +49,8 @@ def section(path: str | Path | None, name: str, target: type | None = None) -> d
     if unknown_tables:
         raise SocketEdgeError(f"unknown tables {unknown_tables} (known: {list(SECTIONS)})", path)
     table = data.get(name, {})
+    if not isinstance(table, dict):
+        raise SocketEdgeError(f"{name} must be a table ([{name}]), got {table!r}", path)
     settings = {k.replace("-", "_"): v for k, v in table.items()}
     if target is not None:
         fields = {f.name: str(f.type) for f in dataclasses.fields(target)}

@@ -16,6 +16,7 @@ from .console import bar, info, warn
 from .data.datasets import LabelledFolder
 from .data.encoding import Encoding, default_encoding
 from .errors import SocketEdgeError
+from .guard import check_settings, diverged, nonfinite_tensors, nonfinite_terms, stack_terms
 from .outputs import check_resume, file_digest, listing_digest, remove_temp_files, single_writer
 from .training import (
     append_log,
@@ -44,11 +45,35 @@ class TrainConfig:
     workers: int = 0
     amp: bool = True
 
+    def __post_init__(self) -> None:
+        check_settings(self, TRAIN_RULES)
+
+
+# Each numeric setting's range; a NaN, inf or out-of-range value fails before any work.
+TRAIN_RULES: dict[str, dict[str, Any]] = {
+    "image_size": {"minimum": 16, "integer": True},
+    "epochs": {"minimum": 1, "integer": True},
+    "batch_size": {"minimum": 2, "integer": True},  # BatchNorm needs two images per batch
+    "lr": {"above": 0},
+    "weight_decay": {"minimum": 0},
+    "label_smoothing": {"minimum": 0, "maximum": 1},
+    "warmup_epochs": {"minimum": 0},
+    "seed": {"minimum": 0, "integer": True},
+    "workers": {"minimum": 0, "integer": True},
+}
+
 
 def _lr_factor(step: int, total: int, warmup: int) -> float:
     if step < warmup:
         return (step + 1) / warmup
     return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def _diverged(epoch: int, step: int, steps: int, terms: list[str], cfg: TrainConfig, spath: Path):
+    kept = f"{spath} keeps epoch {epoch} for --resume" if epoch > 0 else "no epoch had finished"
+    return diverged(
+        "training", epoch + 1, step + 1, steps, terms, f"try a smaller --lr (now {cfg.lr:g})", kept
+    )
 
 
 @single_writer("train-source")
@@ -146,16 +171,23 @@ def train_supervised(
                 with autocast(device, cfg.amp):
                     logits = model(x)
                     loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+                value = stack_terms({"ce": loss})
+                if nonfinite_terms(["ce"], value):
+                    raise _diverged(epoch, i, steps_per_epoch, ["ce"], cfg, spath)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
                 scaler.update()
                 seen += len(y)
                 correct += int((logits.argmax(1) == y).sum())
-                loss_sum += float(loss.detach()) * len(y)
+                loss_sum += float(value[0]) * len(y)
                 progress.advance()
                 progress.set(
                     epoch=f"{epoch + 1}/{cfg.epochs}", loss=loss_sum / seen, acc=correct / seen
+                )
+            if nonfinite_tensors(model.state_dict()):  # the last step's update
+                raise _diverged(
+                    epoch, steps_per_epoch - 1, steps_per_epoch, ["weights"], cfg, spath
                 )
             record: dict[str, Any] = {
                 "epoch": epoch + 1,

@@ -325,3 +325,119 @@ def test_cli_modality_the_checkpoint_cannot_take(
         )
     )
     assert_one_line_error(r, "is a depth model; adapt needs the RGB source model")
+
+
+# ----------------------------------------------------------------------------- divergence guard
+
+
+@pytest.mark.parametrize(
+    "field,value,requirement",
+    [
+        ("lr", math.nan, "> 0"),
+        ("lr", 0.0, "> 0"),
+        ("lr", math.inf, "> 0"),
+        ("pl_weight", -0.5, ">= 0"),
+        ("bn_weight", math.nan, ">= 0"),
+        ("batch_size", 0, ">= 2"),
+        ("epochs", 0, ">= 1"),
+        ("weight_decay", -1e-3, ">= 0"),
+        ("ti_views", 0, ">= 1"),
+    ],
+)
+def test_settings_must_be_finite_and_in_range(field, value, requirement):
+    from socket_edge.guard import SettingError
+
+    with pytest.raises(SettingError, match=f"^{field} must be .*{requirement}, got {value!r}$"):
+        AdaptConfig(**{field: value})
+    with pytest.raises(SettingError):  # with_overrides re-checks too
+        AdaptConfig().with_overrides(**{field: value})
+
+
+def test_cli_names_the_bad_flag_and_starts_nothing(cli, synth_root, source_ckpt, tmp_path):
+    base = _adapt_args(
+        source_ckpt,
+        synth_root / "depth/target/train",
+        synth_root / "depth/paired",
+        tmp_path / "o.pt",
+    )
+    for flag, value, fragment in (
+        ("--lr", "nan", "--lr must be a finite number > 0, got nan"),
+        ("--im-weight", "-1", "--im-weight must be a finite number >= 0, got -1.0"),
+        ("--ti-weight", "inf", "--ti-weight must be a finite number >= 0, got inf"),
+    ):
+        r = cli(*base, flag, value)
+        assert r.returncode == 2
+        assert_one_line_error(r, fragment)
+    assert list(tmp_path.iterdir()) == []
+    # a bad value in the config file names the file and the table
+    cfg = tmp_path / "team.toml"
+    cfg.write_text("[adapt]\nlr = -0.1\n")
+    r = cli(*base, "--config", str(cfg))
+    assert_one_line_error(r, "team.toml: [adapt] lr must be a finite number > 0, got -0.1")
+
+
+@pytest.mark.slow
+def test_diverging_adaptation_stops_and_keeps_the_last_good_epoch(
+    cli, synth_root, source_ckpt, tmp_path
+):
+    """All-zero depth maps and --lr 100: the BN-moment term blows up in epoch 2 (deterministic
+    on CPUs); the run must stop there, write nothing at --out and keep epoch 1 for --resume."""
+    import numpy as np
+    from PIL import Image
+
+    zeros = tmp_path / "zeros"
+    for c in ("a", "b"):
+        (zeros / c).mkdir(parents=True)
+        for i in range(8):
+            Image.fromarray(np.zeros((64, 64), np.uint16)).save(zeros / c / f"{i}.png")
+    out = tmp_path / "out" / "z.pt"
+    args = _adapt_args(source_ckpt, zeros, synth_root / "depth/paired", out)
+    args[args.index("--epochs") + 1] = "2"
+    r = cli(*args, "--lr", "100", "--device", "cpu")
+    assert r.returncode == 2
+    assert_one_line_error(
+        r, "adaptation diverged at epoch 2, step", "(L_BN)", "not finite", "smaller --lr (now 100)"
+    )
+    assert "z.state.pt keeps epoch 1 for --resume" in r.stderr
+    assert not out.exists()
+    from socket_edge.models.checkpoint import read_checkpoint
+
+    state = read_checkpoint(out.with_name("z.state.pt"))  # finite: it loads
+    assert state["epoch"] == 1
+    log = [json.loads(line) for line in out.with_name("z.log.jsonl").read_text().splitlines()]
+    assert [rec["epoch"] for rec in log] == [1]
+
+
+def test_a_nan_loss_stops_every_step_before_the_update(
+    synth_root, source_ckpt, tmp_path, monkeypatch
+):
+    """The guard reads the terms each step: a NaN term stops the run before the optimizer moves."""
+    from socket_edge.adapt import loop
+    from socket_edge.guard import DivergenceError
+
+    real = loop.Run.losses
+    calls = []
+
+    def losses_with_nan(self, x, idx, ti_batch, labels):
+        terms = real(self, x, idx, ti_batch, labels)
+        calls.append(1)
+        if len(calls) == 2:
+            terms["ti"] = terms["ti"] * float("nan")
+        return terms
+
+    monkeypatch.setattr(loop.Run, "losses", losses_with_nan)
+    out = tmp_path / "n.pt"
+    with pytest.raises(
+        DivergenceError, match=r"epoch 1, step 2/\d+: total loss, TI-alignment"
+    ) as e:
+        adapt(
+            source_ckpt,
+            synth_root / "depth/target/train",
+            out,
+            "depth",
+            paired=synth_root / "depth/paired",
+            config=_cfg(epochs=1),
+            show_progress=False,
+        )
+    assert "no epoch had finished" in str(e.value)
+    assert not out.exists() and not (tmp_path / "n.state.pt").exists()

@@ -182,6 +182,28 @@ def test_compare_with_and_without_labels():
         gate.compare(np.zeros((0, 4)), np.zeros((0, 4)))
 
 
+def test_budget_bounds_disagreement_with_and_without_labels():
+    budget = gate.Budget(max_drop=1.0, max_disagreement=2.0)
+    fp32 = np.eye(4)[[0, 1, 2, 3] * 25]  # 100 images
+    flipped = fp32.copy()
+    flipped[:8] = np.eye(4)[[1, 0, 3, 2, 1, 0, 3, 2]]  # 8 decisions changed
+    c = gate.compare(fp32, flipped)
+    assert c.disagreement == pytest.approx(8.0) and budget.excess(c) == pytest.approx(6.0)
+    assert "disagreement with FP32 8.00% (budget 2%)" in budget.describe(c)
+    # with labels the changes cancel (top-1 unchanged) and the accuracy alone would pass
+    labels = np.array([0, 1, 2, 3] * 25)
+    labels[:8] = [1, 1, 3, 3, 1, 1, 3, 3]  # FP32 right on 4 of them, INT8 on the other 4
+    c = gate.compare(fp32, flipped, labels)
+    assert c.drop == pytest.approx(0.0) and budget.excess(c) == pytest.approx(6.0)
+    assert "top-1 drop 0.00 points (budget 1)" in budget.describe(c)
+    within = gate.compare(fp32, fp32, labels)
+    assert budget.excess(within) <= 0
+    # a NaN logit is no decision: it counts as disagreeing everywhere
+    nan = fp32.copy()
+    nan[0, 0] = np.nan
+    assert gate.compare(fp32, nan).agreement == 0.0
+
+
 def test_fit_budget_keeps_the_most_sensitive_layers():
     # drop = 3 points minus what keeping each layer in float saves
     saves = {"conv1": 0.5, "conv2": 2.5, "fc": 1.0, "conv3": 0.0}

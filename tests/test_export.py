@@ -292,7 +292,7 @@ def test_failed_gate_writes_nothing(depth_ckpt, synth_root, tmp_path, monkeypatc
 
     root = synth_root / "depth" / "target"
     out = tmp_path / "f" / "model.onnx"
-    with pytest.raises(ArtifactError, match="over --max-drop"):
+    with pytest.raises(ArtifactError, match="INT8 stays over budget"):
         # a negative budget cannot be met: every layer ends up in float and it still fails
         export(
             depth_ckpt,
@@ -415,3 +415,92 @@ def test_engine_built_elsewhere(depth_int8, synth_root, tmp_path, cli):
         "TensorRT 8.5.2.2",
         "compute capability 8.7 (Orin)",
     )
+
+
+def _fake_disagreement(monkeypatch, rescuer: str | None, n_layers: int = 3):
+    """Stand-in gate figures: without labels, 10% of decisions change unless ``rescuer`` stays
+    in float; the first ``n_layers`` weighted layers are the candidates."""
+    from socket_edge.calibration import gate, graph, qdq
+
+    used: list[list[str]] = []
+    real_quantize, real_compare, real_regions = qdq.quantize, gate.compare, graph.regions
+
+    def quantize(fp32, out, ranges, variant, float_nodes):
+        used.append(list(float_nodes))
+        return real_quantize(fp32, out, ranges, variant, float_nodes)
+
+    def compare(fp32_logits, int8_logits, labels=None):
+        c = real_compare(fp32_logits, int8_logits, None)  # as if the gate images had no labels
+        c.agreement = 1.0 if rescuer is not None and rescuer in used[-1] else 0.9
+        return c
+
+    def regions(model):
+        r = real_regions(model)
+        r.weighted_nodes = r.weighted_nodes[:n_layers]
+        return r
+
+    monkeypatch.setattr(qdq, "quantize", quantize)
+    monkeypatch.setattr(gate, "compare", compare)
+    monkeypatch.setattr(graph, "regions", regions)
+
+
+def test_gate_bounds_disagreement_without_labels(depth_ckpt, synth_root, tmp_path, monkeypatch):
+    """10% of decisions changed passes a 20-point accuracy budget but not 2% disagreement: the
+    gate keeps the layer that restores agreement in float."""
+    rescuer = "/backbone/layer1/layer1.0/conv1/Conv"
+    _fake_disagreement(monkeypatch, rescuer)
+    root = synth_root / "depth" / "target"
+    out = tmp_path / "d" / "model.onnx"
+    opts = dict(int8=True, calib=root / "train", calib_size=16, verify=False, max_drop=20.0)
+    res = export(depth_ckpt, out, _opts(verify_data=root / "test", **opts))
+    g = res.int8["gate"]
+    assert g["float_layers"] == [rescuer] and g["max_disagreement"] == 2.0
+    assert g["initial_disagreement_percent"] == pytest.approx(10.0)
+    assert g["disagreement_percent"] == pytest.approx(0.0) and g["drop_points"] is None
+    assert read_sidecar(int8_paths(out)["int8-cpu"])["calibration"]["gate"]["passed"]
+
+
+def test_gate_fails_naming_layers_when_disagreement_cannot_fit(
+    depth_ckpt, synth_root, tmp_path, monkeypatch, capsys
+):
+    from socket_edge.errors import ArtifactError
+
+    _fake_disagreement(monkeypatch, None, n_layers=2)
+    root = synth_root / "depth" / "target"
+    out = tmp_path / "f" / "model.onnx"
+    opts = dict(int8=True, calib=root / "train", calib_size=16, verify=False, max_drop=20.0)
+    with pytest.raises(ArtifactError) as e:
+        export(depth_ckpt, out, _opts(verify_data=root / "test", max_disagreement=5.0, **opts))
+    text = str(e.value)
+    assert "disagreement with FP32 10.00% (budget 5%)" in text
+    assert "most sensitive layers: /backbone/conv1/Conv" in text and "nothing written" in text
+    assert "\n" not in text and not out.parent.exists()
+
+
+@pytest.mark.parametrize(
+    "flag,value,fragment",
+    [
+        ("--max-disagreement", "nan", "--max-disagreement must be a finite number >= 0 and <= 100"),
+        ("--max-disagreement", "150", "got 150.0"),
+        ("--max-drop", "inf", "--max-drop must be a finite number, got inf"),
+    ],
+)
+def test_cli_checks_gate_budgets(depth_ckpt, tmp_path, cli, flag, value, fragment):
+    r = cli("export", str(depth_ckpt), "--out", str(tmp_path / "m.onnx"), flag, value)
+    assert r.returncode == 2
+    assert_one_line_error(r, fragment)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_int8_logits_stay_float(depth_int8):
+    """Quantized logits tie the top classes of low-confidence images (argmax then picks the first):
+    both INT8 models end with the float output of the classifier, not a Q/DQ pair."""
+    import onnx
+
+    out, _ = depth_int8
+    for key in ("int8-qdq", "int8-cpu"):
+        model = onnx.load(str(int8_paths(out)[key]))
+        producers = {o: n for n in model.graph.node for o in n.output}
+        last = producers[model.graph.output[0].name]
+        assert last.op_type == "Gemm", (key, last.op_type)
+        assert producers[last.input[0]].op_type == "DequantizeLinear"  # its input is quantized

@@ -165,3 +165,89 @@ def test_synth_task_and_ti_classes_are_disjoint():
     for name, sdf in {**TASK_SHAPES, **TI_SHAPES}.items():
         d = sdf(pts)
         assert d.shape == (2000,) and (d < 0).any() and (d > 0).any(), name
+
+
+def _nan_checkpoint(path, poisoned: int = 3):
+    """A checkpoint file whose first ``poisoned`` float tensors hold NaN (written without the
+    save-time check, as a diverged run of an older socket-edge wrote them)."""
+    from socket_edge.models.checkpoint import FORMAT, FORMAT_VERSION
+
+    model = SocketNet("resnet18", 2, default_encoding("depth"))
+    meta = make_meta("resnet18", ["a", "b"], 64, model.encoding, "adapted")
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    floats = [k for k, v in state.items() if v.is_floating_point()]
+    for k in floats[:poisoned]:
+        state[k].fill_(float("nan"))
+    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "meta": meta}
+    torch.save({**payload, "state_dict": state}, path)
+    return path, len(state), floats[0]
+
+
+def test_checkpoint_with_nan_weights_is_refused_at_load_and_save(tmp_path):
+    path, total, first = _nan_checkpoint(tmp_path / "nan.pt")
+    with pytest.raises(CheckpointError, match=rf"nan\.pt: 3 of {total} tensors hold NaN/inf") as e:
+        load_checkpoint(path)
+    assert first in str(e.value)
+    model = SocketNet("resnet18", 2, default_encoding("depth"))
+    with torch.no_grad():
+        model.classifier.parametrizations.weight.original0.fill_(float("inf"))
+    meta = make_meta("resnet18", ["a", "b"], 64, model.encoding, "adapted")
+    with pytest.raises(CheckpointError, match=r"out\.pt: 1 of \d+ tensors hold NaN/inf.*refusing"):
+        save_checkpoint(tmp_path / "out.pt", model, meta)
+    assert list(tmp_path.iterdir()) == [path]  # no temp file left either
+
+
+def test_export_of_a_nan_model_is_one_line_and_writes_nothing(tmp_path, cli):
+    from .helpers import assert_one_line_error
+
+    path, total, _ = _nan_checkpoint(tmp_path / "nan.pt", poisoned=5)
+    out = tmp_path / "out" / "model.onnx"
+    r = cli("export", str(path), "--out", str(out))
+    assert r.returncode == 2
+    assert_one_line_error(r, "nan.pt", f"5 of {total} tensors hold NaN/inf")
+    assert not out.parent.exists()
+
+
+def test_parity_fails_on_non_finite_logits(tmp_path, monkeypatch):
+    """max(worst, nan) keeps worst: a NaN output must fail explicitly."""
+    from socket_edge.export import parity
+    from socket_edge.export.onnx_export import example_input, export_onnx
+
+    model = SocketNet("resnet18", 2, default_encoding("depth")).eval()
+    export_onnx(model, tmp_path / "m.onnx", "depth", 64, 17)
+    x = example_input("depth", 64, batch=2, seed=0).numpy()
+    assert parity.parity_check(model, tmp_path / "m.onnx", x, [1, 2])["passed"]
+    real = parity.ort_logits
+    monkeypatch.setattr(parity, "ort_logits", lambda s, x, b=64: real(s, x, b) * np.nan)
+    res = parity.parity_check(model, tmp_path / "m.onnx", x, [1, 2])
+    assert not res["passed"] and not res["finite"] and res["max_abs_logit_diff"] == float("inf")
+
+
+def test_train_source_stops_on_a_nan_loss_and_keeps_the_last_epoch(
+    synth_root, tmp_path, monkeypatch
+):
+    import torch.nn.functional as F
+
+    from socket_edge.guard import DivergenceError, SettingError
+    from socket_edge.train import TrainConfig, train_supervised
+
+    with pytest.raises(SettingError, match="lr must be a finite number > 0, got nan"):
+        TrainConfig(lr=float("nan"))
+    with pytest.raises(SettingError, match="batch_size must be an integer >= 2, got 0"):
+        TrainConfig(batch_size=0)
+    data = synth_root / "source_rgb" / "train"
+    cfg = TrainConfig(arch="mobilenet_v3_small", epochs=2, batch_size=32, seed=3, device="cpu")
+    real, calls = F.cross_entropy, []
+    steps = -(-sum(1 for p in data.rglob("*.png")) // 32)
+
+    def cross_entropy(*a, **kw):
+        calls.append(1)
+        loss = real(*a, **kw)
+        return loss * float("nan") if len(calls) == steps + 1 else loss  # epoch 2, step 1
+
+    monkeypatch.setattr(F, "cross_entropy", cross_entropy)
+    out = tmp_path / "src.pt"
+    with pytest.raises(DivergenceError, match=r"training diverged at epoch 2, step 1/") as e:
+        train_supervised(data, out, cfg, show_progress=False)
+    assert "cross-entropy" in str(e.value) and "src.state.pt keeps epoch 1" in str(e.value)
+    assert not out.exists() and read_checkpoint(tmp_path / "src.state.pt")["epoch"] == 1

@@ -7,6 +7,25 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SocketEdgeError
+from ..guard import check_settings
+
+# Each numeric setting's range; a NaN, inf or out-of-range value fails before any work.
+RULES: dict[str, dict[str, Any]] = {
+    "epochs": {"minimum": 1, "integer": True},
+    "batch_size": {"minimum": 2, "integer": True},  # BatchNorm needs two images per batch
+    "ti_batch_size": {"minimum": 2, "integer": True},
+    "lr": {"above": 0},
+    "backbone_lr_mult": {"minimum": 0},
+    "weight_decay": {"minimum": 0},
+    "pl_weight": {"minimum": 0},
+    "im_weight": {"minimum": 0},
+    "bn_weight": {"minimum": 0},
+    "ti_weight": {"minimum": 0},
+    "bn_first_weight": {"minimum": 0},
+    "ti_views": {"minimum": 1, "integer": True},
+    "seed": {"minimum": 0, "integer": True},
+    "workers": {"minimum": 0, "integer": True},
+}
 
 METHODS = ("socket", "shot", "source-only")
 
@@ -37,9 +56,7 @@ class AdaptConfig:
             raise SocketEdgeError(
                 f"unknown method {self.method!r} (choose from {', '.join(METHODS)})"
             )
-        for name in ("pl_weight", "im_weight", "bn_weight", "ti_weight", "lr"):
-            if getattr(self, name) < 0:
-                raise SocketEdgeError(f"{name} must be >= 0, got {getattr(self, name)}")
+        check_settings(self, RULES)
 
     def effective_weights(self) -> dict[str, float]:
         """The loss weights the method actually uses (SHOT: PL + IM only)."""

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import distributed
+from .. import distributed, guard
 from ..console import bar, info, warn
 from ..data.datasets import LabelledFolder, PairedFolder, UnlabelledFolder
 from ..data.encoding import Encoding, default_encoding
@@ -232,6 +232,7 @@ class Run:
     steps_per_epoch: int = 1
     total_steps: int = 1
     group: Group = Group()
+    state_file: Path | None = None  # where finished epochs are kept (named in errors)
 
     def ti_batches(self, es: int):
         if self.ti_set is None:
@@ -276,6 +277,23 @@ class Run:
             terms["ti"] = losses.ti_alignment(feats[n:], self.ti_feats[ti_idx, ti_view])
         return terms
 
+    def diverged(self, epoch: int, step: int, terms: list[str]) -> guard.DivergenceError:
+        """The error for a NaN/inf at (0-based) ``epoch`` and ``step``; the state file of the
+        last finished epoch stays for --resume."""
+        if epoch > 0 and self.state_file is not None:
+            kept = f"{self.state_file} keeps epoch {epoch} for --resume"
+        else:
+            kept = "no epoch had finished"
+        return guard.diverged(
+            "adaptation",
+            epoch + 1,
+            step + 1,
+            self.steps_per_epoch,
+            terms,
+            f"try a smaller --lr (now {self.cfg.lr:g}) or smaller loss weights",
+            kept,
+        )
+
     def train_epoch(self, epoch: int, progress) -> dict[str, Any]:
         cfg, weights = self.cfg, self.weights
         es = epoch_seed(cfg.seed, epoch)
@@ -297,17 +315,25 @@ class Run:
             ti_batch = next(ti_batches) if ti_batches is not None else None
             terms = self.losses(x, idx, ti_batch, labels)
             loss = sum(weights[k] * v for k, v in terms.items())
+            named = {"loss": loss, **terms}
+            # One read-back of all terms serves the log and the divergence check.
+            values = guard.stack_terms(named)
+            bad = guard.nonfinite_terms(list(named), values, self.group)
+            if bad:
+                raise self.diverged(epoch, i, bad)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
             self.scaler.update()
             images += len(x) + (len(ti_batch[0]) if ti_batch is not None else 0)
-            for k, v in {"loss": loss, **terms}.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
+            for k, v in zip(named, values.tolist(), strict=True):
+                sums[k] = sums.get(k, 0.0) + v
             progress.advance()
             progress.set(
                 epoch=f"{epoch + 1}/{cfg.epochs}", **{k: v / (i + 1) for k, v in sums.items()}
             )
+        if guard.nonfinite_tensors(self.model.state_dict()):  # the last step's update
+            raise self.diverged(epoch, self.steps_per_epoch - 1, ["weights"])
         sums = distributed.mean_over_ranks(sums, self.group)
         seconds = time.perf_counter() - t0
         record: dict[str, Any] = {
@@ -498,6 +524,7 @@ def adapt(
             _inputs(source, target, paired) if group.is_main else None, group
         )
         start_epoch, history = _resume(out, run, meta["arch"], settings, resume)
+        run.state_file = state_path(out)
         out_meta = adapted_meta(meta, source, encoding, run)
 
         epochs = 0 if cfg.method == "source-only" else cfg.epochs

@@ -75,7 +75,9 @@ def read_depth(path: str | Path) -> np.ndarray:
     if path.suffix.lower() == ".npy":
         arr = _single_channel(_load_npy(path), path, "depth")
         if np.issubdtype(arr.dtype, np.floating):
-            mm = _finite(arr.astype(np.float32), path) * 1000.0  # metres -> mm
+            with np.errstate(over="ignore", invalid="ignore"):
+                mm = arr.astype(np.float32) * 1000.0  # metres -> mm
+            mm = _finite(mm, path)
         elif arr.dtype in (np.uint16, np.uint32, np.int32, np.int64):
             mm = arr.astype(np.float32)
         else:
@@ -205,14 +207,21 @@ def _load_npy(path: Path) -> np.ndarray:
         raise DataError("empty file (0 bytes)", path)
     try:
         arr = np.load(path, allow_pickle=False, mmap_mode="r")  # the header, mapped lazily
+        if not isinstance(arr, np.ndarray):  # np.load also opens .npz archives
+            raise DataError("not a .npy array (an .npz archive or another format)", path)
+        if arr.dtype.fields is not None or arr.dtype.kind not in "biuf":
+            raise DataError(f"array of dtype {arr.dtype}: expected numbers", path)
         if arr.ndim >= 2:
             hw = arr.shape
             if arr.ndim == 3:  # channels first or last
                 hw = hw[1:] if hw[0] in (1, 3) else hw[:-1]
             _check_pixels(int(hw[-1]), int(np.prod(hw[:-1])), path)
         arr = np.array(arr)
-    except (ValueError, OSError, EOFError) as exc:
-        raise DataError(f"not a readable .npy array ({exc})", path) from None
+    except DataError:
+        raise
+    except Exception as exc:  # a corrupt header raises ValueError, SyntaxError, TokenError...
+        why = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"not a readable .npy array ({why})", path) from None
     if arr.size == 0:
         raise DataError("array has no pixels", path)
     return arr

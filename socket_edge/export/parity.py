@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -66,12 +67,16 @@ def parity_check(
     Passes when the difference is within max(atol, rtol * max |logit|) and top-1 agrees on all.
     """
     reference = torch_logits(model, x)
-    tolerance = max(atol, rtol * float(np.abs(reference).max()))
+    finite = bool(np.isfinite(reference).all())
+    tolerance = max(atol, rtol * float(np.abs(reference).max())) if finite else atol
     session = ort_session(onnx_path)
     worst, agreement = 0.0, 1.0
     for b in sorted(set(batch_sizes)):
         out = ort_logits(session, x, b)
-        worst = max(worst, float(np.abs(out - reference).max()))
+        finite = finite and bool(np.isfinite(out).all())
+        # NaN never wins max() against a number: a non-finite logit is an explicit failure
+        diff = float(np.abs(out - reference).max()) if finite else math.inf
+        worst = max(worst, diff)
         agreement = min(agreement, float((out.argmax(1) == reference.argmax(1)).mean()))
     return {
         "max_abs_logit_diff": worst,
@@ -83,5 +88,6 @@ def parity_check(
         "rtol": rtol,
         "tolerance": tolerance,
         "images": source,
-        "passed": bool(worst <= tolerance and agreement == 1.0),
+        "finite": finite,
+        "passed": bool(finite and worst <= tolerance and agreement == 1.0),
     }

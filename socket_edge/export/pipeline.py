@@ -43,6 +43,7 @@ class ExportOptions:
     calib_method: str = "entropy"
     holdout: int = 256
     max_drop: float = 1.0
+    max_disagreement: float = 2.0  # percent of top-1 decisions INT8 may change vs FP32
     seed: int = 0
     trt: bool = False
     fp16: bool = False
@@ -52,6 +53,23 @@ class ExportOptions:
     timing_cache: Path | None = None
     engine: Path | None = None
     show_progress: bool = True
+
+    def __post_init__(self) -> None:
+        from ..guard import check_settings
+
+        check_settings(self, EXPORT_RULES)
+
+
+# Each numeric option's range; a NaN, inf or out-of-range value fails before any work.
+EXPORT_RULES: dict[str, dict[str, Any]] = {
+    "opset": {"minimum": 13, "integer": True},
+    "atol": {"above": 0},
+    "calib_size": {"minimum": 1, "integer": True},
+    "holdout": {"minimum": 0, "integer": True},
+    "max_drop": {},  # any finite number (below 0 asks INT8 to beat FP32)
+    "max_disagreement": {"minimum": 0, "maximum": 100},
+    "seed": {"minimum": 0, "integer": True},
+}
 
 
 @dataclass
@@ -264,6 +282,12 @@ def _parity(net, fp32: Path, o: ExportOptions, modality: str, size: int, calib_s
         x = example_input(modality, size, batch=16, seed=1).numpy()
         source = "16 generated raw maps (no --verify-data or --calib given)"
     parity = parity_check(net, fp32, x, list(o.batch), o.atol, source)
+    if not parity.get("finite", True):
+        raise ArtifactError(
+            f"parity check failed: NaN/inf logits (torch or ONNX Runtime) on {source}; "
+            "nothing written",
+            fp32.name,
+        )
     if not parity["passed"]:
         raise ArtifactError(
             f"parity check failed: ONNX Runtime vs torch max |logit diff| "
@@ -316,55 +340,81 @@ def _int8(
     x_gate = gate_set.load(gate_set.files)
     labels = gate_set.labels(gate_set.files, list(meta["classes"]))
     fp32_logits = ort_logits(ort_session(fp32), x_gate)
+    budget = gate.Budget(o.max_drop, o.max_disagreement)
     comparisons: dict[str, gate.Comparison] = {}
+    tried: dict[tuple[str, ...], list[gate.Comparison]] = {}  # every variant, per float set
 
     def quantize_all(extra_float: list[str], final: bool, variants=qdq.VARIANTS) -> float:
+        """Quantize ``variants`` with ``extra_float`` kept in float; points over the budgets."""
         for variant in variants:
             target = staging.path(paths[variant]) if final else staging.scratch(f"{variant}.onnx")
             qdq.quantize(fp32, target, act_ranges, variant, regions.float_nodes + extra_float)
             logits = ort_logits(ort_session(target), x_gate)
             comparisons[variant] = gate.compare(fp32_logits, logits, labels)
-        return max(comparisons[v].drop for v in variants)
+        if tuple(variants) == qdq.VARIANTS:
+            tried[tuple(extra_float)] = [comparisons[v] for v in variants]
+        return max(budget.excess(comparisons[v]) for v in variants)
 
-    what = "top-1 drop" if labels is not None else "disagreement with FP32"
+    n_gate = len(gate_set.files)
     initial = quantize_all([], final=False)
-    if initial > o.max_drop:  # the final figure is reported by the caller
+    first = tried[()]
+    if initial > 0:  # the final figures are reported by the caller
         info(
-            f"INT8 {what}: {initial:.2f} points on {len(gate_set.files)} images, over "
-            f"--max-drop {o.max_drop:g}: looking for the layers to keep in float"
+            f"INT8 {budget.describe(gate.worst(first, budget))} on {n_gate} images: over "
+            "budget, looking for the layers to keep in float"
         )
     fit = gate.fit_budget(
         lambda layers: quantize_all(layers, final=False),
         regions.weighted_nodes,
-        o.max_drop,
+        0.0,
         initial_drop=initial,
         progress=(lambda msg: info(f"  gate: {msg}")) if o.show_progress else None,
-        # ranking on the TensorRT model alone halves its cost; the budget is checked on both
+        # ranking on the TensorRT model alone halves its cost; the budgets are checked on both
         rank=lambda layer: quantize_all([layer], final=False, variants=("int8-qdq",)),
     )
     if not fit.passed:
+        best = gate.worst(tried.get(tuple(fit.float_layers), first), budget)
+        sensitive = fit.ranked()[:5]
         raise ArtifactError(
-            f"INT8 {what} stays over --max-drop {o.max_drop:g} however many of the "
-            f"{len(regions.weighted_nodes)} weighted layers are kept in float ({fit.initial_drop:.2f} "
-            f"points with none, {fit.drop:.2f} with all); nothing written (raise --max-drop, or "
-            "calibrate on more / more representative images)",
+            f"INT8 stays over budget however many of the {len(regions.weighted_nodes)} weighted "
+            f"layers are kept in float: with none, {budget.describe(gate.worst(first, budget))}; "
+            f"at best ({len(fit.float_layers)} in float) {budget.describe(best)}, on {n_gate} "
+            f"images; most sensitive layers: {', '.join(sensitive) or 'none ranked'}; nothing "
+            "written (raise --max-disagreement / --max-drop, or calibrate on more / more "
+            "representative images, or try another --calib-method)",
             calib_set.root,
         )
-    final_drop = quantize_all(fit.float_layers, final=True)
+    quantize_all(fit.float_layers, final=True)
+    final = [comparisons[v] for v in qdq.VARIANTS]
     if fit.float_layers:
         info(
-            f"kept {len(fit.float_layers)} layer(s) in float to stay within {o.max_drop:g} "
-            f"points: {', '.join(fit.float_layers)}"
+            f"kept {len(fit.float_layers)} layer(s) in float to stay within budget: "
+            + ", ".join(fit.float_layers)
         )
+
+    def worst_of(values: list[gate.Comparison], key: str):
+        picked = [getattr(c, key) for c in values]
+        return None if key == "drop" and not values[0].labelled else max(picked)
+
     gate_doc = {
         "images": {
             "source": str(gate_set.root),
-            "n": len(gate_set.files),
+            "n": n_gate,
             "labelled": labels is not None,
             "held_back": gate_set.root == calib_set.root and gate_set is not calib_set,
         },
-        **fit.to_dict(),
-        "drop_points": final_drop,
+        "max_drop": o.max_drop,
+        "max_disagreement": o.max_disagreement,
+        "drop_points": worst_of(final, "drop"),
+        "disagreement_percent": worst_of(final, "disagreement"),
+        "passed": True,
+        "initial_drop_points": worst_of(first, "drop"),
+        "initial_disagreement_percent": worst_of(first, "disagreement"),
+        "float_layers": fit.float_layers,
+        "evaluations": fit.evaluations,
+        "sensitivity": [
+            {"node": k, "excess_points_if_float": fit.sensitivity[k]} for k in fit.ranked()
+        ],
         "variants": {v: c.to_dict() for v, c in comparisons.items()},
     }
     calibration = {

@@ -67,6 +67,7 @@ def save_checkpoint(path: str | Path, model, meta: dict[str, Any], **extra: Any)
     import torch
 
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    _refuse_nonfinite(state, path, "refusing to write it")
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -106,16 +107,60 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(
             f"not a socket-edge checkpoint{hint}: make one with `socket-edge train-source`", path
         )
-    if int(obj.get("format_version", 0)) > FORMAT_VERSION:
+    version = obj.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
         raise CheckpointError(
-            f"checkpoint format {obj['format_version']} is newer than this socket-edge understands "
+            f"checkpoint format_version must be an integer, got {version!r}", path
+        )
+    if version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint format {version} is newer than this socket-edge understands "
             f"({FORMAT_VERSION}); upgrade socket-edge",
             path,
         )
-    for key in ("arch", "classes", "image_size", "encoding"):
-        if key not in obj.get("meta", {}):
-            raise CheckpointError(f"checkpoint metadata lacks {key!r}", path)
+    _check_contents(obj, path)
+    _refuse_nonfinite(obj["state_dict"], path, "the training that wrote it diverged")
     return obj
+
+
+def _check_contents(obj: dict, path: Path) -> None:
+    """The metadata and weights every reader relies on, with the types they rely on."""
+    import torch
+
+    meta = obj.get("meta")
+    if not isinstance(meta, dict):
+        raise CheckpointError("checkpoint metadata is missing or not a dict", path)
+    for key in ("arch", "classes", "image_size", "encoding"):
+        if key not in meta:
+            raise CheckpointError(f"checkpoint metadata lacks {key!r}", path)
+    classes, size = meta["classes"], meta["image_size"]
+    if not isinstance(meta["arch"], str):
+        raise CheckpointError(f"checkpoint arch must be a name, got {meta['arch']!r}", path)
+    if not (isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes)):
+        raise CheckpointError("checkpoint 'classes' must be a non-empty list of names", path)
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise CheckpointError(
+            f"checkpoint image_size must be a positive integer, got {size!r}", path
+        )
+    if not isinstance(meta["encoding"], dict):
+        raise CheckpointError("checkpoint 'encoding' must be a dict", path)
+    state = obj.get("state_dict")
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise CheckpointError("checkpoint holds no state_dict of named tensors", path)
+
+
+def _refuse_nonfinite(state: dict, path: str | Path, then: str) -> None:
+    """A checkpoint whose weights hold NaN/inf looks usable (argmax of NaN is class 0): refuse."""
+    from ..guard import nonfinite_tensors
+
+    bad = nonfinite_tensors(state)
+    if bad:
+        raise CheckpointError(
+            f"{len(bad)} of {len(state)} tensors hold NaN/inf values (e.g. {bad[0]}); {then}",
+            path,
+        )
 
 
 def build_model(meta: dict[str, Any]):

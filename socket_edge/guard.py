@@ -1,0 +1,160 @@
+"""Divergence guards: non-finite losses, weights and settings stop a run with one line.
+
+A diverged run must never look like a finished one: training loops check each step's loss terms
+(one ``isfinite`` over the stacked terms, read back with the loss values they already log),
+checkpoints refuse non-finite weights, and settings are checked as finite and in range before any
+work starts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import SocketEdgeError
+
+# Loss-term names as the logs and the CLI know them.
+TERM_NAMES = {
+    "loss": "total loss",
+    "im": "information-maximisation term (L_IM)",
+    "pl": "pseudo-label term (L_PL)",
+    "bn": "BatchNorm-moment term (L_BN)",
+    "ti": "TI-alignment term (L_TI)",
+    "ce": "cross-entropy loss",
+    "weights": "model weights after the last update",
+}
+
+
+class DivergenceError(SocketEdgeError):
+    """Training produced NaN/inf (loss or weights): the run stopped, nothing was written."""
+
+    every_rank = True  # every process of a group raises it alike; rank 0 prints it
+
+
+class SettingError(SocketEdgeError):
+    """A setting out of range or not finite; ``field`` names it so the CLI can name the flag."""
+
+    def __init__(self, field: str, requirement: str, value: Any):
+        self.field, self.requirement, self.value = field, requirement, value
+        super().__init__(f"{field} must be {requirement}, got {value!r}")
+
+    def for_option(self, option: str) -> SettingError:
+        """The same error worded for a command-line option (``--lr`` instead of ``lr``)."""
+        err = SettingError(self.field, self.requirement, self.value)
+        err.args = (f"{option} must be {self.requirement}, got {self.value!r}",)
+        return err
+
+
+def check_number(
+    field: str,
+    value: Any,
+    *,
+    minimum: float | None = None,
+    above: float | None = None,
+    maximum: float | None = None,
+    integer: bool = False,
+) -> None:
+    """Raise ``SettingError`` unless ``value`` is a finite number within the given bounds."""
+    words = []
+    if above is not None:
+        words.append(f"> {above:g}")
+    if minimum is not None:
+        words.append(f">= {minimum:g}")
+    if maximum is not None:
+        words.append(f"<= {maximum:g}")
+    kind = "an integer" if integer else "a finite number"
+    requirement = kind + (" " + " and ".join(words) if words else "")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SettingError(field, requirement, value)
+    if integer and not isinstance(value, int):
+        raise SettingError(field, requirement, value)
+    if not math.isfinite(value):
+        raise SettingError(field, requirement, value)
+    if (
+        (above is not None and not value > above)
+        or (minimum is not None and value < minimum)
+        or (maximum is not None and value > maximum)
+    ):
+        raise SettingError(field, requirement, value)
+
+
+def check_settings(obj: Any, rules: Mapping[str, dict[str, Any]]) -> None:
+    """``check_number`` on each named attribute of ``obj`` (a settings dataclass)."""
+    for name, bounds in rules.items():
+        check_number(name, getattr(obj, name), **bounds)
+
+
+def option_errors(options: Mapping[str, str], config: Any = None, table: str | None = None):
+    """Context manager: a ``SettingError`` about a field in ``options`` (field -> option given
+    on the command line) names that option; about another field, the config file's table."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def manager():
+        try:
+            yield
+        except SettingError as exc:
+            if exc.field in options:
+                raise exc.for_option(options[exc.field]) from None
+            if config is not None and table:
+                where = SettingError(exc.field, exc.requirement, exc.value)
+                where.args = (f"{config}: [{table}] {exc}",)
+                raise where from None
+            raise
+
+    return manager()
+
+
+def stack_terms(terms: Mapping[str, Any]):
+    """The loss terms (0-d tensors) as one float32 vector, detached, in ``terms``' order."""
+    import torch
+
+    return torch.stack([v.detach().float().reshape(()) for v in terms.values()])
+
+
+def nonfinite_terms(names: list[str], stacked, group=None) -> list[str]:
+    """Names of the terms whose value in ``stacked`` (see ``stack_terms``) is NaN or inf.
+
+    One ``isfinite`` and one read-back; in a process group (``group.active``) the flags are
+    summed over all processes first, so that every process stops at the same step.
+    """
+    import torch
+
+    bad = (~torch.isfinite(stacked)).float()
+    if group is not None and group.active:
+        import torch.distributed as dist
+
+        dist.all_reduce(bad)
+    return [k for k, b in zip(names, bad.tolist(), strict=True) if b > 0]
+
+
+def nonfinite_tensors(state_dict: Mapping[str, Any]) -> list[str]:
+    """Names of the floating-point tensors of ``state_dict`` holding any NaN or inf."""
+    import torch
+
+    out = []
+    for name, t in state_dict.items():
+        if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(t.isfinite().all()):
+            out.append(name)
+    return out
+
+
+def describe_terms(names: list[str]) -> str:
+    return ", ".join(TERM_NAMES.get(n, n) for n in names)
+
+
+def diverged(
+    what: str,
+    epoch: int,
+    step: int,
+    steps: int,
+    terms: list[str],
+    hint: str,
+    kept: str,
+) -> DivergenceError:
+    """The one-line error of a run whose loss went NaN/inf at (1-based) ``epoch`` and ``step``."""
+    return DivergenceError(
+        f"{what} diverged at epoch {epoch}, step {step}/{steps}: {describe_terms(terms)} "
+        f"not finite (NaN/inf); {hint}; {kept}; nothing written"
+    )
