@@ -19,10 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from socket_edge.errors import SocketEdgeError
-
 # The sidecar reader under test.
 from socket_edge.artifact import read_sidecar as read_sidecar_of
+from socket_edge.errors import SocketEdgeError
 
 FUZZ_EXAMPLES = int(os.environ.get("SOCKET_EDGE_FUZZ_EXAMPLES", "200"))
 settings.register_profile(
@@ -145,8 +144,8 @@ def test_image_readers(scratch, name, modality):
 
 
 def _sidecar_seed() -> bytes:
-    from socket_edge.data.encoding import default_encoding
     from socket_edge.artifact import make_sidecar
+    from socket_edge.data.encoding import default_encoding
 
     meta = {
         "arch": "resnet18",
