@@ -1,6 +1,7 @@
 """Datasets over the folder layouts of DESIGN.md: labelled, unlabelled, and task-irrelevant pairs.
 
-Augmentation is deterministic: each sample's crop/flip comes from a generator seeded with
+Items are numpy arrays (no torch needed to read data for ONNX Runtime or TensorRT); augmented
+items are torch tensors, augmentation being training. Augmentation is deterministic: each sample's crop/flip comes from a generator seeded with
 (epoch seed, index), so a resumed run and a fresh run see the same images, in any worker.
 """
 
@@ -69,23 +70,23 @@ class _ImageDataset:
         self.augment = augment
         self.pad = image_size // 8 if pad is None else pad
         self.epoch_seed = 0
-        self._cache: dict[Path, object] = {}
+        self._cache: dict[Path, np.ndarray] = {}
         self._cached_bytes = 0
 
     def set_epoch(self, seed: int) -> None:
         """Choose the augmentation draws of this epoch (same seed, same draws)."""
         self.epoch_seed = int(seed)
 
-    def load(self, path: Path, modality: str | None = None):
-        """Read and resize one image (cached), before augmentation."""
+    def load(self, path: Path, modality: str | None = None) -> np.ndarray:
+        """Read and resize one image (cached), before augmentation: a float32 numpy array."""
         modality = modality or self.modality
         t = self._cache.get(path)
         if t is None:
             arr = read_image(path, modality)
             t = resize_center_crop(arr, self.image_size, interpolation_for(modality))
-            if self._cached_bytes + t.numel() * 4 <= CACHE_BYTES:
+            if self._cached_bytes + t.nbytes <= CACHE_BYTES:
                 self._cache[path] = t
-                self._cached_bytes += t.numel() * 4
+                self._cached_bytes += t.nbytes
         return t
 
     def rng(self, index: int) -> np.random.Generator:
