@@ -81,6 +81,11 @@ def run() -> None:
     except Exception as exc:
         if debug:
             raise
+        from socket_edge.extras import missing_module_hint
+
+        if missing_module_hint(exc):  # e.g. torch on a robot install
+            typer.echo(f"error: {missing_module_hint(exc)}", err=True)
+            sys.exit(2)
         typer.echo(
             f"error: {type(exc).__name__}: {exc} (internal error; rerun with --debug for the traceback)",
             err=True,

@@ -82,7 +82,9 @@ def error_text(exc: BaseException, path: Path) -> str:
         text = str(exc)
         return text if str(path) in text or path.name in text else f"{path}: {text}"
     if isinstance(exc, ImportError):
-        return f"{path}: cannot load its runner ({exc})"
+        from ..extras import missing_module_hint
+
+        return f"{path}: cannot load its runner ({missing_module_hint(exc) or exc})"
     first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
     return f"{path}: {type(exc).__name__}: {first}".rstrip(": ")
 
