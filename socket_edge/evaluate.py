@@ -83,6 +83,8 @@ def evaluate_artifact(
     options = {"device": device} if device and str(path).endswith((".pt", ".pth")) else {}
     with load_runner(path, **options) as runner:
         info = runner.info
-        dataset = LabelledFolder(data, info.modality, info.image_size, classes=info.classes)
+        dataset = LabelledFolder(
+            data, info.modality, info.image_size, classes=info.classes, frame_size=info.frame_size
+        )
         logits, labels = runner_logits(runner, dataset, batch_size, show_progress)
     return score(logits.argmax(1), labels, info.classes)

@@ -158,7 +158,7 @@ class _DataCache:
         self._sets: dict[tuple, tuple[Any, bool, list[str]]] = {}
 
     def get(self, info) -> tuple[Any, bool, list[str]]:
-        key = (info.modality, int(info.image_size), tuple(info.classes))
+        key = (info.modality, int(info.image_size), tuple(info.classes), info.frame_size)
         if key not in self._sets:
             self._sets[key] = self._open(info)
         return self._sets[key]
@@ -172,10 +172,16 @@ class _DataCache:
         )
         ds: LabelledFolder | UnlabelledFolder
         if labelled:
-            ds = LabelledFolder(root, info.modality, info.image_size, classes=info.classes)
+            ds = LabelledFolder(
+                root,
+                info.modality,
+                info.image_size,
+                classes=info.classes,
+                frame_size=info.frame_size,
+            )
             ids = [str(p) for p, _ in ds.samples]
         else:
-            ds = UnlabelledFolder(root, info.modality, info.image_size)
+            ds = UnlabelledFolder(root, info.modality, info.image_size, frame_size=info.frame_size)
             ids = [str(p) for p in ds.files]
         ds[0]  # read one image now: a wrong modality fails here, once, not in every batch
         return ds, labelled, ids

@@ -64,9 +64,18 @@ def list_classes(root: str | Path) -> list[str]:
 class _ImageDataset:
     """Shared loading, caching and augmentation of the folder datasets."""
 
-    def __init__(self, modality: str, image_size: int, augment: bool, pad: int | None):
+    def __init__(
+        self,
+        modality: str,
+        image_size: int,
+        augment: bool,
+        pad: int | None,
+        frame_size: tuple[int, int] | None = None,
+    ):
         self.modality = modality
         self.image_size = image_size
+        # Set for models with resize + crop in their graph: images stay whole frames of this size.
+        self.frame_size = tuple(frame_size) if frame_size else None
         self.augment = augment
         self.pad = image_size // 8 if pad is None else pad
         self.epoch_seed = 0
@@ -83,7 +92,17 @@ class _ImageDataset:
         t = self._cache.get(path)
         if t is None:
             arr = read_image(path, modality)
-            t = resize_center_crop(arr, self.image_size, interpolation_for(modality))
+            if self.frame_size is None:
+                t = resize_center_crop(arr, self.image_size, interpolation_for(modality))
+            elif arr.shape[-2:] == self.frame_size:
+                t = np.ascontiguousarray(arr, dtype=np.float32)
+            else:
+                h, w = arr.shape[-2:]
+                raise DataError(
+                    f"image is {h}x{w}, the model takes {self.frame_size[0]}x"
+                    f"{self.frame_size[1]} frames (exported with --frame-size)",
+                    path,
+                )
             if self._cached_bytes + t.nbytes <= CACHE_BYTES:
                 self._cache[path] = t
                 self._cached_bytes += t.nbytes
@@ -112,8 +131,9 @@ class LabelledFolder(_ImageDataset):
         augment: bool = False,
         classes: list[str] | None = None,
         pad: int | None = None,
+        frame_size: tuple[int, int] | None = None,
     ):
-        super().__init__(modality, image_size, augment, pad)
+        super().__init__(modality, image_size, augment, pad, frame_size)
         self.root = require_dir(root)
         found = list_classes(self.root)
         if classes is None:
@@ -148,8 +168,9 @@ class UnlabelledFolder(_ImageDataset):
         image_size: int,
         augment: bool = False,
         pad: int | None = None,
+        frame_size: tuple[int, int] | None = None,
     ):
-        super().__init__(modality, image_size, augment, pad)
+        super().__init__(modality, image_size, augment, pad, frame_size)
         self.root = require_dir(root)
         self.files = find_images(self.root)
         if not self.files:

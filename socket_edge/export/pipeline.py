@@ -51,6 +51,7 @@ class ExportOptions:
     workspace_mib: int | None = None
     timing_cache: Path | None = None
     engine: Path | None = None
+    frame_size: tuple[int, int] | None = None  # bake resize + crop of HxW frames into the graphs
     show_progress: bool = True
 
 
@@ -122,6 +123,11 @@ def export(
     o = options or ExportOptions()
     model = Path(model)
     if model.suffix.lower() == ".onnx":
+        if o.frame_size is not None:
+            raise SocketEdgeError(
+                f"--frame-size is baked in when exporting a checkpoint; {model.name} takes "
+                "what its sidecar's input shape says"
+            )
         if not o.trt:
             raise SocketEdgeError(
                 f"{model} is already an ONNX model: add --trt to build a TensorRT "
@@ -197,10 +203,39 @@ def export_checkpoint(model_path: Path, out: Path, o: ExportOptions) -> ExportRe
             result.int8 = _int8(
                 fp32, fp32_sha, out, meta, calib_set, gate_set, o, staging, source, export_info
             )
+        if o.frame_size is not None:
+            _bake_frames(staging, meta, o.frame_size)
         result.written = staging.commit()
     if not o.int8:
         _warn_stale_int8(out, fp32_sha)
     return result
+
+
+def _bake_frames(staging: Staging, meta: dict, frame: tuple[int, int]) -> None:
+    """Every staged ONNX model takes ``frame``-sized raw frames (resize + crop in the graph);
+    their sidecars say so, with the check of in-graph against host preprocessing."""
+    import json
+
+    from .frame import bake_frame, example_frames, frame_parity, frame_preprocess
+
+    frames = example_frames(meta["modality"], frame)
+    for target, tmp in list(staging.targets.items()):
+        if target.suffix.lower() != ".onnx":
+            continue
+        plain = staging.scratch(f"plain-{target.name}")
+        os.replace(tmp, plain)
+        doc = json.loads(staging.targets[sidecar_path(target)].read_text(encoding="utf-8"))
+        nodes = bake_frame(plain, tmp, frame, doc["preprocess"])
+        check = frame_parity(plain, tmp, frames, doc["preprocess"])
+        doc["preprocess"] = {**frame_preprocess(doc["preprocess"], frame), "nodes": nodes}
+        doc["preprocess"]["parity"] = check
+        doc["input"] = {**doc["input"], "shape": [*doc["input"]["shape"][:2], *frame]}
+        doc["sha256"] = sha256_file(tmp)
+        write_json(staging.targets[sidecar_path(target)], doc)
+        info(
+            f"{target.name}: takes {frame[0]}x{frame[1]} frames (resize + crop in the graph; "
+            f"max |logit diff| vs host resize {check['max_abs_logit_diff']:.2g})"
+        )
 
 
 def _warn_stale_int8(out: Path, fp32_sha: str) -> None:
