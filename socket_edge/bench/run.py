@@ -6,7 +6,6 @@ found, loaded or fed gets an error row; the others still run.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -46,6 +45,7 @@ ROW_DEFAULTS: dict[str, Any] = dict.fromkeys(
         "images_per_joule",
         "warnings",
         "error",
+        "trtexec",
     )
 )
 
@@ -61,6 +61,7 @@ class BenchConfig:
     device: str | None = None
     include_copies: bool = True  # engines: time host<->device copies with the compute
     cuda_graph: bool = False  # engines: replay a captured CUDA graph
+    trtexec: bool = False  # engines: also run NVIDIA's trtexec, report its GPU compute time
     accuracy: bool = True
     power: bool = True
     power_interval_ms: int = 100
@@ -90,27 +91,23 @@ def error_text(exc: BaseException, path: Path) -> str:
 
 
 def _load_runner(path: Path, cfg: BenchConfig) -> tuple[Any, dict[str, Any], list[str]]:
-    """The runner with the options it accepts; the options it rejected are returned by name."""
-    from ..runtime import load_runner
+    """The runner with the options it declares (Runner.options); the asked options it does not
+    take are returned by name."""
+    from .. import runtime
 
-    options: dict[str, Any] = {}
+    wanted: dict[str, Any] = {}
     if cfg.device:
-        options["device"] = cfg.device
+        wanted["device"] = cfg.device
     if cfg.threads:
-        options["threads"] = cfg.threads
-    if path.suffix.lower() in ENGINE_SUFFIXES:
-        options["cuda_graph"] = cfg.cuda_graph
-        options["include_copies"] = cfg.include_copies
-    unsupported: list[str] = []
-    while True:
-        try:
-            return load_runner(path, **options), options, unsupported
-        except TypeError as exc:
-            m = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
-            if not m or m.group(1) not in options:
-                raise
-            unsupported.append(m.group(1))
-            options.pop(m.group(1))
+        wanted["threads"] = cfg.threads
+    if cfg.cuda_graph:
+        wanted["cuda_graph"] = True
+    if not cfg.include_copies:
+        wanted["include_copies"] = False
+    declared = getattr(runtime.runner_class(path), "options", frozenset())
+    options = {k: v for k, v in wanted.items() if k in declared}
+    unsupported = [k for k in wanted if k not in declared]
+    return runtime.load_runner(path, **options), options, unsupported
 
 
 def _on_gpu(runner) -> bool:
@@ -288,6 +285,8 @@ def _bench_artifact(
                 row["peak_rss_mb"] = peak_rss_mb()
                 row["gpu_memory"] = gpu_memory_mb(runner.backend) if gpu else None
                 row.update(_power_fields(sampler, t0, t1, gpu, stats))
+                if cfg.trtexec and runner.backend == "tensorrt":
+                    row["trtexec"] = _trtexec(path, info, batch, cfg)
                 row["warnings"] = _row_warnings(row, cfg)
                 warnings.extend(f"{path.name} batch {batch}: {w}" for w in row["warnings"])
                 row["error"] = None
@@ -332,8 +331,35 @@ def _accuracy(logits: np.ndarray, dataset, labelled: bool, classes: list[str]) -
     }
 
 
+def _trtexec(path: Path, info, batch: int, cfg: BenchConfig) -> dict[str, Any]:
+    """trtexec's GPU compute and host latency p50/p99 for this engine and batch, or its error."""
+    from .trtexec import run_trtexec
+
+    spec = (info.extra.get("sidecar") or {}).get("input") or {}
+    shape = [batch, *[int(d) for d in spec.get("shape", [0, info.in_channels])[1:2]]]
+    shape += list(info.frame_size or (info.image_size, info.image_size))
+    try:
+        doc = run_trtexec(path, spec.get("name", "input"), shape, cfg.duration_s)
+    except SocketEdgeError as exc:
+        return {"error": str(exc)}
+    gpu, host = doc["gpu_compute_ms"], doc.get("latency_ms") or {}
+    return {
+        "gpu_compute_p50_ms": gpu.get("p50"),
+        "gpu_compute_p99_ms": gpu.get("p99"),
+        "latency_p50_ms": host.get("p50"),
+        "latency_p99_ms": host.get("p99"),
+        "throughput_qps": doc.get("throughput_qps"),
+        "version": doc.get("version"),
+        "command": doc["command"],
+        "error": None,
+    }
+
+
 def _row_warnings(row: dict[str, Any], cfg: BenchConfig) -> list[str]:
     out = []
+    trtexec = row.get("trtexec")
+    if trtexec and trtexec.get("error"):
+        out.append(f"trtexec: {trtexec['error']}")
     cv = row.get("cv")
     if cv is not None and cv > cfg.cv_warn:
         out.append(

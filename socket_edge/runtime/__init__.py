@@ -13,25 +13,29 @@ from typing import Any
 from .base import Runner
 
 
-def load_runner(path: str | Path, **options: Any) -> Runner:
-    """A runner for ``path`` chosen by its suffix: .pt (torch), .onnx (ONNX Runtime), .engine."""
+def runner_class(path: str | Path) -> type[Runner]:
+    """The runner class for ``path`` by its suffix: .pt (torch), .onnx (ONNX Runtime), .engine."""
     from ..errors import ArtifactError
 
-    path = Path(path)
-    suffix = path.suffix.lower()
+    suffix = Path(path).suffix.lower()
     if suffix in (".pt", ".pth"):
         from .torch import TorchRunner
 
-        return TorchRunner(path, **options)
+        return TorchRunner
     if suffix == ".onnx":
         from .onnxruntime import OnnxRuntimeRunner
 
-        return OnnxRuntimeRunner(path, **options)
+        return OnnxRuntimeRunner
     if suffix in (".engine", ".plan", ".trt"):
         from .tensorrt import TensorRTRunner
 
-        return TensorRTRunner(path, **options)
+        return TensorRTRunner
     raise ArtifactError("unknown artifact type (expected .pt, .onnx or .engine)", path)
 
 
-__all__ = ["Runner", "load_runner"]
+def load_runner(path: str | Path, **options: Any) -> Runner:
+    """A runner for ``path`` (see :func:`runner_class`) with ``options`` it declares."""
+    return runner_class(path)(Path(path), **options)
+
+
+__all__ = ["Runner", "load_runner", "runner_class"]

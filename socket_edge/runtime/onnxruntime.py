@@ -19,6 +19,7 @@ PROVIDER_ALIASES = {
 
 class OnnxRuntimeRunner(Runner):
     backend = "onnxruntime"
+    options = frozenset({"device", "threads"})
 
     def __init__(self, path: str | Path, device: str | None = "cpu", threads: int | None = None):
         self.device_name = (device or "cpu").split(":")[0]

@@ -295,6 +295,7 @@ class TensorRTRunner(Runner):
     """Runs a serialized TensorRT engine (.engine/.plan) with its sidecar."""
 
     backend = "tensorrt"
+    options = frozenset({"device", "threads", "buffers"})
 
     def __init__(
         self,
