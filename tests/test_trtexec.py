@@ -96,3 +96,53 @@ def test_run_trtexec_calls_it_and_reads_its_summary(tmp_path, monkeypatch):
     if find_trtexec() is None:
         with pytest.raises(SocketEdgeError, match="trtexec is not on PATH"):
             run_trtexec(Path("m.engine"), "input", [1, 1, 64, 64])
+
+
+def test_bench_puts_trtexec_beside_its_own_figures(tmp_path, monkeypatch):
+    import time
+
+    import numpy as np
+    from PIL import Image
+
+    import socket_edge.runtime as runtime
+    from socket_edge.bench import BenchConfig, bench
+    from socket_edge.runtime.base import ArtifactInfo, Runner
+
+    class FakeEngine(Runner):
+        backend = "tensorrt"
+
+        def load_info(self) -> ArtifactInfo:
+            sidecar = {"input": {"name": "input", "shape": ["batch", 1, 64, 64]}}
+            return ArtifactInfo(
+                self.path, "engine", ["a", "b"], "depth", 64, {}, {}, extra={"sidecar": sidecar}
+            )
+
+        def activate_impl(self) -> None:
+            pass
+
+        def infer_impl(self, batch):
+            time.sleep(0.001)
+            return np.tile(np.array([[1.0, 0.0]], np.float32), (len(batch), 1))
+
+    for c in ("a", "b"):
+        (tmp_path / "data" / c).mkdir(parents=True)
+        Image.fromarray(np.full((64, 64), 1500, np.uint16)).save(tmp_path / "data" / c / "x.png")
+    engine = tmp_path / "m.engine"
+    engine.write_bytes(b"fake")
+    monkeypatch.setattr(runtime, "load_runner", lambda path, **o: FakeEngine(path))
+    fake = tmp_path / "bin" / "trtexec"
+    fake.parent.mkdir()
+    (tmp_path / "summary.txt").write_text(TENSORRT_10)
+    fake.write_text(f"#!/bin/sh\ncat {tmp_path / 'summary.txt'}\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    cfg = BenchConfig(
+        batches=[2], warmup_s=0, iterations=3, power=False, trtexec=True, show_progress=False
+    )
+    (row,) = bench([engine], tmp_path / "data", cfg)["rows"]
+    t = row["trtexec"]
+    assert row["error"] is None and t["error"] is None
+    assert (t["gpu_compute_p50_ms"], t["gpu_compute_p99_ms"]) == (7.14139, 12.9485)
+    assert "--shapes=input:2x1x64x64" in t["command"] and t["version"] == "10.2.0"
+    cfg.trtexec = False
+    assert bench([engine], tmp_path / "data", cfg)["rows"][0]["trtexec"] is None
