@@ -38,7 +38,7 @@ def test_readme_python_examples_run_as_written(tmp_path):
     for name, code in (("pipeline", pipeline), ("robot loop", loop)):
         r = subprocess.run(
             [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
-            timeout=1200,
+            timeout=1800,
         )  # fmt: skip
         assert r.returncode == 0, (name, r.stderr[-3000:])
     assert (tmp_path / "depth.onnx").exists() and (tmp_path / "depth.int8-cpu.onnx").exists()
