@@ -48,7 +48,7 @@ class CalibrationSet:
                 (0, 1 if self.modality != "rgb" else 3, self.image_size, self.image_size),
                 np.float32,
             )
-        return np.stack([self._loader().load(p).numpy() for p in files]).astype(np.float32)
+        return np.stack([np.asarray(self._loader().load(p)) for p in files]).astype(np.float32)
 
     def batches(self, batch_size: int, files: list[Path] | None = None) -> Iterator[np.ndarray]:
         """The calibration images (or ``files``) in order, ``batch_size`` at a time."""

@@ -41,14 +41,11 @@ def bench(
         help="cpu (default), cuda[:N] (torch, ONNX Runtime) or tensorrt "
         "(ONNX Runtime's TensorRT provider).",
     ),
-    copies: bool = typer.Option(
-        True,
-        "--copies/--no-copies",
-        help="Engines: include host<->device copies in the timed "
-        "region (default) or time the GPU work only.",
-    ),
-    cuda_graph: bool = typer.Option(
-        False, "--cuda-graph", help="Engines: capture the inference in a CUDA graph, replay it."
+    trtexec: bool = typer.Option(
+        False,
+        "--trtexec",
+        help="Engines: also run NVIDIA's trtexec (where on PATH) and show its GPU compute "
+        "p50/p99 (device clock, no host-device copies) beside socket-edge's figures.",
     ),
     accuracy: bool = typer.Option(
         True, "--accuracy/--no-accuracy", help="Run the whole data set for top-1 and agreement."
@@ -102,8 +99,7 @@ def bench(
         "iterations": ("iterations", iterations),
         "threads": ("threads", threads),
         "device": ("device", device),
-        "include_copies": ("copies", copies),
-        "cuda_graph": ("cuda_graph", cuda_graph),
+        "trtexec": ("trtexec", trtexec),
         "accuracy": ("accuracy", accuracy),
         "power": ("power", power),
         "cv_warn": ("cv_warn", cv_warn),
@@ -134,7 +130,7 @@ def register(app: typer.Typer) -> None:
             "socket-edge bench depth.pt depth.onnx depth.int8-cpu.onnx "
             "--data data/synth/depth/target/test",
             "socket-edge bench model.fp16.engine model.int8.engine --data DIR/test --batch 1,8 "
-            "--cuda-graph --json bench.json",
+            "--trtexec --json bench.json",
             "socket-edge bench a.onnx b.onnx --data DIR --iterations 200 --threads 2 "
             "--md bench.md --plot bench.png",
         ),

@@ -73,6 +73,12 @@ def export(
     engine: Path = typer.Option(
         None, "--engine", help="Engine file (default: model.<precision>.engine beside the ONNX)."
     ),
+    frame_size: str = typer.Option(
+        None,
+        "--frame-size",
+        help="HEIGHTxWIDTH of the sensor's frames (e.g. 480x640): resize + centre crop go into "
+        "the graph, which then takes whole frames.",
+    ),
     config: Path = typer.Option(
         None, "--config", help="Pipeline TOML; its [export] table sets defaults, flags override."
     ),
@@ -94,6 +100,7 @@ def export(
     """
     from socket_edge.config import section
     from socket_edge.errors import SocketEdgeError
+    from socket_edge.export.frame import parse_frame_size
     from socket_edge.export.pipeline import ExportOptions
     from socket_edge.export.pipeline import export as run
 
@@ -117,6 +124,7 @@ def export(
         "workspace_mib": ("workspace", workspace),
         "timing_cache": ("timing_cache", timing_cache),
         "engine": ("engine", engine),
+        "frame_size": ("frame_size", parse_frame_size(frame_size) if frame_size else None),
     }
     from socket_edge.guard import option_errors
 
@@ -167,5 +175,6 @@ def register(app: typer.Typer) -> None:
             "--max-drop 0.5 --max-disagreement 1",
             "socket-edge export model.onnx --trt --fp16 --int8 --timing-cache trt.cache",
             "socket-edge export model.onnx --trt --int8 --int8-mode implicit --dla-core 0",
+            "socket-edge export depth.pt --out model.onnx --frame-size 480x640  # raw frames in",
         ),
     )(export)

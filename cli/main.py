@@ -46,10 +46,20 @@ def _main(
 
 def _register() -> None:
     # One module per group of commands; each exposes register(app).
-    from . import bench_cmd, convert_cmd, data_cmd, demo_cmd, doctor_cmd, export_cmd, train_cmd
+    from . import (
+        bench_cmd,
+        classify_cmd,
+        convert_cmd,
+        data_cmd,
+        demo_cmd,
+        doctor_cmd,
+        export_cmd,
+        train_cmd,
+    )
 
     for module in (demo_cmd, data_cmd, convert_cmd, train_cmd, export_cmd, bench_cmd, doctor_cmd):
         module.register(app)
+    classify_cmd.register(app)
 
 
 _register()
@@ -81,6 +91,11 @@ def run() -> None:
     except Exception as exc:
         if debug:
             raise
+        from socket_edge.extras import missing_module_hint
+
+        if missing_module_hint(exc):  # e.g. torch on a robot install
+            typer.echo(f"error: {missing_module_hint(exc)}", err=True)
+            sys.exit(2)
         typer.echo(
             f"error: {type(exc).__name__}: {exc} (internal error; rerun with --debug for the traceback)",
             err=True,

@@ -6,5 +6,16 @@ never here, so that ``import socket_edge`` and ``socket-edge --help`` stay fast.
 
 __version__ = "0.1.0"
 
+__all__ = ["Classifier", "MODALITIES", "TARGET_MODALITIES", "__version__"]
+
 MODALITIES = ("rgb", "depth", "ir")
 TARGET_MODALITIES = ("depth", "ir")
+
+
+def __getattr__(name: str):
+    # socket_edge.Classifier without importing numpy and the runners on `import socket_edge`
+    if name == "Classifier":
+        from .classifier import Classifier
+
+        return Classifier
+    raise AttributeError(f"module 'socket_edge' has no attribute {name!r}")

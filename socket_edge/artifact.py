@@ -81,6 +81,12 @@ class ArtifactInfo:
     def in_channels(self) -> int:
         return 3 if self.modality == "rgb" else 1
 
+    @property
+    def frame_size(self) -> tuple[int, int] | None:
+        """(H, W) of the raw frames the artifact takes when resize + crop are in its graph."""
+        frame = self.preprocess.get("frame_size") if self.preprocess.get("in_graph") else None
+        return (int(frame[0]), int(frame[1])) if frame else None
+
 
 # ---------------------------------------------------------------------------------------------
 # Writing

@@ -117,8 +117,7 @@ def report() -> dict[str, Any]:
     except ImportError:
         out["onnxruntime_providers"] = []
     out["tensorrt"] = tensorrt_version()
-    out["pycuda"] = _version("pycuda")
-    out["cuda_python"] = _version("cuda") if importlib.util.find_spec("cuda") else None
+    out["polygraphy"] = _version("polygraphy")  # builds and runs engines (extra 'trt')
     out["matplotlib"] = _version("matplotlib")
     out["jetson"] = jetson_info()
     return out

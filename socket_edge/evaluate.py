@@ -61,14 +61,14 @@ def runner_logits(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Logits and labels of an active runner over a dataset, in dataset order."""
     from .console import bar
-    from .training import make_loader
 
     out, labels = [], []
-    loader = make_loader(dataset, batch_size, shuffle=False)
-    with bar(f"eval {runner.path.name}", len(loader), show_progress) as progress:
-        for x, y in loader:
-            out.append(runner.infer(x.numpy()))
-            labels.append(np.asarray(y))
+    starts = range(0, len(dataset), batch_size)  # plain numpy batches: no torch DataLoader
+    with bar(f"eval {runner.path.name}", len(starts), show_progress) as progress:
+        for start in starts:
+            items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+            out.append(runner.infer(np.stack([np.asarray(x, np.float32) for x, _ in items])))
+            labels.append(np.asarray([y for _, y in items]))
             progress.advance()
     return np.concatenate(out), np.concatenate(labels)
 
@@ -91,6 +91,8 @@ def evaluate_artifact(
     options = {"device": device} if device and str(path).endswith((".pt", ".pth")) else {}
     with load_runner(path, verify=verify, **options) as runner:
         info = runner.info
-        dataset = LabelledFolder(data, info.modality, info.image_size, classes=info.classes)
+        dataset = LabelledFolder(
+            data, info.modality, info.image_size, classes=info.classes, frame_size=info.frame_size
+        )
         logits, labels = runner_logits(runner, dataset, batch_size, show_progress)
     return score(logits.argmax(1), labels, info.classes)

@@ -26,13 +26,7 @@ from socket_edge.export.tensorrt import (
     profile_from,
     resolve_int8_mode,
 )
-from socket_edge.runtime.tensorrt import (
-    TensorRTRunner,
-    available_memory_backends,
-    check_engine,
-    device_memory,
-    engine_problems,
-)
+from socket_edge.runtime.tensorrt import TensorRTRunner, check_engine, engine_problems, gpu_info
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -177,11 +171,8 @@ def test_building_without_tensorrt_says_where_to_build():
 
 
 @pytest.mark.skipif(HAS_GPU, reason="a CUDA GPU is present")
-def test_device_memory_without_a_gpu_is_a_clear_error():
-    with pytest.raises(ArtifactError, match="no usable CUDA buffers"):
-        device_memory()
-    with pytest.raises(ArtifactError, match="unknown CUDA buffer backend"):
-        device_memory("opencl")
+def test_no_gpu_is_none_not_a_crash():
+    assert gpu_info() is None
 
 
 def _cache_with_sidecar(folder: Path, stamp: str, model_sha: str) -> Path:
@@ -263,24 +254,6 @@ def test_tensorrt_code_type_checks(tmp_path):
 
 
 # --- on a machine with a GPU ----------------------------------------------------------------------
-
-
-@needs_gpu
-@pytest.mark.parametrize("backend", ["cuda-python", "pycuda", "torch"])
-def test_device_memory_round_trip(backend):
-    if backend not in available_memory_backends():
-        pytest.skip(f"{backend} is not installed")
-    mem = device_memory(backend)
-    host = np.arange(3 * 5, dtype=np.float32).reshape(3, 5)
-    buf = mem.alloc(host.nbytes)
-    assert mem.ptr(buf) != 0
-    mem.to_device(buf, host)
-    back = np.zeros_like(host)
-    mem.to_host(back, buf)
-    mem.synchronize()
-    assert np.array_equal(back, host)
-    assert isinstance(mem.stream_handle(), int)
-    mem.free(buf)
 
 
 # --- where TensorRT exists: build FP16 and INT8 engines and check their accuracy ------------------

@@ -124,6 +124,15 @@ def print_table(doc: dict[str, Any], console=None) -> None:
     console.print(table)
     console.print(settings_line(doc), style="dim", markup=False)
     for row in doc["rows"]:
+        t = row.get("trtexec")
+        if t and not t.get("error"):
+            console.print(
+                f"trtexec {row['name']} batch {row['batch']}: GPU compute p50 "
+                f"{t['gpu_compute_p50_ms']} ms, p99 {t['gpu_compute_p99_ms']} ms; host latency p50 "
+                f"{t['latency_p50_ms']} ms (ours: p50 {row['latency_ms']['p50']:.3f} ms)",
+                markup=False,
+            )
+    for row in doc["rows"]:
         if row.get("error"):
             console.print(f"error: {row['error']}", style="red", markup=False)
     for w in doc.get("warnings") or []:

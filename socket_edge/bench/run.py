@@ -6,7 +6,6 @@ found, loaded or fed gets an error row; the others still run.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -46,6 +45,7 @@ ROW_DEFAULTS: dict[str, Any] = dict.fromkeys(
         "images_per_joule",
         "warnings",
         "error",
+        "trtexec",
     )
 )
 
@@ -61,6 +61,7 @@ class BenchConfig:
     device: str | None = None
     include_copies: bool = True  # engines: time host<->device copies with the compute
     cuda_graph: bool = False  # engines: replay a captured CUDA graph
+    trtexec: bool = False  # engines: also run NVIDIA's trtexec, report its GPU compute time
     accuracy: bool = True
     power: bool = True
     power_interval_ms: int = 100
@@ -83,35 +84,31 @@ def error_text(exc: BaseException, path: Path) -> str:
         text = str(exc)
         return text if str(path) in text or path.name in text else f"{path}: {text}"
     if isinstance(exc, ImportError):
-        return f"{path}: cannot load its runner ({exc})"
+        from ..extras import missing_module_hint
+
+        return f"{path}: cannot load its runner ({missing_module_hint(exc) or exc})"
     first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
     return f"{path}: {type(exc).__name__}: {first}".rstrip(": ")
 
 
 def _load_runner(path: Path, cfg: BenchConfig) -> tuple[Any, dict[str, Any], list[str]]:
-    """The runner with the options it accepts; the options it rejected are returned by name."""
-    from ..runtime import load_runner
+    """The runner with the options it declares (Runner.options); the asked options it does not
+    take are returned by name."""
+    from .. import runtime
 
-    options: dict[str, Any] = {}
+    wanted: dict[str, Any] = {}
     if cfg.device:
-        options["device"] = cfg.device
+        wanted["device"] = cfg.device
     if cfg.threads:
-        options["threads"] = cfg.threads
-    if not cfg.verify:  # verifying is every runner's default
-        options["verify"] = False
-    if path.suffix.lower() in ENGINE_SUFFIXES:
-        options["cuda_graph"] = cfg.cuda_graph
-        options["include_copies"] = cfg.include_copies
-    unsupported: list[str] = []
-    while True:
-        try:
-            return load_runner(path, **options), options, unsupported
-        except TypeError as exc:
-            m = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
-            if not m or m.group(1) not in options:
-                raise
-            unsupported.append(m.group(1))
-            options.pop(m.group(1))
+        wanted["threads"] = cfg.threads
+    if cfg.cuda_graph:
+        wanted["cuda_graph"] = True
+    if not cfg.include_copies:
+        wanted["include_copies"] = False
+    declared = getattr(runtime.runner_class(path), "options", frozenset())
+    options = {k: v for k, v in wanted.items() if k in declared}
+    unsupported = [k for k in wanted if k not in declared]
+    return runtime.load_runner(path, verify=cfg.verify, **options), options, unsupported
 
 
 def _on_gpu(runner) -> bool:
@@ -159,7 +156,7 @@ class _DataCache:
         self._sets: dict[tuple, tuple[Any, bool, list[str]]] = {}
 
     def get(self, info) -> tuple[Any, bool, list[str]]:
-        key = (info.modality, int(info.image_size), tuple(info.classes))
+        key = (info.modality, int(info.image_size), tuple(info.classes), info.frame_size)
         if key not in self._sets:
             self._sets[key] = self._open(info)
         return self._sets[key]
@@ -173,10 +170,16 @@ class _DataCache:
         )
         ds: LabelledFolder | UnlabelledFolder
         if labelled:
-            ds = LabelledFolder(root, info.modality, info.image_size, classes=info.classes)
+            ds = LabelledFolder(
+                root,
+                info.modality,
+                info.image_size,
+                classes=info.classes,
+                frame_size=info.frame_size,
+            )
             ids = [str(p) for p, _ in ds.samples]
         else:
-            ds = UnlabelledFolder(root, info.modality, info.image_size)
+            ds = UnlabelledFolder(root, info.modality, info.image_size, frame_size=info.frame_size)
             ids = [str(p) for p in ds.files]
         ds[0]  # read one image now: a wrong modality fails here, once, not in every batch
         return ds, labelled, ids
@@ -283,6 +286,8 @@ def _bench_artifact(
                 row["peak_rss_mb"] = peak_rss_mb()
                 row["gpu_memory"] = gpu_memory_mb(runner.backend) if gpu else None
                 row.update(_power_fields(sampler, t0, t1, gpu, stats))
+                if cfg.trtexec and runner.backend == "tensorrt":
+                    row["trtexec"] = _trtexec(path, info, batch, cfg)
                 row["warnings"] = _row_warnings(row, cfg)
                 warnings.extend(f"{path.name} batch {batch}: {w}" for w in row["warnings"])
                 row["error"] = None
@@ -327,8 +332,35 @@ def _accuracy(logits: np.ndarray, dataset, labelled: bool, classes: list[str]) -
     }
 
 
+def _trtexec(path: Path, info, batch: int, cfg: BenchConfig) -> dict[str, Any]:
+    """trtexec's GPU compute and host latency p50/p99 for this engine and batch, or its error."""
+    from .trtexec import run_trtexec
+
+    spec = (info.extra.get("sidecar") or {}).get("input") or {}
+    shape = [batch, *[int(d) for d in spec.get("shape", [0, info.in_channels])[1:2]]]
+    shape += list(info.frame_size or (info.image_size, info.image_size))
+    try:
+        doc = run_trtexec(path, spec.get("name", "input"), shape, cfg.duration_s)
+    except SocketEdgeError as exc:
+        return {"error": str(exc)}
+    gpu, host = doc["gpu_compute_ms"], doc.get("latency_ms") or {}
+    return {
+        "gpu_compute_p50_ms": gpu.get("p50"),
+        "gpu_compute_p99_ms": gpu.get("p99"),
+        "latency_p50_ms": host.get("p50"),
+        "latency_p99_ms": host.get("p99"),
+        "throughput_qps": doc.get("throughput_qps"),
+        "version": doc.get("version"),
+        "command": doc["command"],
+        "error": None,
+    }
+
+
 def _row_warnings(row: dict[str, Any], cfg: BenchConfig) -> list[str]:
     out = []
+    trtexec = row.get("trtexec")
+    if trtexec and trtexec.get("error"):
+        out.append(f"trtexec: {trtexec['error']}")
     cv = row.get("cv")
     if cv is not None and cv > cfg.cv_warn:
         out.append(

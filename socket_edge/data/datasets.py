@@ -1,6 +1,7 @@
 """Datasets over the folder layouts of DESIGN.md: labelled, unlabelled, and task-irrelevant pairs.
 
-Augmentation is deterministic: each sample's crop/flip comes from a generator seeded with
+Items are numpy arrays (no torch needed to read data for ONNX Runtime or TensorRT); augmented
+items are torch tensors, augmentation being training. Augmentation is deterministic: each sample's crop/flip comes from a generator seeded with
 (epoch seed, index), so a resumed run and a fresh run see the same images, in any worker.
 """
 
@@ -74,13 +75,22 @@ def empty_class_folders(root: str | Path) -> list[str]:
 class _ImageDataset:
     """Shared loading, caching and augmentation of the folder datasets."""
 
-    def __init__(self, modality: str, image_size: int, augment: bool, pad: int | None):
+    def __init__(
+        self,
+        modality: str,
+        image_size: int,
+        augment: bool,
+        pad: int | None,
+        frame_size: tuple[int, int] | None = None,
+    ):
         self.modality = modality
         self.image_size = image_size
+        # Set for models with resize + crop in their graph: images stay whole frames of this size.
+        self.frame_size = tuple(frame_size) if frame_size else None
         self.augment = augment
         self.pad = image_size // 8 if pad is None else pad
         self.epoch_seed = 0
-        self._cache: dict[Path, object] = {}
+        self._cache: dict[Path, np.ndarray] = {}
         self._cached_bytes = 0
         self._depth_seen: set[Path] = set()
         self._depth_empty = 0
@@ -90,18 +100,28 @@ class _ImageDataset:
         """Choose the augmentation draws of this epoch (same seed, same draws)."""
         self.epoch_seed = int(seed)
 
-    def load(self, path: Path, modality: str | None = None):
-        """Read and resize one image (cached), before augmentation."""
+    def load(self, path: Path, modality: str | None = None) -> np.ndarray:
+        """Read and resize one image (cached), before augmentation: a float32 numpy array."""
         modality = modality or self.modality
         t = self._cache.get(path)
         if t is None:
             arr = read_image(path, modality)
             if modality == "depth":
                 self._note_depth(path, arr)
-            t = resize_center_crop(arr, self.image_size, interpolation_for(modality))
-            if self._cached_bytes + t.numel() * 4 <= CACHE_BYTES:
+            if self.frame_size is None:
+                t = resize_center_crop(arr, self.image_size, interpolation_for(modality))
+            elif arr.shape[-2:] == self.frame_size:
+                t = np.ascontiguousarray(arr, dtype=np.float32)
+            else:
+                h, w = arr.shape[-2:]
+                raise DataError(
+                    f"image is {h}x{w}, the model takes {self.frame_size[0]}x"
+                    f"{self.frame_size[1]} frames (exported with --frame-size)",
+                    path,
+                )
+            if self._cached_bytes + t.nbytes <= CACHE_BYTES:
                 self._cache[path] = t
-                self._cached_bytes += t.numel() * 4
+                self._cached_bytes += t.nbytes
         return t
 
     def _note_depth(self, path: Path, arr: np.ndarray) -> None:
@@ -142,8 +162,9 @@ class LabelledFolder(_ImageDataset):
         augment: bool = False,
         classes: list[str] | None = None,
         pad: int | None = None,
+        frame_size: tuple[int, int] | None = None,
     ):
-        super().__init__(modality, image_size, augment, pad)
+        super().__init__(modality, image_size, augment, pad, frame_size)
         self.root = require_dir(root)
         found = list_classes(self.root)
         if classes is None:
@@ -193,8 +214,9 @@ class UnlabelledFolder(_ImageDataset):
         image_size: int,
         augment: bool = False,
         pad: int | None = None,
+        frame_size: tuple[int, int] | None = None,
     ):
-        super().__init__(modality, image_size, augment, pad)
+        super().__init__(modality, image_size, augment, pad, frame_size)
         self.root = require_dir(root)
         self.files = find_images(self.root)
         if not self.files:

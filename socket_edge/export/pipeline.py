@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 from ..artifact import make_sidecar, read_sidecar, sidecar_path, write_sidecar
 from ..console import info, warn
 from ..errors import ArtifactError, SocketEdgeError
-from ..files import sha256_file
+from ..files import sha256_file, write_json
 from ..outputs import Staging, clean_export_leftovers, exclusive
 
 PARITY_IMAGES = 64
@@ -52,6 +53,7 @@ class ExportOptions:
     workspace_mib: int | None = None
     timing_cache: Path | None = None
     engine: Path | None = None
+    frame_size: tuple[int, int] | None = None  # bake resize + crop of HxW frames into the graphs
     show_progress: bool = True
 
     def __post_init__(self) -> None:
@@ -106,6 +108,11 @@ def export(
     o = options or ExportOptions()
     model = Path(model)
     if model.suffix.lower() == ".onnx":
+        if o.frame_size is not None:
+            raise SocketEdgeError(
+                f"--frame-size is baked in when exporting a checkpoint; {model.name} takes "
+                "what its sidecar's input shape says"
+            )
         if not o.trt:
             raise SocketEdgeError(
                 f"{model} is already an ONNX model: add --trt to build a TensorRT "
@@ -194,10 +201,52 @@ def export_checkpoint(model_path: Path, out: Path, o: ExportOptions) -> ExportRe
             result.int8 = _int8(
                 fp32, fp32_sha, out, meta, calib_set, gate_set, o, staging, source, export_info
             )
+        if o.frame_size is not None:
+            _bake_frames(staging, meta, o.frame_size)
         result.written = staging.commit()
     if not o.int8:
         _warn_stale_int8(out, fp32_sha)
     return result
+
+
+def _bake_frames(staging: Staging, meta: dict, frame: tuple[int, int]) -> None:
+    """Every staged ONNX model takes ``frame``-sized raw frames (resize + crop in the graph);
+    their sidecars say so, with the check of in-graph against host preprocessing."""
+    import json
+
+    from .frame import bake_frame, example_frames, frame_parity, frame_preprocess
+
+    frames = example_frames(meta["modality"], frame)
+    renamed: dict[str, str] = {}  # FP32 sha256 before -> after the frame nodes
+    for target, tmp in list(staging.targets.items()):
+        if target.suffix.lower() != ".onnx":
+            continue
+        plain = staging.scratch(f"plain-{target.name}")
+        os.replace(tmp, plain)
+        doc = json.loads(staging.targets[sidecar_path(target)].read_text(encoding="utf-8"))
+        nodes = bake_frame(plain, tmp, frame, doc["preprocess"])
+        check = frame_parity(plain, tmp, frames, doc["preprocess"])
+        doc["preprocess"] = {**frame_preprocess(doc["preprocess"], frame), "nodes": nodes}
+        doc["preprocess"]["parity"] = check
+        doc["input"] = {**doc["input"], "shape": [*doc["input"]["shape"][:2], *frame]}
+        if doc.get("precision") == "fp32":
+            renamed[doc["sha256"]] = sha256_file(tmp)
+        doc["sha256"] = sha256_file(tmp)
+        write_json(staging.targets[sidecar_path(target)], doc)
+        info(
+            f"{target.name}: takes {frame[0]}x{frame[1]} frames (resize + crop in the graph; "
+            f"max |logit diff| vs host resize {check['max_abs_logit_diff']:.2g})"
+        )
+    # The INT8 models and the cache were calibrated on the FP32 graph before its frame nodes were
+    # added; their lineage now points at the FP32 model as written (see artifact.check_lineage).
+    for target, tmp in staging.targets.items():
+        if target.suffix.lower() != ".json":
+            continue
+        doc = json.loads(tmp.read_text(encoding="utf-8"))
+        calibration = doc.get("calibration") or {}
+        if calibration.get("model_sha256") in renamed:
+            calibration["model_sha256"] = renamed[calibration["model_sha256"]]
+            write_json(tmp, doc)
 
 
 def _warn_stale_int8(out: Path, fp32_sha: str) -> None:

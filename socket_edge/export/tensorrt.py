@@ -1,5 +1,10 @@
 """Build TensorRT engines from socket-edge ONNX models (TensorRT 8.5 .. 10.x; Q/DQ on 11).
 
+NVIDIA's Polygraphy does the TensorRT steps (ONNX parsing, builder config and profiles, the
+entropy calibrator with its cache, engine building, the timing cache); this module adds what it
+lacks: the cache's stamp check, FP32 pinning by ONNX node name, DLA core choice with a placement
+report, and the engine's sidecar.
+
 Two INT8 paths, both from the workstation's calibration:
 
 - explicit: parse ``model.int8.onnx`` (Q/DQ); TensorRT takes the scales from the graph.
@@ -15,6 +20,8 @@ version and GPU it was built for; see ``socket_edge.runtime.tensorrt.check_engin
 from __future__ import annotations
 
 import contextlib
+import io
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +29,7 @@ from typing import Any
 
 from ..console import info, warn
 from ..errors import ArtifactError, SocketEdgeError
-from ..files import atomic_path, write_bytes
+from ..files import write_bytes
 
 INT8_MODES = ("auto", "explicit", "implicit")
 CALIB_BATCH = 8
@@ -137,67 +144,55 @@ def cache_usable(source: CacheSource) -> tuple[bool, str]:
     return True, ""
 
 
-def make_calibrator(batcher: Any, source: CacheSource, memory: Any) -> Any:
-    """An IInt8EntropyCalibrator2 that reuses ``source`` when its stamp fits, else calibrates
-    on ``batcher`` (a CalibrationBatcher) and writes the cache with its sidecar."""
-    import tensorrt as trt
+def _calibrator(trt: Any, batcher: Any, source: CacheSource, input_name: str, scratch: Path) -> Any:
+    """Polygraphy's entropy calibrator: fed ``source``'s cache when its stamp fits (no images
+    needed), else the calibration set, writing the new cache to ``scratch``."""
+    from polygraphy.backend.trt import Calibrator
 
     from socket_edge.calibration.cache import parse_cache
 
-    class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
-        def __init__(self) -> None:
-            trt.IInt8EntropyCalibrator2.__init__(self)
-            self.batches = iter(batcher) if batcher is not None else iter(())
-            self.device_input: Any = None
-            self.fed = 0
+    usable, why = cache_usable(source)
+    if usable:
+        # TensorRT keys caches by its own version: present ours under the running one.
+        text = parse_cache(source.path.read_bytes(), source.path).with_version(trt.__version__)
+        info(f"reusing calibration cache {source.path.name} (stamp matches)")
+        return Calibrator([], cache=io.BytesIO(text.encode("ascii")))
+    if source.path.exists():
+        warn(f"{source.path}: not reused: {why}; calibrating again")
+    if batcher is None:
+        raise ArtifactError(
+            f"no usable calibration cache ({why}) and no --calib folder to calibrate with",
+            source.path,
+        )
+    return Calibrator(({input_name: batch} for batch in batcher), cache=str(scratch))
 
-        def get_batch_size(self) -> int:
-            return int(batcher.batch_size) if batcher is not None else CALIB_BATCH
 
-        def get_batch(self, names: list[str], *args: Any) -> list[int]:
-            batch = next(self.batches, None)
-            if batch is None:
-                return []
-            if self.device_input is None:
-                self.device_input = memory.alloc(batch.nbytes)
-            memory.to_device(self.device_input, batch)
-            memory.synchronize()
-            self.fed += len(batch)
-            return [memory.ptr(self.device_input)]
+def _keep_cache(scratch: Path, source: CacheSource) -> None:
+    """Move the cache TensorRT wrote into place, with its sidecar."""
+    from ..files import sha256_file
+    from .sidecar import write_sidecar
 
-        def read_calibration_cache(self) -> bytes | None:
-            usable, why = cache_usable(source)
-            if not usable:
-                if source.path.exists():
-                    warn(f"{source.path}: not reused: {why}; calibrating again")
-                if batcher is None:
-                    raise ArtifactError(
-                        f"no usable calibration cache ({why}) and no --calib "
-                        "folder to calibrate with",
-                        source.path,
-                    )
-                return None
-            # TensorRT keys caches by its own version: present ours under the running one.
-            cache = parse_cache(source.path.read_bytes(), source.path)
-            info(f"reusing calibration cache {source.path.name} (stamp matches)")
-            return cache.with_version(trt.__version__).encode("ascii")
+    os.replace(scratch, source.path)
+    if source.sidecar is not None:
+        doc = dict(source.sidecar)
+        doc["sha256"] = sha256_file(source.path)
+        write_sidecar(source.path, doc)
 
-        def write_calibration_cache(self, cache: Any) -> None:
-            from .sidecar import write_sidecar
 
-            write_bytes(source.path, bytes(cache))
-            if source.sidecar is not None:
-                from socket_edge.files import sha256_file
+def quiet_polygraphy() -> None:
+    """Polygraphy's logger down to warnings: socket-edge prints its own progress."""
+    from polygraphy.logger import G_LOGGER
 
-                doc = dict(source.sidecar)
-                doc["sha256"] = sha256_file(source.path)
-                write_sidecar(source.path, doc)
+    G_LOGGER.module_severity = G_LOGGER.WARNING
 
-    return EntropyCalibrator()
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
 # ---------------------------------------------------------------------------------------------
-# Building
+# Building (Polygraphy's loaders; our code only pins precisions, places DLA and writes sidecars)
 
 
 def build_engine(
@@ -213,13 +208,20 @@ def build_engine(
     ``sidecar`` is the ONNX model's sidecar (classes, preprocessing...) to derive the engine's.
     Implicit INT8 needs ``cache`` (and ``calib_batcher`` unless the cache is reusable).
     """
-    from socket_edge.runtime.tensorrt import device_memory, gpu_info
+    from socket_edge.runtime.tensorrt import gpu_info
 
     from ..files import sha256_file
     from .sidecar import write_sidecar
 
     version = require_tensorrt()
     import tensorrt as trt
+    from polygraphy.backend.trt import (
+        CreateConfig,
+        EngineBytesFromNetwork,
+        NetworkFromOnnxPath,
+        PostprocessConfig,
+        Profile,
+    )
 
     onnx_path, out = Path(onnx_path), Path(out)
     major = int(version.split(".")[0])
@@ -247,84 +249,74 @@ def build_engine(
             "TensorRT 11 builds strongly typed networks only: FP16 needs an FP16 "
             "ONNX model; build INT8 from model.int8.onnx instead"
         )
+    quiet_polygraphy()
+    try:
+        builder, network, parser = NetworkFromOnnxPath(
+            str(onnx_path), strongly_typed=True if strongly_typed else None
+        )()
+    except Exception as exc:  # Polygraphy raises PolygraphyException with the parser's errors
+        raise ArtifactError(f"TensorRT cannot parse it ({_first_line(exc)})", onnx_path) from None
 
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    flags = 0
-    if major < 10:
-        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-    if strongly_typed:
-        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
-    network = builder.create_network(flags)
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse(onnx_path.read_bytes()):
-        errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
-        raise ArtifactError(
-            "TensorRT cannot parse it: "
-            + (errors[0].splitlines()[0] if errors else "unknown error"),
-            onnx_path,
-        )
-
-    config = builder.create_builder_config()
-    if settings.workspace_mib:
-        config.set_memory_pool_limit(
-            trt.MemoryPoolType.WORKSPACE, int(settings.workspace_mib) << 20
-        )
     inp = network.get_input(0)
-    shape = inp.shape
-    chw = [int(shape[i]) for i in range(1, len(shape))]
-
-    def dims(batch: int) -> trt.Dims:
-        return trt.Dims([batch, *chw])
-
+    chw = [int(inp.shape[i]) for i in range(1, len(inp.shape))]
     bmin, bopt, bmax = settings.batch
-    profile = builder.create_optimization_profile()
-    profile.set_shape(inp.name, dims(bmin), dims(bopt), dims(bmax))
-    config.add_optimization_profile(profile)
-
-    if settings.fp16 and not strongly_typed:
-        if not builder.platform_has_fast_fp16:
-            warn("this GPU has no fast FP16; the FP16 engine may be slow")
-        config.set_flag(trt.BuilderFlag.FP16)
-    if settings.int8 and not strongly_typed:
-        config.set_flag(trt.BuilderFlag.INT8)
-
-    memory, calibrator = None, None
+    profiles = [Profile().add(inp.name, [bmin, *chw], [bopt, *chw], [bmax, *chw])]
+    calibrator, scratch = None, None
     if mode == "implicit":
         if cache is None:
             raise SocketEdgeError("implicit INT8 needs a calibration cache path")
-        memory = device_memory()
         cbatch = calib_batcher.batch_size if calib_batcher is not None else CALIB_BATCH
-        cprofile = builder.create_optimization_profile()
-        cprofile.set_shape(inp.name, dims(cbatch), dims(cbatch), dims(cbatch))
-        config.set_calibration_profile(cprofile)
-        calibrator = make_calibrator(calib_batcher, cache, memory)
-        config.int8_calibrator = calibrator
+        # Polygraphy calibrates on the last profile: one fixed at the calibration batch size.
+        profiles.append(Profile().add(inp.name, *([cbatch, *chw],) * 3))
+        scratch = out.with_name(f".{cache.path.name}.{os.getpid()}.tmp")
+        calibrator = _calibrator(trt, calib_batcher, cache, inp.name, scratch)
 
     pinned = _pin_float_layers(trt, network, settings.float_layers) if not strongly_typed else []
-    if pinned:
-        config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
+    dla: dict[str, Any] = {}
 
-    dla: dict[str, Any] | None = None
-    if settings.dla_core is not None:
-        dla = _use_dla(trt, builder, config, network, settings)
+    def place(builder: Any, network: Any, config: Any) -> None:
+        if settings.dla_core is not None:
+            dla.update(_use_dla(trt, builder, config, network, settings))
 
-    timing_cache = None
-    if settings.timing_cache is not None:
-        path = settings.timing_cache
-        timing_cache = config.create_timing_cache(path.read_bytes() if path.exists() else b"")
-        config.set_timing_cache(timing_cache, False)
-
+    ws = settings.workspace_mib
+    config = PostprocessConfig(
+        CreateConfig(
+            fp16=settings.fp16 and not strongly_typed,
+            int8=settings.int8 and not strongly_typed,
+            profiles=profiles,
+            calibrator=calibrator,
+            precision_constraints="obey" if pinned else None,
+            memory_pool_limits={trt.MemoryPoolType.WORKSPACE: int(ws) << 20} if ws else None,
+            load_timing_cache=(
+                str(settings.timing_cache)
+                if settings.timing_cache and settings.timing_cache.exists()
+                else None
+            ),
+        ),
+        place,
+    )
     info(f"building {out.name} with TensorRT {version} on {gpu['name']} (minutes, once per device)")
     start = time.perf_counter()
-    serialized = builder.build_serialized_network(network, config)
-    if serialized is None:
-        raise ArtifactError("TensorRT could not build the engine (see its log above)", onnx_path)
+    try:
+        serialized = EngineBytesFromNetwork(
+            (builder, network, parser),
+            config=config,
+            save_timing_cache=str(settings.timing_cache) if settings.timing_cache else None,
+        )()
+    except SocketEdgeError:
+        raise
+    except Exception as exc:
+        raise ArtifactError(
+            f"TensorRT could not build the engine ({_first_line(exc)})", onnx_path
+        ) from None
+    finally:
+        if calibrator is not None:
+            with contextlib.suppress(Exception):
+                calibrator.free()
     seconds = time.perf_counter() - start
-    with atomic_path(out) as tmp, open(tmp, "wb") as f:
-        f.write(memoryview(serialized))
-    if settings.timing_cache is not None:
-        write_bytes(settings.timing_cache, bytes(memoryview(config.get_timing_cache().serialize())))
+    write_bytes(out, bytes(serialized))  # atomic, unlike Polygraphy's SaveEngine
+    if scratch is not None and cache is not None and scratch.exists():
+        _keep_cache(scratch, cache)
 
     doc = dict(sidecar)
     doc.update(
@@ -343,20 +335,17 @@ def build_engine(
                 "int8": settings.int8 or qdq,
                 "int8_mode": mode,
                 "profile": {"min": bmin, "opt": bopt, "max": bmax},
-                "dla": dla,
+                "dla": dla or None,
                 "workspace_mib": settings.workspace_mib,
                 "timing_cache": str(settings.timing_cache) if settings.timing_cache else None,
                 "float_layers": pinned,
                 "built_from": {"artifact": onnx_path.name, "sha256": sha256_file(onnx_path)},
                 "build_seconds": round(seconds, 1),
+                "builder": "polygraphy",
             },
         }
     )
     write_sidecar(out, doc)
-    if memory is not None and calibrator is not None and calibrator.device_input is not None:
-        with contextlib.suppress(Exception):
-            memory.synchronize()
-            memory.free(calibrator.device_input)
     return doc
 
 

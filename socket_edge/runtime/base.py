@@ -16,6 +16,8 @@ class Runner(ABC):
     """Load an artifact, run batches, describe itself. Use as ``with runner: runner.infer(x)``."""
 
     backend: str = "?"
+    # Keyword options the constructor takes; callers (bench) ask this instead of trying.
+    options: frozenset[str] = frozenset()
 
     def __init__(self, path: str | Path):
         self.path = Path(path)

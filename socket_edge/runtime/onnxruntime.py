@@ -19,6 +19,7 @@ PROVIDER_ALIASES = {
 
 class OnnxRuntimeRunner(Runner):
     backend = "onnxruntime"
+    options = frozenset({"device", "threads"})
 
     def __init__(
         self,

@@ -26,6 +26,7 @@ def checkpoint_info(path: Path, meta: dict) -> ArtifactInfo:
 
 class TorchRunner(Runner):
     backend = "torch"
+    options = frozenset({"device", "threads"})
 
     def __init__(self, path: str | Path, device: str | None = "cpu", threads: int | None = None):
         self.device_name = device or "cpu"
