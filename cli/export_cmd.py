@@ -62,6 +62,12 @@ def export(
     engine: Path = typer.Option(
         None, "--engine", help="Engine file (default: model.<precision>.engine beside the ONNX)."
     ),
+    reference: Path = typer.Option(
+        None,
+        "--reference",
+        help="In-distribution target images for `socket-edge monitor`'s reference statistics "
+        "(default: the --calib folder).",
+    ),
     config: Path = typer.Option(
         None, "--config", help="Pipeline TOML; its [export] table sets defaults, flags override."
     ),
@@ -77,6 +83,10 @@ def export(
     (ONNX Runtime on CPUs) and model.calib.cache (TensorRT's implicit INT8), from one set of ranges.
 
     Layers go back to float until INT8 is within --max-drop points of FP32.
+
+    With --reference DIR (or --calib DIR) every model's sidecar records reference statistics
+    (input percentiles, confidence, entropy, class shares, and held-back frames for thresholds)
+    that `socket-edge monitor` compares robot frames with.
 
     --trt builds an engine where TensorRT is installed (on the device that will run it).
     """
@@ -104,6 +114,7 @@ def export(
         "workspace_mib": ("workspace", workspace),
         "timing_cache": ("timing_cache", timing_cache),
         "engine": ("engine", engine),
+        "reference": ("reference", reference),
     }
     settings = overlay(ctx, section(config, "export", ExportOptions), flags)
     options = ExportOptions(**settings)
@@ -139,6 +150,7 @@ def register(app: typer.Typer) -> None:
     app.command(
         epilog=examples(
             "socket-edge export depth.pt --out model.onnx",
+            "socket-edge export depth.pt --out model.onnx --reference synth/depth/target/train",
             "socket-edge export depth.pt --out model.onnx --int8 --calib synth/depth/target/train",
             "socket-edge export depth.pt -o model.onnx --int8 --calib DIR --verify-data TEST "
             "--max-drop 0.5",
