@@ -211,3 +211,16 @@ assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None]
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["2", "True"]
+
+
+def test_engine_sidecar_carries_the_reference(depth_onnx, tmp_path):
+    """An engine's sidecar is its ONNX model's plus `tensorrt`: the monitor reads it alike."""
+    from socket_edge.export.sidecar import write_sidecar
+
+    engine = tmp_path / "depth.fp16.engine"
+    engine.write_bytes(b"not built here")
+    doc = {**read_sidecar(depth_onnx), "artifact": engine.name, "kind": "engine"}
+    write_sidecar(engine, doc)
+    mon = Monitor.from_artifact(engine, window=4, load_model=False)  # no TensorRT needed
+    reports = mon.observe_batch(logits=np.eye(10, dtype=np.float32)[[0, 1, 2, 3]] * 5)
+    assert len(reports) == 1 and not reports[0].inputs
