@@ -14,7 +14,18 @@ from .helpers import assert_one_line_error
 
 @pytest.mark.parametrize(
     "command",
-    ["synth", "train-source", "adapt", "eval", "doctor", "export", "bench", "demo", "convert"],
+    [
+        "synth",
+        "train-source",
+        "adapt",
+        "eval",
+        "doctor",
+        "export",
+        "bench",
+        "demo",
+        "convert",
+        "monitor",
+    ],
 )
 def test_every_command_has_help_with_examples(cli, command):
     result = cli(command, "--help")
