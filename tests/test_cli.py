@@ -14,18 +14,7 @@ from .helpers import assert_one_line_error
 
 @pytest.mark.parametrize(
     "command",
-    [
-        "synth",
-        "train-source",
-        "adapt",
-        "eval",
-        "doctor",
-        "export",
-        "bench",
-        "demo",
-        "convert",
-        "monitor",
-    ],
+    ["synth", "train-source", "adapt", "eval", "doctor", "export", "bench", "demo", "convert"],
 )
 def test_every_command_has_help_with_examples(cli, command):
     result = cli(command, "--help")

@@ -224,3 +224,8 @@ def test_engine_sidecar_carries_the_reference(depth_onnx, tmp_path):
     mon = Monitor.from_artifact(engine, window=4, load_model=False)  # no TensorRT needed
     reports = mon.observe_batch(logits=np.eye(10, dtype=np.float32)[[0, 1, 2, 3]] * 5)
     assert len(reports) == 1 and not reports[0].inputs
+
+
+def test_monitor_help_has_examples_and_exit_codes():
+    r = run_cli("monitor", "--help")
+    assert r.returncode == 0 and "Examples" in r.stdout and "drifted" in r.stdout
