@@ -16,6 +16,10 @@
 
     python benchmarks/monitor.py --data /work/assets/synth --shifted SHIFTED \
         --depth-model depth-socket.pt --ir-model ir-socket.pt --src src.pt --readapt
+    python benchmarks/monitor.py --data DATA --shifted SHIFTED --untrained   # input signals only
+
+--untrained uses an untrained resnet18 (random weights, chance accuracy) for both modalities:
+only the input signals' figures mean anything then (a stand-in where no trained model exists).
 """
 
 from __future__ import annotations
@@ -145,6 +149,22 @@ def monitor_cost(mon, session, folder: Path, m: str, frames: int = 256) -> dict:
     }
 
 
+def untrained(path: Path, modality: str) -> Path:
+    """A resnet18 with random weights for the benchmark's classes (see --untrained)."""
+    import torch
+
+    from socket_edge.data.encoding import default_encoding
+    from socket_edge.data.shapes import TASK_SHAPES
+    from socket_edge.models.checkpoint import build_model, make_meta, save_checkpoint
+
+    torch.manual_seed(0)
+    meta = make_meta(
+        "resnet18", list(TASK_SHAPES), 64, default_encoding(modality), "benchmark-untrained"
+    )
+    save_checkpoint(path, build_model(meta).eval(), meta)
+    return path
+
+
 def subset_folder(src: Path, dst: Path, n: int, seed: int, flat: bool = True) -> Path:
     """A seeded subset of the images under ``src`` as symlinks in ``dst`` (flat)."""
     files = sorted(src.rglob("*.png"))
@@ -227,6 +247,14 @@ def markdown(results: dict, args) -> str:
         "thresholds saw).",
         "",
     ]
+    if results.get("untrained"):
+        lines += [
+            "**Untrained models** (random resnet18 weights; no trained model could be made on "
+            "this machine in time): top-1 is chance, and only the input signals' detection "
+            "means anything (the *all* column; the output signals of a random network are not "
+            "those of a deployed model).",
+            "",
+        ]
     for m, r in results.get("detection", {}).items():
         lines += [
             f"**{m}** ({Path(r['model']).name}; reference {r['reference']['reference']} + "
@@ -291,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--target-frames", type=int, default=500)
     ap.add_argument("--pairs", type=int, default=400)
+    ap.add_argument("--untrained", action="store_true", help="random-weight models (see doc)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--results", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -300,6 +329,9 @@ def main(argv: list[str] | None = None) -> int:
         results.update(json.loads(args.json.read_text()))  # keep the other stage's figures
     with tempfile.TemporaryDirectory(prefix="monitor-bench-") as tmp:
         work = Path(tmp)
+        if args.untrained:
+            models = {m: untrained(work / f"{m}-untrained.pt", m) for m in models}
+            results["untrained"] = True
         for m, model in models.items():
             if model is None:
                 continue
