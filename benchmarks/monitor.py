@@ -92,7 +92,7 @@ def detect_modality(m: str, model: Path, data: Path, shifted: Path, args, work: 
     export_s = time.perf_counter() - t0
     doc = read_sidecar(onnx)
     classes = doc["classes"]
-    session = ort_session(onnx)
+    session = ort_session(onnx, threads=1)  # one thread: steadier on a shared CPU
     sets = {"clean": load_set(data / m / "target/test", m, classes, session)}
     for shift in SHIFTS[m]:
         folder = shifted / shift / m / "target/test"
@@ -237,6 +237,7 @@ def markdown(results: dict, args) -> str:
         f"Machine: {machine_line()}; load average {load[0]:.1f} (shared with other jobs). "
         f"`{' '.join(sys.argv[1:])}`",
         "",
+        *([args.note, ""] if args.note else []),
         "Reference statistics: recorded at export on the clean target train set (512 reference "
         "frames, 256 held back for thresholds). Windows drawn **with replacement** "
         f"({args.windows} per set and size, seed {args.seed}) from each test set; "
@@ -320,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--target-frames", type=int, default=500)
     ap.add_argument("--pairs", type=int, default=400)
     ap.add_argument("--untrained", action="store_true", help="random-weight models (see doc)")
+    ap.add_argument("--note", default="", help="how the models were made (into the section)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--results", type=Path, default=None)
     args = ap.parse_args(argv)
