@@ -235,7 +235,7 @@ def markdown(results: dict, args) -> str:
         "## Drift monitoring and re-adaptation (benchmarks/monitor.py)",
         "",
         f"Machine: {machine_line()}; load average {load[0]:.1f} (shared with other jobs). "
-        f"`{' '.join(sys.argv[1:])}`",
+        f"`python benchmarks/monitor.py {results.get('command', ' '.join(sys.argv[1:]))}`",
         "",
         *([args.note, ""] if args.note else []),
         "Reference statistics: recorded at export on the clean target train set (512 reference "
@@ -307,8 +307,9 @@ def markdown(results: dict, args) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, required=True, help="the clean benchmark (synth DIR)")
-    ap.add_argument("--shifted", type=Path, required=True, help="folder of synth --shift DIRs")
+    ap.add_argument("--data", type=Path, help="the clean benchmark (synth DIR)")
+    ap.add_argument("--shifted", type=Path, help="folder of synth --shift DIRs")
+    ap.add_argument("--from-json", type=Path, help="only rewrite the section from a --json file")
     ap.add_argument("--depth-model", type=Path)
     ap.add_argument("--ir-model", type=Path)
     ap.add_argument("--src", type=Path, help="the RGB source model (for --readapt)")
@@ -325,10 +326,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path)
     ap.add_argument("--results", type=Path, default=None)
     args = ap.parse_args(argv)
+    from results import RESULTS, update_section
+
+    if args.from_json:
+        results = json.loads(args.from_json.read_text())
+        update_section(SECTION, markdown(results, args), args.results or RESULTS)
+        return 0
+    if args.data is None or args.shifted is None:
+        ap.error("--data and --shifted are required (or --from-json)")
     models = {"depth": args.depth_model, "ir": args.ir_model}
     results: dict = {"detection": {}, "readapt": {}}
     if args.json and args.json.exists():
         results.update(json.loads(args.json.read_text()))  # keep the other stage's figures
+    results["command"] = " ".join(sys.argv[1:] if argv is None else argv)
     with tempfile.TemporaryDirectory(prefix="monitor-bench-") as tmp:
         work = Path(tmp)
         if args.untrained:
@@ -347,8 +357,6 @@ def main(argv: list[str] | None = None) -> int:
                 )
             if args.json:
                 args.json.write_text(json.dumps(results, indent=2) + "\n")
-    from results import RESULTS, update_section
-
     update_section(SECTION, markdown(results, args), args.results or RESULTS)
     return 0
 
