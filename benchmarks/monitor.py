@@ -272,16 +272,20 @@ def markdown(results: dict, args) -> str:
             fmt = " / ".join(f"{100 * _at(s['all'], w):.0f} %" for w in WINDOWS)
             fmt_o = " / ".join(f"{100 * _at(s['outputs'], w):.0f} %" for w in WINDOWS)
             lines.append(f"| {label} | {s['n']} | {100 * s['top1']:.1f}{delta} | {fmt} | {fmt_o} |")
-        c = r["cost"]
-        lines += [
-            "",
-            f"Cost: the monitor adds {c['monitor_ms']:.2f} ms per frame (signals frame by frame, "
-            f"plus 1/128 of judging a 128-frame window) to ONNX Runtime's {c['inference_ms']:.2f} "
-            f"ms per frame at batch 1 (FP32, {c['frames']} frames, median of 3 rounds); the "
-            "model's graph and output are unchanged (the reference lives in the sidecar). "
-            f"Export with reference statistics took {r['export_seconds']:.0f} s.",
-            "",
-        ]
+        c = r.get("cost")
+        lines += (
+            []
+            if c is None
+            else [
+                "",
+                f"Cost: the monitor adds {c['monitor_ms']:.2f} ms per frame (signals frame by frame, "
+                f"plus 1/128 of judging a 128-frame window) to ONNX Runtime's {c['inference_ms']:.2f} "
+                f"ms per frame at batch 1 (FP32, {c['frames']} frames, median of 3 rounds); the "
+                "model's graph and output are unchanged (the reference lives in the sidecar). "
+                f"Export with reference statistics took {r['export_seconds']:.0f} s.",
+                "",
+            ]
+        )
     if results.get("readapt"):
         lines += [
             "Re-adaptation after the sensor shift: `adapt --init DEPLOYED --source src.pt` "
