@@ -223,6 +223,12 @@ def readapt_modality(m: str, model: Path, data: Path, shifted: Path, args, work:
     }
 
 
+def _machine() -> str:
+    from results import machine_line
+
+    return machine_line()
+
+
 def _at(rates: dict, size: int) -> float:
     return rates[size] if size in rates else rates[str(size)]  # keys are strings from JSON
 
@@ -230,11 +236,12 @@ def _at(rates: dict, size: int) -> float:
 def markdown(results: dict, args) -> str:
     from results import machine_line
 
-    load = os.getloadavg()
+    load = results.get("load", os.getloadavg())
+    machine = results.get("machine") or machine_line()
     lines = [
         "## Drift monitoring and re-adaptation (benchmarks/monitor.py)",
         "",
-        f"Machine: {machine_line()}; load average {load[0]:.1f} (shared with other jobs). "
+        f"Machine: {machine}; load average {load[0]:.1f} (shared with other jobs). "
         f"`python benchmarks/monitor.py {results.get('command', ' '.join(sys.argv[1:]))}`",
         "",
         *([args.note, ""] if args.note else []),
@@ -359,6 +366,8 @@ def main(argv: list[str] | None = None) -> int:
                 results["readapt"][m] = readapt_modality(
                     m, model, args.data, args.shifted, args, work
                 )
+            results["load"] = os.getloadavg()
+            results["machine"] = _machine()
             if args.json:
                 args.json.write_text(json.dumps(results, indent=2) + "\n")
     update_section(SECTION, markdown(results, args), args.results or RESULTS)
