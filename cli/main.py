@@ -46,28 +46,13 @@ def _main(
 
 def _register() -> None:
     # One module per group of commands; each exposes register(app).
-    from . import (
-        bench_cmd,
-        convert_cmd,
-        data_cmd,
-        demo_cmd,
-        doctor_cmd,
-        export_cmd,
-        monitor_cmd,
-        train_cmd,
-    )
+    from . import bench_cmd, convert_cmd, data_cmd, demo_cmd, doctor_cmd, export_cmd, train_cmd
 
-    for module in (
-        demo_cmd,
-        data_cmd,
-        convert_cmd,
-        train_cmd,
-        export_cmd,
-        bench_cmd,
-        monitor_cmd,
-        doctor_cmd,
-    ):
+    for module in (demo_cmd, data_cmd, convert_cmd, train_cmd, export_cmd, bench_cmd, doctor_cmd):
         module.register(app)
+    from . import monitor_cmd
+
+    monitor_cmd.register(app)
 
 
 _register()
