@@ -247,7 +247,8 @@ def markdown(results: dict, args) -> str:
         *([args.note, ""] if args.note else []),
         "Reference statistics: recorded at export on the clean target train set (512 reference "
         "frames, 256 held back for thresholds). Windows drawn **with replacement** "
-        f"({args.windows} per set and size, seed {args.seed}) from each test set; "
+        f"({results.get('windows', args.windows)} per set and size, seed "
+        f"{results.get('seed', args.seed)}) from each test set; "
         "'drifted' at the stated 1 % false-alarm rate per window. *all*: every signal "
         "(input percentiles, valid-pixel share, top probability, entropy, class shares); "
         "*outputs*: top probability, entropy and class shares only. The clean row is the "
@@ -350,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json and args.json.exists():
         results.update(json.loads(args.json.read_text()))  # keep the other stage's figures
     results["command"] = " ".join(sys.argv[1:] if argv is None else argv)
+    results["windows"], results["seed"] = args.windows, args.seed
     with tempfile.TemporaryDirectory(prefix="monitor-bench-") as tmp:
         work = Path(tmp)
         if args.untrained:
