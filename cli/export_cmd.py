@@ -79,6 +79,12 @@ def export(
         help="HEIGHTxWIDTH of the sensor's frames (e.g. 480x640): resize + centre crop go into "
         "the graph, which then takes whole frames.",
     ),
+    reference: Path = typer.Option(
+        None,
+        "--reference",
+        help="In-distribution target images for `socket-edge monitor`'s reference statistics "
+        "(default: the --calib folder).",
+    ),
     config: Path = typer.Option(
         None, "--config", help="Pipeline TOML; its [export] table sets defaults, flags override."
     ),
@@ -95,6 +101,10 @@ def export(
 
     Layers go back to float until INT8 changes at most --max-disagreement percent of FP32's
     top-1 decisions and (with labelled gate images) loses at most --max-drop points of top-1.
+
+    With --reference DIR (or --calib DIR) every model's sidecar records reference statistics
+    (input percentiles, confidence, entropy, class shares, and held-back frames for thresholds)
+    that `socket-edge monitor` compares robot frames with.
 
     --trt builds an engine where TensorRT is installed (on the device that will run it).
     """
@@ -125,6 +135,7 @@ def export(
         "timing_cache": ("timing_cache", timing_cache),
         "engine": ("engine", engine),
         "frame_size": ("frame_size", parse_frame_size(frame_size) if frame_size else None),
+        "reference": ("reference", reference),
     }
     from socket_edge.guard import option_errors
 
@@ -170,6 +181,7 @@ def register(app: typer.Typer) -> None:
     app.command(
         epilog=examples(
             "socket-edge export depth.pt --out model.onnx",
+            "socket-edge export depth.pt --out model.onnx --reference synth/depth/target/train",
             "socket-edge export depth.pt --out model.onnx --int8 --calib synth/depth/target/train",
             "socket-edge export depth.pt -o model.onnx --int8 --calib DIR --verify-data TEST "
             "--max-drop 0.5 --max-disagreement 1",

@@ -60,6 +60,9 @@ def _register() -> None:
     for module in (demo_cmd, data_cmd, convert_cmd, train_cmd, export_cmd, bench_cmd, doctor_cmd):
         module.register(app)
     classify_cmd.register(app)
+    from . import monitor_cmd
+
+    monitor_cmd.register(app)
 
 
 _register()

@@ -128,6 +128,12 @@ def adapt(
     workers: int = typer.Option(
         None, "--workers", min=0, help="Data-loading processes (default 0)."
     ),
+    init: Path = typer.Option(
+        None,
+        "--init",
+        help="Re-adapt: start from this adapted model (e.g. the deployed one) instead of the "
+        "source; TI features and BN statistics still come from --source.",
+    ),
 ) -> None:
     """Adapt an RGB model to depth or IR with SOCKET (or the SHOT / source-only baselines).
 
@@ -161,8 +167,8 @@ def adapt(
         cfg = AdaptConfig(**{**settings, **{k: v for k, v in flags.items() if v is not None}})
     enc = (
         default_encoding(modality, **parse_encoding(encoding))
-        if modality in ("depth", "ir")
-        else None
+        if modality in ("depth", "ir") and (init is None or encoding is not None)
+        else None  # --init without --encoding keeps the deployed model's encoding
     )
     result = run(
         source,
@@ -174,6 +180,7 @@ def adapt(
         encoding=enc,
         eval_data=eval_data,
         resume=resume,
+        init=init,
     )
     if not main_process():  # under torchrun, rank 0 wrote the file and says so
         return
@@ -258,6 +265,8 @@ def register(app: typer.Typer) -> None:
             "--paired data/synth/depth/paired --modality depth --out depth.pt",
             "socket-edge adapt --source src.pt --target DATA/ir --modality ir --method shot --out ir-shot.pt",
             "socket-edge adapt ... --out depth.pt --resume   # continue a killed run",
+            "socket-edge adapt --init depth.pt --source src.pt --target robot/new_frames "
+            "--paired data/synth/depth/paired --modality depth --epochs 3 --out depth-v2.pt",
             "torchrun --nproc-per-node 4 -m socket_edge adapt ... --batch-size 256 --out depth.pt"
             "   # 4 GPUs, the same result as one",
         ),

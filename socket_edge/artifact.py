@@ -11,7 +11,9 @@ Schema (format_version 1)::
     classes, modality, input {name, shape, dtype, layout, units}, output {name, shape},
     preprocess {image_size, interpolation, resize}, encoding {...}, encoding_in_graph (bool),
     source {path, sha256} (the checkpoint), calibration {...} | null, parity {...} | null,
-    tensorrt {...} | null (engines), versions {...}, created, export {opset, batch} (optional)
+    tensorrt {...} | null (engines), versions {...}, created, export {opset, batch} (optional),
+    reference {...} (optional: monitoring statistics, socket_edge.monitor.reference; engines
+    inherit the ONNX model's)
 
 Filled in by ``socket-edge export``:
 

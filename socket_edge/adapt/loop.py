@@ -169,6 +169,22 @@ def _check_source(meta: dict[str, Any], path: Path, modality: str) -> None:
         )
 
 
+def check_init(init: dict[str, Any], path: Path, meta: dict[str, Any], modality: str) -> None:
+    """``--init`` must be this source's architecture and classes, adapted to ``modality``."""
+    im = init["meta"]
+    for key in ("arch", "classes", "image_size", "bottleneck_dim"):
+        if im.get(key) != meta.get(key):
+            raise CheckpointError(
+                f"--init does not match the source model: {key} {im.get(key)!r} vs "
+                f"{meta.get(key)!r} in --source",
+                path,
+            )
+    if im.get("modality") != modality:
+        raise CheckpointError(
+            f"--init is a {im.get('modality')} model, --modality is {modality}", path
+        )
+
+
 def _cycle(loader_factory):
     """Endless batches; a fresh pass (new order) only when the previous one is used up."""
     k = 0
@@ -357,8 +373,14 @@ def prepare(
     encoding: Encoding,
     device,
     group: Group | None = None,
+    init: dict[str, Any] | None = None,
+    init_path: Path | None = None,
 ) -> Run:
-    """Data, target model (classifier frozen), source statistics, cached TI features, optimizer."""
+    """Data, target model (classifier frozen), source statistics, cached TI features, optimizer.
+
+    ``init`` (a checkpoint dict, e.g. the deployed adapted model): the target model starts from
+    its weights; the BN reference statistics and the TI features still come from the source.
+    """
     group = group or Group()
     meta = src["meta"]
     size = int(meta["image_size"])
@@ -372,6 +394,8 @@ def prepare(
     for p in model.classifier.parameters():
         p.requires_grad_(False)
     src_means, src_vars = source_statistics(model.backbone)
+    if init is not None:  # re-adaptation: continue from the deployed model
+        load_weights(model, init["state_dict"], meta["arch"], init_path or "--init")
     forward: nn.Module = FeaturesAndLogits(model)
     if group.active:
         globalize_batchnorm(model, group)
@@ -495,8 +519,12 @@ def adapt(
     resume: bool = False,
     show_progress: bool = True,
     callbacks: list | None = None,
+    init: str | Path | None = None,
 ) -> dict[str, Any]:
     """Adapt the RGB model ``source`` to ``modality`` and write the adapted checkpoint to ``out``.
+
+    ``init``: re-adaptation: the target model starts from this adapted checkpoint (same
+    architecture and classes as ``source``; its encoding unless ``encoding`` is given).
 
     ``callbacks`` are called as ``cb(epoch, record)`` after each epoch's state file is written
     (in every process of a group). Under torchrun, each process runs this function on its share.
@@ -509,11 +537,19 @@ def adapt(
         src = read_checkpoint(source)
         meta = src["meta"]
         _check_source(meta, source, modality)
+        init_ckpt = None
+        if init is not None:
+            init = Path(init)
+            init_ckpt = read_checkpoint(init)
+            check_init(init_ckpt, init, meta, modality)
+            encoding = encoding or Encoding.from_dict(init_ckpt["meta"]["encoding"])
         encoding = encoding or default_encoding(modality)
         if encoding.modality != modality:
             raise SocketEdgeError(f"encoding is for {encoding.modality}, --modality is {modality}")
         seed_everything(cfg.seed)
-        run = prepare(src, source, target, modality, paired, cfg, encoding, device, group)
+        run = prepare(
+            src, source, target, modality, paired, cfg, encoding, device, group, init_ckpt, init
+        )
         eval_set = None
         if eval_data and group.is_main:
             eval_set = LabelledFolder(
@@ -523,9 +559,16 @@ def adapt(
         settings["inputs"] = distributed.broadcast_object(
             _inputs(source, target, paired) if group.is_main else None, group
         )
+        if init is not None:
+            settings["init_sha256"] = sha256_file(init)
         start_epoch, history = _resume(out, run, meta["arch"], settings, resume)
         run.state_file = state_path(out)
         out_meta = adapted_meta(meta, source, encoding, run)
+        if init is not None:
+            out_meta["method"]["init_checkpoint"] = {
+                "path": str(init),
+                "sha256": settings["init_sha256"],
+            }
 
         epochs = 0 if cfg.method == "source-only" else cfg.epochs
         t_run = time.perf_counter()

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .shapes import SDF
+from .shifts import Shift
 
 F32 = np.float32
 FOV_DEG = 50.0
@@ -59,8 +60,9 @@ def _rot_z(a: float) -> np.ndarray:
     return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]], F32)
 
 
-def random_scene(rng: np.random.Generator, seed: tuple) -> Scene:
-    cam_height = rng.uniform(0.7, 1.3)
+def random_scene(rng: np.random.Generator, seed: tuple, shift: Shift | None = None) -> Scene:
+    shift = shift or Shift()
+    cam_height = rng.uniform(0.7, 1.3) + shift.cam_raise
     dist = rng.uniform(0.95, 1.35)
     scale = rng.uniform(0.27, 0.33)
     x = rng.uniform(-0.25, 0.25) * dist
@@ -69,6 +71,7 @@ def random_scene(rng: np.random.Generator, seed: tuple) -> Scene:
     to_obj = center - np.array([0, 0, 0], F32)
     yaw = np.arctan2(to_obj[0], to_obj[2]) + rng.normal(0, 0.06)
     pitch = np.arctan2(-to_obj[1], np.hypot(to_obj[0], to_obj[2])) + rng.normal(0, 0.05)
+    pitch += shift.cam_tilt  # a mount tilted further down than the object's direction
     cam_rot = _rot_y(yaw) @ _rot_x(pitch)
     obj_rot = (
         _rot_y(rng.uniform(0, 2 * np.pi))
@@ -309,7 +312,9 @@ def _albedo(rng, g: GBuffer) -> np.ndarray:
 # --------------------------------------------------------------------------- modalities
 
 
-def shade_rgb(g: GBuffer, scene: Scene, rng: np.random.Generator, ss: int) -> np.ndarray:
+def shade_rgb(
+    g: GBuffer, scene: Scene, rng: np.random.Generator, ss: int, shift: Shift | None = None
+) -> np.ndarray:
     """8-bit RGB (H, W, 3)."""
     alb = _albedo(rng, g)
     ambient = rng.uniform(0.15, 0.5)
@@ -329,8 +334,11 @@ def shade_rgb(g: GBuffer, scene: Scene, rng: np.random.Generator, ss: int) -> np
     return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
-def shade_depth(g: GBuffer, scene: Scene, rng: np.random.Generator, ss: int) -> np.ndarray:
+def shade_depth(
+    g: GBuffer, scene: Scene, rng: np.random.Generator, ss: int, shift: Shift | None = None
+) -> np.ndarray:
     """16-bit depth in millimetres (H, W), 0 = no reading."""
+    shift = shift or Shift()
     z = g.depth.astype(np.float64)
     # Holes at grazing angles, decided per subsample, before averaging (flying pixels survive).
     graze = rng.uniform(0.08, 0.2)
@@ -355,26 +363,30 @@ def shade_depth(g: GBuffer, scene: Scene, rng: np.random.Generator, ss: int) -> 
         shadowed |= closer & (k <= gap)
     z = np.where(shadowed, 0.0, z)
     # Axial noise grows with the square of distance, then disparity is quantised.
-    sigma = (0.001 + 0.0025 * z**2) * rng.uniform(0.7, 1.5)
+    sigma = (0.001 + 0.0025 * z**2) * rng.uniform(0.7, 1.5) * shift.depth_noise
     z = np.where(z > 0, z + rng.normal(0, 1, z.shape) * sigma, 0.0)
     sub = 8.0
     fb_mm_px = 580.0 * 75.0  # a Kinect-class sensor: focal 580 px, baseline 75 mm
     disp = np.round(fb_mm_px / np.maximum(z * 1000, 1) * sub) / sub
     z_mm = np.where(z > 0, fb_mm_px / np.maximum(disp, 1e-6), 0.0)
     # Speckle dropout and the sensor's range limits.
-    z_mm[rng.random(z.shape) < rng.uniform(0.0, 0.03)] = 0
-    max_range = rng.uniform(3500, 6000)
+    z_mm[rng.random(z.shape) < rng.uniform(*shift.depth_dropout)] = 0
+    max_range = rng.uniform(3500, 6000) * shift.depth_range
     z_mm[(z_mm > max_range) | (z_mm < 400)] = 0
     return np.clip(np.round(z_mm), 0, 65535).astype(np.uint16)
 
 
-def shade_ir(g: GBuffer, scene: Scene, rng: np.random.Generator, ss: int) -> np.ndarray:
+def shade_ir(
+    g: GBuffer, scene: Scene, rng: np.random.Generator, ss: int, shift: Shift | None = None
+) -> np.ndarray:
     """Thermal IR as 14-bit counts in a uint16 array (H, W); ~100 counts per kelvin.
 
     A low-resolution microbolometer: the scene is seen at half the output resolution, blurred,
     with AGC/sharpening halos, vignetting, column and temporal noise.
     """
-    t_room = rng.uniform(15, 28)
+    shift = shift or Shift()
+    t_object = rng.uniform(15, 28)  # the object's base temperature is delta above this
+    t_room = t_object + shift.room_warming  # a warmer room; objects keep their temperature
     delta = rng.uniform(3, 25) * (1 if rng.random() < 0.7 else -0.5)
     temp = np.full(g.material.shape, t_room, np.float64)
     floor, wall, obj = g.material == 2, g.material == 3, g.material == 1
@@ -394,7 +406,7 @@ def shade_ir(g: GBuffer, scene: Scene, rng: np.random.Generator, ss: int) -> np.
 
     def object_temperature(local: np.ndarray) -> np.ndarray:
         # A gradient along a random axis plus hot spots (motors, batteries) inside the body.
-        t = t_room + delta + grad * abs(delta) * (local @ axis)
+        t = t_object + delta + grad * abs(delta) * (local @ axis)
         for centre, width, amp in spots:
             t = t + amp * np.exp(-((local - centre) ** 2).sum(-1) / (2 * width**2))
         return t
@@ -432,18 +444,22 @@ def shade_ir(g: GBuffer, scene: Scene, rng: np.random.Generator, ss: int) -> np.
     img -= rng.uniform(0, 1.5) * r2  # vignetting, kelvin
     img += rng.normal(0, 0.15, (1, w))  # column fixed-pattern noise
     img += rng.normal(0, rng.uniform(0.03, 0.12), img.shape)  # temporal noise (NETD)
-    counts = 8192 + 100.0 * (img - 20.0)
+    counts = shift.ir_offset + shift.ir_gain * (img - 20.0)
     return np.clip(np.round(counts), 0, 16383).astype(np.uint16)
 
 
-def render(sdf: SDF, seed: tuple, size: int, modalities: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """Render one random scene of ``sdf`` in each of ``modalities``; same seed, same images."""
+def render(
+    sdf: SDF, seed: tuple, size: int, modalities: tuple[str, ...], shift: Shift | None = None
+) -> dict[str, np.ndarray]:
+    """Render one random scene of ``sdf`` in each of ``modalities``; same seed, same images
+    (``shift``: a deployment shift, see shifts.py)."""
     rng = np.random.default_rng(list(seed))
-    scene = random_scene(rng, seed)
+    scene = random_scene(rng, seed, shift)
     g = trace(sdf, scene, size * SUPERSAMPLE, mirror="ir" in modalities)
     shaders = {"rgb": shade_rgb, "depth": shade_depth, "ir": shade_ir}
     out = {}
     for i, m in enumerate(("rgb", "depth", "ir")):
         if m in modalities:
-            out[m] = shaders[m](g, scene, np.random.default_rng([*seed, 101 + i]), SUPERSAMPLE)
+            rng_m = np.random.default_rng([*seed, 101 + i])
+            out[m] = shaders[m](g, scene, rng_m, SUPERSAMPLE, shift)
     return out

@@ -9,6 +9,10 @@ Layout (DESIGN.md)::
 
 Every image is a function of (seed, split, class, index) alone, so the output is the same
 whatever the number of worker processes.
+
+With ``shift`` (names from shifts.py) it renders what a robot meets after deployment: only the
+target splits ``DIR/<M>/target/{train,test}``, the same scenes (same seeds) as without the
+shift, seen through the shifted sensor, mount or room (``prior``: more images of one class).
 """
 
 from __future__ import annotations
@@ -23,9 +27,11 @@ import numpy as np
 
 from .. import __version__
 from ..console import bar
+from ..errors import SocketEdgeError
 from ..files import atomic_path
 from .render import render
 from .shapes import TASK_SHAPES, TI_SHAPES
+from .shifts import Shift, class_counts, make_shift
 
 SPLITS = {"source_train": 0, "source_val": 1, "target_train": 2, "target_test": 3, "paired": 4}
 
@@ -36,6 +42,11 @@ class SynthConfig:
     per_class: int = 600  # RGB source training images per task class
     seed: int = 0
     modalities: tuple[str, ...] = ("depth", "ir")
+    shift: tuple[str, ...] = ()  # deployment shifts (shifts.SHIFTS); only target splits then
+    prior_class: str | None = None  # the frequent class of the 'prior' shift (default: first)
+
+    def make_shift(self) -> Shift:
+        return make_shift(tuple(self.shift), self.prior_class)
 
     def counts(self) -> dict[str, int]:
         """Images per class of each split: targets get half the source's, tests a quarter."""
@@ -60,6 +71,13 @@ def _jobs(cfg: SynthConfig) -> list[tuple[str, int, str, int]]:
     """(split, class index, class name, image index) for every scene to render."""
     counts = cfg.counts()
     jobs = []
+    if cfg.shift:  # after deployment: only what the robot sees
+        shift = cfg.make_shift()
+        for split in ("target_train", "target_test"):
+            per = class_counts(shift, list(TASK_SHAPES), counts[split])
+            for ci, name in enumerate(TASK_SHAPES):
+                jobs += [(split, ci, name, i) for i in range(per[name])]
+        return jobs
     for split in ("source_train", "source_val", "target_train", "target_test"):
         for ci, name in enumerate(TASK_SHAPES):
             jobs += [(split, ci, name, i) for i in range(counts[split])]
@@ -70,6 +88,7 @@ def _jobs(cfg: SynthConfig) -> list[tuple[str, int, str, int]]:
 
 def _render_chunk(args: tuple[Path, SynthConfig, list[tuple[str, int, str, int]]]) -> int:
     root, cfg, jobs = args
+    shift = cfg.make_shift() if cfg.shift else None
     for split, ci, name, i in jobs:
         stem = f"{name}_{i:05d}"
         seed = (cfg.seed, SPLITS[split], ci, i)
@@ -78,7 +97,7 @@ def _render_chunk(args: tuple[Path, SynthConfig, list[tuple[str, int, str, int]]
             part = split.split("_")[1]
             _save_png(root / "source_rgb" / part / name / f"{stem}.png", img["rgb"])
         elif split.startswith("target"):
-            img = render(TASK_SHAPES[name], seed, cfg.size, cfg.modalities)
+            img = render(TASK_SHAPES[name], seed, cfg.size, cfg.modalities, shift)
             part = split.split("_")[1]
             for m in cfg.modalities:
                 _save_png(root / m / "target" / part / name / f"{stem}.png", img[m])
@@ -98,6 +117,11 @@ def synth(
 ) -> dict:
     """Render the benchmark into ``out_dir``; returns the manifest written to synth.json."""
     cfg = config or SynthConfig()
+    bad = [m for m in cfg.modalities if m not in ("depth", "ir")]
+    if bad or not cfg.modalities:
+        raise SocketEdgeError(f"synth modalities are depth and/or ir, got {list(cfg.modalities)}")
+    if cfg.shift:
+        cfg.make_shift()  # unknown names fail before any rendering
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
     jobs = _jobs(cfg)
@@ -112,15 +136,29 @@ def synth(
             with ProcessPoolExecutor(workers) as pool:
                 for done in pool.map(_render_chunk, chunks):
                     progress.advance(done)
+    config_doc = {**asdict(cfg), "modalities": list(cfg.modalities)}
+    if not cfg.shift:  # the unshifted manifest stays as it was
+        del config_doc["shift"], config_doc["prior_class"]
     manifest = {
         "generator": f"socket-edge {__version__} synth",
-        "config": {**asdict(cfg), "modalities": list(cfg.modalities)},
+        "config": config_doc,
         "counts": cfg.counts(),
         "task_classes": list(TASK_SHAPES),
         "ti_classes": list(TI_SHAPES),
         "depth": {"units": "mm", "missing": 0, "bit_depth": 16},
         "ir": {"units": "raw counts (14-bit in 16-bit PNG), ~100 counts/K", "bit_depth": 16},
     }
+    if cfg.shift:
+        shift = cfg.make_shift()
+        manifest["shift"] = {
+            "names": list(cfg.shift),
+            "settings": asdict(shift),
+            "target_counts": {
+                split: class_counts(shift, list(TASK_SHAPES), cfg.counts()[split])
+                for split in ("target_train", "target_test")
+            },
+            "note": "only the target splits are rendered; same scenes (seeds) as unshifted",
+        }
     with atomic_path(root / "synth.json") as tmp:
         tmp.write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest

@@ -10,6 +10,8 @@ Images for the parity check: ``--verify-data`` if given, else the calibration fo
 few generated raw maps (depth 300..5000 mm with holes, IR/RGB uniform) -- the sidecar says which.
 Images for the accuracy gate: ``--verify-data`` if given (labelled if its class subfolders are
 the model's classes), else the images of the calibration folder left out of the calibration draw.
+Reference statistics for `socket-edge monitor` (the sidecar's ``reference``): on ``--reference``
+if given, else on the calibration folder; each model's own outputs (socket_edge.monitor.record).
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class ExportOptions:
     engine: Path | None = None
     frame_size: tuple[int, int] | None = None  # bake resize + crop of HxW frames into the graphs
     show_progress: bool = True
+    reference: Path | None = None  # frames for the monitor's reference (default: calib)
 
     def __post_init__(self) -> None:
         from ..guard import check_settings
@@ -168,6 +171,7 @@ def export_checkpoint(model_path: Path, out: Path, o: ExportOptions) -> ExportRe
         assert o.calib is not None
         calib_set = calibset.draw(o.calib, modality, size, o.calib_size, o.seed, o.holdout)
     gate_set = _gate_set(o, modality, size, calib_set)
+    ref_frames = _reference_frames(o, modality, size)
     result = ExportResult()
     with Staging(out) as staging:
         fp32 = staging.path(out)
@@ -192,14 +196,31 @@ def export_checkpoint(model_path: Path, out: Path, o: ExportOptions) -> ExportRe
         if o.verify:
             result.parity = _parity(net, fp32, o, modality, size, calib_set, gate_set)
         doc = make_sidecar(
-            out, "onnx", "fp32", meta, source=source, parity=result.parity, export=export_info
+            out,
+            "onnx",
+            "fp32",
+            meta,
+            source=source,
+            parity=result.parity,
+            export=export_info,
+            **_reference(fp32, ref_frames, meta),
         )
         doc["sha256"] = fp32_sha
         write_sidecar(out, doc, staging.path(sidecar_path(out)))
         if o.int8:
             assert calib_set is not None and gate_set is not None
             result.int8 = _int8(
-                fp32, fp32_sha, out, meta, calib_set, gate_set, o, staging, source, export_info
+                fp32,
+                fp32_sha,
+                out,
+                meta,
+                calib_set,
+                gate_set,
+                o,
+                staging,
+                source,
+                export_info,
+                ref_frames=ref_frames,
             )
         if o.frame_size is not None:
             _bake_frames(staging, meta, o.frame_size)
@@ -247,6 +268,25 @@ def _bake_frames(staging: Staging, meta: dict, frame: tuple[int, int]) -> None:
         if calibration.get("model_sha256") in renamed:
             calibration["model_sha256"] = renamed[calibration["model_sha256"]]
             write_json(tmp, doc)
+
+
+def _reference_frames(o: ExportOptions, modality: str, size: int):
+    """Frames for the monitor's reference statistics: --reference, else --calib, else None."""
+    folder = o.reference if o.reference is not None else o.calib
+    if folder is None:
+        return None
+    from socket_edge.monitor.record import draw_frames
+
+    return draw_frames(Path(folder), modality, size, o.seed)
+
+
+def _reference(model: Path, frames, meta: dict) -> dict[str, Any]:
+    """``{"reference": ...}`` for make_sidecar (computed with ``model``'s outputs), or {}."""
+    if frames is None:
+        return {}
+    from socket_edge.monitor.record import reference_for
+
+    return {"reference": reference_for(model, frames, meta)}
 
 
 def _warn_stale_int8(out: Path, fp32_sha: str) -> None:
@@ -366,6 +406,7 @@ def _int8(
     staging: Staging,
     source: dict,
     export_info: dict,
+    ref_frames=None,
 ) -> dict[str, Any]:
     from socket_edge.calibration import cache as trt_cache
     from socket_edge.calibration import calibset, gate, graph, qdq, ranges
@@ -491,6 +532,7 @@ def _int8(
             source=source,
             export=export_info,
             calibration=calibration,
+            **_reference(staging.targets[target], ref_frames, meta),
         )
         doc["sha256"] = sha256_file(staging.targets[target])
         write_sidecar(target, doc, staging.path(sidecar_path(target)))

@@ -1,0 +1,66 @@
+"""Per-frame signals a monitor compares with the reference: numpy only (the robot install).
+
+Input signals come from the raw map the model is fed (canonical units, after the resize):
+``valid_share`` (depth: share of pixels with a reading), ``p05``/``p50``/``p95`` (percentiles of
+the valid raw values: depth in mm, IR as stored, RGB in [0, 1]). Output signals come from the
+logits: ``max_prob`` (the top softmax probability), ``entropy`` (of the softmax, divided by
+log K so that it lies in [0, 1]) and the predicted class.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+INPUT_SIGNALS = {
+    "depth": ("valid_share", "p05", "p50", "p95"),
+    "ir": ("p05", "p50", "p95"),
+    "rgb": ("p05", "p50", "p95"),
+}
+OUTPUT_SIGNALS = ("max_prob", "entropy")
+
+
+def input_signal_names(modality: str) -> tuple[str, ...]:
+    return INPUT_SIGNALS[modality]
+
+
+def input_signals(frames: np.ndarray, modality: str) -> dict[str, np.ndarray]:
+    """Signals of a batch of raw maps (N, C, H, W): one value per frame each."""
+    x = np.asarray(frames, dtype=np.float32).reshape(len(frames), -1)
+    valid = x > 0 if modality == "depth" else np.isfinite(x)
+    out: dict[str, np.ndarray] = {}
+    if modality == "depth":
+        out["valid_share"] = valid.mean(axis=1).astype(np.float64)
+    # Percentiles of the valid values; a frame without any valid pixel gets 0 (as the sensor says).
+    masked = np.where(valid, x, np.nan)
+    with np.errstate(all="ignore"), _quiet_nan():
+        q = np.nanpercentile(masked, [5, 50, 95], axis=1)
+    q = np.nan_to_num(q, nan=0.0)
+    out["p05"], out["p50"], out["p95"] = (q[i].astype(np.float64) for i in range(3))
+    return out
+
+
+def output_signals(logits: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """(max_prob, normalised entropy) per frame, and the predicted classes, from logits (N, K)."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(axis=1, keepdims=True)
+    k = z.shape[1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ent = -(np.where(p > 0, p * np.log(p), 0.0)).sum(axis=1)
+    ent = ent / np.log(k) if k > 1 else np.zeros(len(z))
+    return {"max_prob": p.max(axis=1), "entropy": ent}, p.argmax(axis=1)
+
+
+class _quiet_nan:
+    """Silence numpy's all-NaN-slice warning (frames without valid pixels are expected)."""
+
+    def __enter__(self):
+        import warnings
+
+        self._w = warnings.catch_warnings()
+        self._w.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+    def __exit__(self, *exc):
+        self._w.__exit__(*exc)
