@@ -3,9 +3,9 @@ cleanup of what killed runs left, and resume states that know what they were mad
 
 **One writer.** ``adapt``, ``train-source`` and ``export`` hold an exclusive advisory lock
 (``filelock``: flock on POSIX) on ``.<out>.lock`` beside their ``--out`` for the whole run (the
-file is deleted on release); the
-holder's pid, host and command line sit in ``.<out>.lock.info``. A second run fails at once
-naming the first. The kernel drops the lock when its holder dies, so a killed run never blocks.
+file is deleted on release); the holder's pid, host and command line sit in
+``.<out>.lock.info``. A second run fails at once naming the first. The kernel drops the lock
+when its holder dies, so a killed run never blocks (the next run removes its two files).
 
 **All-or-nothing export sets.** An export writes every file of its set into a staging folder
 ``.socket-edge-export.<out>.<random>/`` beside ``--out``. It commits by first writing a manifest
