@@ -48,7 +48,7 @@ def logged_epochs(ckpt: Path) -> list[dict]:
 def run_seed(data: Path, work: Path, seed: int, modalities: list[str], args) -> dict:
     from socket_edge.adapt import AdaptConfig, adapt
     from socket_edge.evaluate import evaluate_artifact
-    from socket_edge.train import TrainConfig, train_supervised
+    from socket_edge.supervised import TrainConfig, train_supervised
 
     work.mkdir(parents=True, exist_ok=True)
     out: dict = {"seed": seed}

@@ -23,7 +23,7 @@ os.environ.setdefault("SOCKET_EDGE_PROGRESS", "0")
 
 
 def export(model: Path, out: Path, calib: Path) -> None:
-    """FP32 + INT8 ONNX through the CLI (the stable contract of DESIGN.md)."""
+    """FP32 + INT8 ONNX through the CLI (the stable contract: README "Commands")."""
     cmd = [
         sys.executable,
         "-m",

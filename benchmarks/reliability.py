@@ -75,7 +75,7 @@ def cpu_flags() -> str:
 def tiny_setup(work: Path) -> dict[str, Path]:
     from socket_edge.adapt import AdaptConfig, adapt
     from socket_edge.data.synth import SynthConfig, synth
-    from socket_edge.train import TrainConfig, train_supervised
+    from socket_edge.supervised import TrainConfig, train_supervised
 
     data = work / "synth"
     synth(data, SynthConfig(size=64, per_class=8, seed=0), workers=1, show_progress=False)

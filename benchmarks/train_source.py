@@ -28,7 +28,7 @@ def train_seed(data: Path, work: Path, seed: int) -> dict:
     """Train (or reuse) one seed's source model; its figures are kept beside the checkpoint."""
     import torch
 
-    from socket_edge.train import TrainConfig, train_supervised
+    from socket_edge.supervised import TrainConfig, train_supervised
 
     ckpt = work / f"source-s{seed}.pt"
     record = ckpt.with_suffix(".bench.json")
@@ -48,7 +48,7 @@ def train_seed(data: Path, work: Path, seed: int) -> dict:
         "seed": seed,
         "val_top1": result["val_acc"],
         "seconds": seconds,
-        "epochs": cfg.epochs,
+        "epochs": len(result["history"]),
         "batch_size": cfg.batch_size,
         "threads": torch.get_num_threads(),
         "load_avg_1m_at_end": os.getloadavg()[0],

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from .choices import Modality
 from .common import examples
 
 
@@ -25,8 +26,8 @@ def synth(
     config: Path = typer.Option(
         None, "--config", help="Pipeline TOML; its [synth] table sets defaults."
     ),
-    modality: list[str] = typer.Option(
-        None, "--modality", help="Target modality to render (repeatable): depth, ir (both)."
+    modality: list[Modality] = typer.Option(
+        None, "--modality", help="Target modality to render (repeatable; default both)."
     ),
     shift: list[str] = typer.Option(
         None,
@@ -36,6 +37,11 @@ def synth(
     ),
     prior_class: str = typer.Option(
         None, "--prior-class", help="With --shift prior: the class that makes up half (first)."
+    ),
+    ti_shapes: str = typer.Option(
+        None,
+        "--ti-shapes",
+        help="TI objects: default (solid composites) or unlike (thin, flat, open shapes).",
     ),
 ) -> None:
     """Write the built-in paired RGB / depth / IR benchmark (procedural 3-D shapes).
@@ -60,9 +66,10 @@ def synth(
         size=size,
         per_class=per_class,
         seed=seed,
-        modalities=tuple(modality) if modality else None,
+        modalities=tuple(m.value for m in modality) if modality else None,
         shift=tuple(shift) if shift else None,
         prior_class=prior_class,
+        ti_shapes=ti_shapes,
     )
     manifest = run(out_dir, SynthConfig(**settings), workers or None)
     counts = manifest["counts"]
@@ -90,5 +97,6 @@ def register(app: typer.Typer) -> None:
             "socket-edge synth data/shifted --shift depth-sensor --modality depth",
             "socket-edge synth data/warm --shift thermal --modality ir --per-class 200",
             "socket-edge synth data/skewed --shift prior --prior-class torus",
+            "socket-edge synth data/unlike --ti-shapes unlike   # TI objects unlike the task's",
         )
     )(synth)

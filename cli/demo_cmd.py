@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from .choices import Modality, plain
 from .common import emit_json, examples
 
 
@@ -13,9 +14,7 @@ def demo(
     out: Path = typer.Option(
         None, "--out", help="Folder for data, models and artifacts (socket-edge-demo)."
     ),
-    modality: str = typer.Option(
-        None, "--modality", help="Target modality: depth (default) or ir."
-    ),
+    modality: Modality = typer.Option(None, "--modality", help="Target modality (depth)."),
     quick: bool = typer.Option(
         False, "--quick", help="A smaller run (about 2 minutes; the CI smoke test)."
     ),
@@ -41,7 +40,9 @@ def demo(
     from socket_edge.config import merge, section
     from socket_edge.demo import DemoConfig, run_demo
 
-    settings = merge(section(config, "demo", DemoConfig), out=out, modality=modality, device=device)
+    settings = merge(
+        section(config, "demo", DemoConfig), out=out, modality=plain(modality), device=device
+    )
     if quick:
         settings["quick"] = True
     summary = run_demo(DemoConfig(**settings))

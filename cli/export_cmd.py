@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from .choices import CalibMethod, Int8Mode
 from .common import emit_json, examples, given, overlay, parse_int_list
 
 
@@ -39,8 +40,8 @@ def export(
         None, "--calib", help="Unlabelled target images to calibrate on (flat or in subfolders)."
     ),
     calib_size: int = typer.Option(512, "--calib-size", min=1, help="Images to calibrate on."),
-    calib_method: str = typer.Option(
-        "entropy", "--calib-method", help="entropy | percentile | minmax."
+    calib_method: CalibMethod = typer.Option(
+        CalibMethod.entropy, "--calib-method", help="How activation ranges are chosen."
     ),
     holdout: int = typer.Option(
         256, "--holdout", min=0, help="Held-back images the INT8 accuracy gate scores."
@@ -59,8 +60,8 @@ def export(
     seed: int = typer.Option(0, "--seed", help="Seed of the calibration draw."),
     trt: bool = typer.Option(False, "--trt", help="Build a TensorRT engine (on the device)."),
     fp16: bool = typer.Option(False, "--fp16", help="Engine: allow FP16 kernels."),
-    int8_mode: str = typer.Option(
-        "auto",
+    int8_mode: Int8Mode = typer.Option(
+        Int8Mode.auto,
         "--int8-mode",
         help="Engine INT8 path: explicit (Q/DQ model.int8.onnx), implicit (calibrator + "
         "model.calib.cache; TensorRT <= 10), auto (explicit from TensorRT 10 unless DLA).",
@@ -122,14 +123,14 @@ def export(
         "int8": ("int8", int8),
         "calib": ("calib", calib),
         "calib_size": ("calib_size", calib_size),
-        "calib_method": ("calib_method", calib_method),
+        "calib_method": ("calib_method", calib_method.value),
         "holdout": ("holdout", holdout),
         "max_drop": ("max_drop", max_drop),
         "max_disagreement": ("max_disagreement", max_disagreement),
         "seed": ("seed", seed),
         "trt": ("trt", trt),
         "fp16": ("fp16", fp16),
-        "int8_mode": ("int8_mode", int8_mode),
+        "int8_mode": ("int8_mode", int8_mode.value),
         "dla_core": ("dla_core", dla_core),
         "workspace_mib": ("workspace", workspace),
         "timing_cache": ("timing_cache", timing_cache),

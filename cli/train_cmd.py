@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from .choices import Arch, BNScale, Method, Modality, TIDistance, plain
 from .common import emit_json, examples
 
 
@@ -13,13 +14,14 @@ def train_source(
     data: Path = typer.Argument(..., help="Labelled RGB images: DATA/<class>/<image>."),
     out: Path = typer.Option(..., "--out", "-o", help="Checkpoint to write (.pt)."),
     val: Path = typer.Option(None, "--val", help="Labelled validation folder, scored each epoch."),
-    arch: str = typer.Option(
-        None,
-        "--arch",
-        help="resnet18 (default), resnet34, resnet50, mobilenet_v3_small, mobilenet_v3_large, efficientnet_b0.",
-    ),
+    arch: Arch = typer.Option(None, "--arch", help="Backbone (default resnet18)."),
     image_size: int = typer.Option(None, "--image-size", min=16, help="Input side in pixels (64)."),
-    epochs: int = typer.Option(None, "--epochs", min=1, help="Epochs (16)."),
+    epochs: int = typer.Option(
+        None, "--epochs", min=1, help="Epochs (default: as many as --steps needs)."
+    ),
+    steps: int = typer.Option(
+        None, "--steps", min=1, help="Update budget when --epochs is not given (3000)."
+    ),
     batch_size: int = typer.Option(None, "--batch-size", min=2, help="Images per step (32)."),
     lr: float = typer.Option(
         None, "--lr", help="Peak SGD learning rate, warm-up then cosine (0.05)."
@@ -46,12 +48,13 @@ def train_source(
     """
     from socket_edge.config import merge, section
     from socket_edge.guard import option_errors
-    from socket_edge.train import TrainConfig, train_supervised
+    from socket_edge.supervised import TrainConfig, train_supervised
 
     flags = dict(
-        arch=arch,
+        arch=plain(arch),
         image_size=image_size,
         epochs=epochs,
+        steps=steps,
         batch_size=batch_size,
         lr=lr,
         seed=seed,
@@ -80,11 +83,13 @@ def adapt(
         help="Unlabelled target images (flat, or class subfolders whose names are ignored).",
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Adapted checkpoint to write (.pt)."),
-    modality: str = typer.Option(..., "--modality", help="Target modality: depth or ir."),
+    modality: Modality = typer.Option(..., "--modality", help="Target modality."),
     paired: Path = typer.Option(
         None, "--paired", help="Task-irrelevant pairs: rgb/<stem> + <modality>/<stem>."
     ),
-    method: str = typer.Option(None, "--method", help="socket (default), shot or source-only."),
+    method: Method = typer.Option(
+        None, "--method", help="socket (default: as published), shot or source-only."
+    ),
     epochs: int = typer.Option(
         None, "--epochs", min=1, help="Passes over the target images (default 10)."
     ),
@@ -106,6 +111,21 @@ def adapt(
     ),
     ti_weight: float = typer.Option(
         None, "--ti-weight", help="d: TI feature alignment weight (0.5)."
+    ),
+    bn_scale: BNScale = typer.Option(
+        None,
+        "--bn-scale",
+        help="BN term: sum of L2 norms (published, default) or per-channel rms.",
+    ),
+    ti_distance: TIDistance = typer.Option(
+        None,
+        "--ti-distance",
+        help="TI term: euclidean (published, default) or scale-free cosine.",
+    ),
+    joint_batch: bool = typer.Option(
+        None,
+        "--joint-batch/--separate-batch",
+        help="One forward (one BatchNorm batch) for target + TI images; published: separate.",
     ),
     seed: int = typer.Option(None, "--seed", help="Seed (default 0); CPU runs are deterministic."),
     device: str = typer.Option(
@@ -150,7 +170,7 @@ def adapt(
 
     settings = load_config(config) if config else {}
     flags = dict(
-        method=method,
+        method=plain(method),
         epochs=epochs,
         batch_size=batch_size,
         lr=lr,
@@ -158,6 +178,9 @@ def adapt(
         im_weight=im_weight,
         bn_weight=bn_weight,
         ti_weight=ti_weight,
+        bn_scale=plain(bn_scale),
+        ti_distance=plain(ti_distance),
+        joint_batch=joint_batch,
         seed=seed,
         device=device,
         workers=workers,
@@ -166,15 +189,15 @@ def adapt(
     with option_errors(given, config, "adapt"):
         cfg = AdaptConfig(**{**settings, **{k: v for k, v in flags.items() if v is not None}})
     enc = (
-        default_encoding(modality, **parse_encoding(encoding))
-        if modality in ("depth", "ir") and (init is None or encoding is not None)
+        default_encoding(modality.value, **parse_encoding(encoding))
+        if init is None or encoding is not None
         else None  # --init without --encoding keeps the deployed model's encoding
     )
     result = run(
         source,
         target,
         out,
-        modality,
+        modality.value,
         paired=paired,
         config=cfg,
         encoding=enc,

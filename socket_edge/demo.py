@@ -64,7 +64,7 @@ def run_demo(config: DemoConfig | None = None, show_progress: bool = True) -> di
     from .evaluate import evaluate_artifact
     from .export.pipeline import ExportOptions, export
     from .files import write_json
-    from .train import TrainConfig, train_supervised
+    from .supervised import TrainConfig, train_supervised
 
     cfg = (config or DemoConfig()).resolved()
     if cfg.modality not in ("depth", "ir"):

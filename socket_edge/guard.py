@@ -82,7 +82,11 @@ def check_number(
 def check_settings(obj: Any, rules: Mapping[str, dict[str, Any]]) -> None:
     """``check_number`` on each named attribute of ``obj`` (a settings dataclass)."""
     for name, bounds in rules.items():
-        check_number(name, getattr(obj, name), **bounds)
+        bounds = dict(bounds)
+        value = getattr(obj, name)
+        if bounds.pop("optional", False) and value is None:
+            continue  # unset: the library chooses (e.g. epochs from a step budget)
+        check_number(name, value, **bounds)
 
 
 def option_errors(options: Mapping[str, str], config: Any = None, table: str | None = None):

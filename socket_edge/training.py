@@ -168,3 +168,34 @@ def autocast(device, enabled: bool = True):
     if enabled and device.type == "cpu" and cpu_has_bf16():
         return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def saved_state(out: str | Path, resume: bool) -> dict[str, Any] | None:
+    """Start a run that writes ``out``: the state to continue from, or None for a fresh start.
+
+    Removes the temp files killed runs left beside ``out`` and its state file. A fresh start
+    (no --resume, or nothing saved: a run killed in its first epoch) empties the log.
+    """
+    from .models.checkpoint import read_checkpoint
+    from .outputs import remove_temp_files
+
+    out, spath = Path(out), state_path(out)
+    remove_temp_files(out.parent, [out.name, spath.name])
+    if resume and spath.exists():
+        return read_checkpoint(spath)
+    truncate_log(out, 0)
+    return None
+
+
+def continue_from(state: dict[str, Any], out: str | Path, settings: dict[str, Any]) -> int:
+    """Check that ``state`` was saved by a run with these ``settings`` (naming what changed),
+    drop the log lines of epochs after it, and return its epoch."""
+    from .console import info
+    from .outputs import check_resume
+
+    spath = state_path(out)
+    check_resume(spath, state.get("config"), settings)
+    epoch = int(state["epoch"])
+    truncate_log(out, epoch)
+    info(f"resuming from {spath} after epoch {epoch}")
+    return epoch

@@ -26,7 +26,7 @@ def synth_root(tmp_path_factory) -> Path:
 
 
 def _train(root: Path, out: Path, arch: str) -> Path:
-    from socket_edge.train import TrainConfig, train_supervised
+    from socket_edge.supervised import TrainConfig, train_supervised
 
     cfg = TrainConfig(arch=arch, image_size=64, epochs=1, batch_size=16, seed=0, device="cpu")
     train_supervised(root / "source_rgb" / "train", out, cfg, show_progress=False)

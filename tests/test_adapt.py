@@ -53,9 +53,56 @@ def test_bn_moment_loss_by_hand_and_first_layer_weight():
     variances = [torch.ones(4), torch.tensor([3.0])]
     src_means = [torch.zeros(4), torch.zeros(1)]
     src_vars = [torch.ones(4), torch.ones(1)]
-    # layer 0: RMS(mean diff) = 1, RMS(var diff) = 0 -> 1; layer 1: 0 + 2 -> 2.
+    # Published: layer 0: ||mean diff|| = 2, ||var diff|| = 0; layer 1: 0 + 2; weights 3 and 1.
     got = losses.bn_moment_loss(means, variances, src_means, src_vars, first_weight=3.0)
+    assert got.item() == pytest.approx(3 * 2 + 1 * 2)
+    # rms: layer 0: RMS(mean diff) = 1, RMS(var diff) = 0 -> 1; layer 1: 0 + 2 -> 2; mean by weight.
+    got = losses.bn_moment_loss(
+        means, variances, src_means, src_vars, first_weight=3.0, scale="rms"
+    )
     assert got.item() == pytest.approx((3 * 1 + 1 * 2) / 4)
+    with pytest.raises(ValueError, match="unknown BN scale"):
+        losses.bn_moment_loss(means, variances, src_means, src_vars, scale="mean")
+
+
+def test_cosine_ti_alignment_is_scale_free_and_euclidean_is_not():
+    torch.manual_seed(0)
+    t, s = torch.randn(5, 8), torch.randn(5, 8)
+    cos = losses.ti_alignment(t, s, "cosine")
+    assert losses.ti_alignment(10 * t, 10 * s, "cosine").item() == pytest.approx(
+        cos.item(), rel=1e-5
+    )
+    assert losses.ti_alignment(t, t, "cosine").item() == pytest.approx(0.0, abs=1e-6)
+    assert losses.ti_alignment(t, -t, "cosine").item() == pytest.approx(2.0, abs=1e-6)
+    eu = losses.ti_alignment(t, s)
+    assert losses.ti_alignment(10 * t, 10 * s).item() == pytest.approx(10 * eu.item(), rel=1e-5)
+
+
+def test_rare_classes_flags_shares_below_the_fraction_of_uniform():
+    # 4 classes, uniform 25%; class 3 has 1 of 20 (5% < 0.25 x 25% = 6.25%), class 2 none.
+    predictions = torch.tensor([0] * 10 + [1] * 9 + [3])
+    assert losses.rare_classes(predictions, 4, 0.25) == {2: 0.0, 3: pytest.approx(0.05)}
+    assert losses.rare_classes(predictions, 4, 0.1) == {2: 0.0}
+
+
+def test_separate_batches_normalise_target_images_with_their_own_statistics():
+    from socket_edge.adapt.loop import FeaturesAndLogits
+    from socket_edge.data.encoding import default_encoding
+    from socket_edge.models.network import SocketNet
+
+    torch.manual_seed(0)
+    model = SocketNet("resnet18", 3, default_encoding("depth")).train()
+    x, ti = torch.rand(6, 3, 64, 64), torch.rand(4, 3, 64, 64) * 5
+    alone_feats = model.features(x)
+    with MomentCollector(model.backbone) as mc:
+        feats, logits = FeaturesAndLogits(model, joint=False)(torch.cat([x, ti]), 6)
+    layers = len(mc.layers)
+    assert len(mc.means) == 2 * layers  # the target pass first, then the TI pass
+    assert torch.allclose(feats[:6], alone_feats, atol=1e-5)
+    assert torch.allclose(logits, model.classify(alone_feats), atol=1e-5)
+    # One joint pass mixes the TI images into the target images' BatchNorm statistics.
+    joint_feats, _ = FeaturesAndLogits(model, joint=True)(torch.cat([x, ti]), 6)
+    assert (joint_feats[:6] - alone_feats).abs().max() > 1e-2
 
 
 def test_bn_term_is_zero_at_source_moments_and_only_trains_the_target():

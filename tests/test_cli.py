@@ -29,6 +29,30 @@ def test_top_level_help_lists_the_contract(cli):
         assert command in result.stdout
 
 
+def test_fixed_choices_are_the_librarys_and_bad_ones_get_typers_error(cli, monkeypatch):
+    from calibration.ranges import METHODS as CALIB_METHODS
+    from cli import choices
+    from socket_edge.adapt.config import BN_SCALES, METHODS, TI_DISTANCES
+    from socket_edge.export.tensorrt import INT8_MODES
+    from socket_edge.models.backbones import BACKBONES
+
+    def values(enum):
+        return tuple(e.value for e in enum)
+
+    assert values(choices.Method) == METHODS
+    assert values(choices.Arch) == tuple(BACKBONES)
+    assert values(choices.CalibMethod) == CALIB_METHODS
+    assert values(choices.Int8Mode) == INT8_MODES
+    assert values(choices.BNScale) == BN_SCALES
+    assert values(choices.TIDistance) == TI_DISTANCES
+    monkeypatch.setenv("COLUMNS", "200")  # no wrapping inside the words checked below
+    r = cli("adapt", "--source", "s.pt", "--target", "t", "--out", "o.pt", "--modality", "rgb")
+    assert r.returncode == 2
+    assert "Invalid value for '--modality'" in r.stderr
+    assert "'rgb' is not one of 'depth', 'ir'" in r.stderr
+    assert "socket|shot|source-only" in cli("adapt", "--help").stdout
+
+
 def _rgb_tree(root, corrupt: bytes | None = None):
     for cls in ("a", "b"):
         for i in range(2):

@@ -258,7 +258,7 @@ def test_toml_config(scratch):
     from socket_edge.adapt import AdaptConfig
     from socket_edge.config import section
     from socket_edge.export.pipeline import ExportOptions
-    from socket_edge.train import TrainConfig
+    from socket_edge.supervised import TrainConfig
 
     targets = {"adapt": AdaptConfig, "train": TrainConfig, "export": ExportOptions}
     path = _write(scratch, "team.toml", TOML_SEED)
@@ -380,7 +380,7 @@ def test_toml_config_with_wrong_values(scratch):
     from socket_edge.adapt import AdaptConfig
     from socket_edge.config import section
     from socket_edge.export.pipeline import ExportOptions
-    from socket_edge.train import TrainConfig
+    from socket_edge.supervised import TrainConfig
 
     targets = {"adapt": AdaptConfig, "train": TrainConfig, "export": ExportOptions}
     keys = {t: sorted(f.name for f in dataclasses.fields(c)) for t, c in targets.items()}

@@ -98,7 +98,7 @@ def test_unknown_architecture():
 
 
 def test_train_source_resumes_to_the_same_weights(synth_root, tmp_path):
-    from socket_edge.train import TrainConfig, train_supervised
+    from socket_edge.supervised import TrainConfig, train_supervised
 
     data = synth_root / "source_rgb" / "train"
     cfg = TrainConfig(arch="mobilenet_v3_small", epochs=2, batch_size=16, seed=3, device="cpu")
@@ -158,11 +158,12 @@ def test_synth_is_deterministic_and_has_the_layout(tmp_path):
 
 
 def test_synth_task_and_ti_classes_are_disjoint():
-    from socket_edge.data.shapes import TASK_SHAPES, TI_SHAPES
+    from socket_edge.data.shapes import TASK_SHAPES, TI_SHAPES, TI_UNLIKE_SHAPES
 
     assert not set(TASK_SHAPES) & set(TI_SHAPES)
+    assert not set(TASK_SHAPES) & set(TI_UNLIKE_SHAPES)
     pts = np.random.default_rng(0).uniform(-1.5, 1.5, (2000, 3)).astype(np.float32)
-    for name, sdf in {**TASK_SHAPES, **TI_SHAPES}.items():
+    for name, sdf in {**TASK_SHAPES, **TI_SHAPES, **TI_UNLIKE_SHAPES}.items():
         d = sdf(pts)
         assert d.shape == (2000,) and (d < 0).any() and (d > 0).any(), name
 
@@ -229,12 +230,14 @@ def test_train_source_stops_on_a_nan_loss_and_keeps_the_last_epoch(
     import torch.nn.functional as F
 
     from socket_edge.guard import DivergenceError, SettingError
-    from socket_edge.train import TrainConfig, train_supervised
+    from socket_edge.supervised import TrainConfig, train_supervised
 
     with pytest.raises(SettingError, match="lr must be a finite number > 0, got nan"):
         TrainConfig(lr=float("nan"))
     with pytest.raises(SettingError, match="batch_size must be an integer >= 2, got 0"):
         TrainConfig(batch_size=0)
+    with pytest.raises(SocketEdgeError, match="steps"):
+        TrainConfig(steps=0)
     data = synth_root / "source_rgb" / "train"
     cfg = TrainConfig(arch="mobilenet_v3_small", epochs=2, batch_size=32, seed=3, device="cpu")
     real, calls = F.cross_entropy, []
@@ -251,3 +254,14 @@ def test_train_source_stops_on_a_nan_loss_and_keeps_the_last_epoch(
         train_supervised(data, out, cfg, show_progress=False)
     assert "cross-entropy" in str(e.value) and "src.state.pt keeps epoch 1" in str(e.value)
     assert not out.exists() and read_checkpoint(tmp_path / "src.state.pt")["epoch"] == 1
+
+
+def test_train_source_length_is_a_step_budget_unless_epochs_are_given():
+    from socket_edge.supervised import TrainConfig
+
+    cfg = TrainConfig()  # 3000 updates of 32 images
+    assert cfg.epochs_for(6000) == 16  # 188 steps per epoch
+    assert cfg.epochs_for(1440) == 67  # 45 steps per epoch
+    assert cfg.epochs_for(100_000) == 1
+    assert TrainConfig(epochs=5).epochs_for(1440) == 5
+    assert TrainConfig(steps=10, batch_size=2).epochs_for(7) == 3  # 4 steps per epoch

@@ -350,7 +350,7 @@ def test_next_export_removes_only_its_own_leftovers(depth_ckpt, tmp_path, cli):
 
 
 def test_train_source_removes_temp_files_of_killed_runs(synth_root, tmp_path):
-    from socket_edge.train import TrainConfig, train_supervised
+    from socket_edge.supervised import TrainConfig, train_supervised
 
     out = tmp_path / "src.pt"
     stale = [tmp_path / ".src.pt.x1.tmp", tmp_path / ".src.state.pt.x2.tmp"]

@@ -22,12 +22,15 @@ RULES: dict[str, dict[str, Any]] = {
     "bn_weight": {"minimum": 0},
     "ti_weight": {"minimum": 0},
     "bn_first_weight": {"minimum": 0},
+    "collapse_fraction": {"minimum": 0, "maximum": 1},
     "ti_views": {"minimum": 1, "integer": True},
     "seed": {"minimum": 0, "integer": True},
     "workers": {"minimum": 0, "integer": True},
 }
 
 METHODS = ("socket", "shot", "source-only")
+TI_DISTANCES = ("euclidean", "cosine")  # published: euclidean
+BN_SCALES = ("sum", "rms")  # published: sum
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,13 @@ class AdaptConfig:
     bn_weight: float = 0.5
     ti_weight: float = 0.5
     bn_first_weight: float = 10.0
+    # Departures from the paper, off by default (docs/architecture.md, benchmarks/RESULTS.md):
+    bn_scale: str = "sum"  # "rms": per-channel RMS, layer weights normalised
+    ti_distance: str = "euclidean"  # "cosine": scale-free TI alignment
+    joint_batch: bool = False  # one forward (and BatchNorm batch) for target + TI images
     ti_views: int = 4  # augmented views of each TI pair whose source features are cached
+    # adapt warns when a class gets less than this fraction of a uniform share of predictions
+    collapse_fraction: float = 0.25
     seed: int = 0
     device: str | None = None
     amp: bool = True
@@ -57,6 +66,14 @@ class AdaptConfig:
                 f"unknown method {self.method!r} (choose from {', '.join(METHODS)})"
             )
         check_settings(self, RULES)
+        for name, value, choices in (
+            ("bn_scale", self.bn_scale, BN_SCALES),
+            ("ti_distance", self.ti_distance, TI_DISTANCES),
+        ):
+            if value not in choices:
+                raise SocketEdgeError(
+                    f"unknown {name} {value!r} (choose from {', '.join(choices)})"
+                )
 
     def effective_weights(self) -> dict[str, float]:
         """The loss weights the method actually uses (SHOT: PL + IM only)."""

@@ -5,9 +5,13 @@ partners' source features were computed once, before training):
 
     L = a * L_PL + b * L_IM + c * L_BN + d * L_TI
 
+(the terms and which choices are the paper's: docs/architecture.md, "The adaptation objective").
+
 The classifier is frozen; the backbone trains at 0.1x the learning rate of the bottleneck; the
-learning rate follows lr * (1 + 10 p)^-0.75 over the run (p = progress in [0, 1]). Target and TI
-target images share one forward pass, in which hooks collect the BatchNorm moments. Every epoch
+learning rate follows lr * (1 + 10 p)^-0.75 over the run (p = progress in [0, 1]). As published,
+the target batch and the TI batch pass through the model separately, so that BatchNorm normalises
+the target images with their own statistics; hooks collect the BN moments of the target pass
+(``joint_batch``: one pass over both, as earlier socket-edge releases did). Every epoch
 refreshes the pseudo-labels, writes a resumable state file and appends one line to the log.
 
 Under torchrun the same loop runs in every process (see socket_edge.distributed): each takes its
@@ -19,7 +23,6 @@ only rank 0 writes files or draws progress bars.
 from __future__ import annotations
 
 import time
-from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +32,7 @@ import torch
 from torch import nn
 
 from .. import distributed, guard
-from ..console import bar, info, warn
+from ..console import bar, warn
 from ..data.datasets import LabelledFolder, PairedFolder, UnlabelledFolder
 from ..data.encoding import Encoding, default_encoding
 from ..data.transforms import CropFlip, apply_crop_flip, draw_crop_flip
@@ -48,12 +51,13 @@ from ..outputs import check_resume, file_digest, listing_digest, single_writer
 from ..training import (
     append_log,
     autocast,
+    continue_from,
     epoch_seed,
     make_loader,
+    saved_state,
     seed_everything,
     shard_loader,
     state_path,
-    truncate_log,
 )
 from . import losses
 from .batchnorm import globalize_batchnorm
@@ -130,14 +134,11 @@ def cache_source_features(
 
 
 @torch.no_grad()
-def refresh_pseudo_labels(
+def score_targets(
     model, dataset: UnlabelledFolder, device, batch_size: int = 256, group: Group | None = None
-) -> torch.Tensor:
-    """Pseudo-labels of every target image from the current model (eval mode, no augmentation).
-
-    In a process group each process scores a share of the images; the centroids are computed over
-    all of them, and rank 0's labels are sent to every process so that all train on the same ones.
-    """
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(features, logits) of every target image from the current model (eval mode, no
+    augmentation). In a process group each process scores a share; all receive the whole."""
     group = group or Group()
     was_training, was_augmenting = model.training, dataset.augment
     model.eval()
@@ -151,11 +152,41 @@ def refresh_pseudo_labels(
     model.train(was_training)
     dataset.augment = was_augmenting
     n = len(dataset)
-    labels = losses.centroid_pseudo_labels(
+    return (
         distributed.gather_rows(torch.cat(feats), n, group),
         distributed.gather_rows(torch.cat(logits), n, group),
     )
+
+
+def refresh_pseudo_labels(
+    model, dataset: UnlabelledFolder, device, batch_size: int = 256, group: Group | None = None
+) -> torch.Tensor:
+    """Pseudo-labels of every target image from the current model.
+
+    The centroids are computed over all images, and rank 0's labels are sent to every process
+    so that all train on the same ones.
+    """
+    group = group or Group()
+    feats, logits = score_targets(model, dataset, device, batch_size, group)
+    labels = losses.centroid_pseudo_labels(feats, logits)
     return distributed.broadcast(labels, group).cpu()
+
+
+def warn_rare_classes(
+    logits: torch.Tensor, classes: list[str], fraction: float
+) -> dict[str, float]:
+    """Warn (and return {class: share}) when classes get < ``fraction`` of a uniform share of
+    the target predictions: the adapted model may have collapsed them into others."""
+    rare = losses.rare_classes(logits.argmax(1), len(classes), fraction)
+    named = {classes[c]: share for c, share in rare.items()}
+    if named:
+        shares = ", ".join(f"{name} {share:.1%}" for name, share in named.items())
+        warn(
+            f"possible class collapse: {shares} of the target predictions (uniform "
+            f"{1 / len(classes):.1%}, warning below {fraction:g} of it); check with --eval "
+            "on a few labelled images, or compare --method shot"
+        )
+    return named
 
 
 def _check_source(meta: dict[str, Any], path: Path, modality: str) -> None:
@@ -218,14 +249,22 @@ def _source_model(src: dict[str, Any], path: Path):
 
 class FeaturesAndLogits(nn.Module):
     """One training forward: features of the whole batch, logits of its first ``n`` rows (the
-    target images; TI target images ride along for their features). What DDP wraps."""
+    target images; TI target images ride along for their features). What DDP wraps.
 
-    def __init__(self, model):
+    ``joint``: one pass over all rows (BatchNorm sees target and TI images together); otherwise
+    the target rows pass first and the TI rows second, each with its own batch statistics.
+    """
+
+    def __init__(self, model, joint: bool = True):
         super().__init__()
         self.model = model
+        self.joint = joint
 
     def forward(self, x: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        feats = self.model.features(x)
+        if self.joint or n >= len(x):
+            feats = self.model.features(x)
+        else:
+            feats = torch.cat([self.model.features(x[:n]), self.model.features(x[n:])])
         return feats, self.model.classify(feats[:n])
 
 
@@ -281,16 +320,20 @@ class Run:
         if w["pl"] > 0:
             terms["pl"] = losses.pseudo_label_loss(logits, labels[idx].to(self.device))
         if w["bn"] > 0:
+            layers = len(self.src_means)  # the target pass's moments come first
             terms["bn"] = losses.bn_moment_loss(
-                moments.means,
-                moments.variances,
+                moments.means[:layers],
+                moments.variances[:layers],
                 self.src_means,
                 self.src_vars,
                 self.cfg.bn_first_weight,
+                self.cfg.bn_scale,
             )
         if ti_batch is not None:
             _, ti_idx, ti_view = ti_batch
-            terms["ti"] = losses.ti_alignment(feats[n:], self.ti_feats[ti_idx, ti_view])
+            terms["ti"] = losses.ti_alignment(
+                feats[n:], self.ti_feats[ti_idx, ti_view], self.cfg.ti_distance
+            )
         return terms
 
     def diverged(self, epoch: int, step: int, terms: list[str]) -> guard.DivergenceError:
@@ -396,7 +439,7 @@ def prepare(
     src_means, src_vars = source_statistics(model.backbone)
     if init is not None:  # re-adaptation: continue from the deployed model
         load_weights(model, init["state_dict"], meta["arch"], init_path or "--init")
-    forward: nn.Module = FeaturesAndLogits(model)
+    forward: nn.Module = FeaturesAndLogits(model, joint=cfg.joint_batch)
     if group.active:
         globalize_batchnorm(model, group)
         # The BN-moment term alone leaves the last layers without gradient; DDP must know.
@@ -469,23 +512,17 @@ def _resume(
     machine needs the output folder.
     """
     group, spath = run.group, state_path(out)
-    state = None
-    if group.is_main:
-        _remove_stale_temp_files(out)
-        if resume and spath.exists():
-            state = read_checkpoint(spath)
-        else:  # a fresh start (a killed first epoch leaves log lines but no state)
-            truncate_log(out, 0)
+    state = saved_state(out, resume) if group.is_main else None
     state = distributed.broadcast_object(state, group)
     if state is None:
         return 0, []
-    check_resume(spath, state.get("config"), settings)  # names what changed
+    if group.is_main:
+        start = continue_from(state, out, settings)
+    else:  # the same check, so that every process stops alike on a mismatch
+        check_resume(spath, state.get("config"), settings)
+        start = int(state["epoch"])
     load_weights(run.model, state["state_dict"], arch, spath)
     run.optimizer.load_state_dict(state["optimizer"])
-    start = int(state["epoch"])
-    if group.is_main:
-        truncate_log(out, start)
-    info(f"resuming from {spath} after epoch {start}")
     return start, list(state["history"])
 
 
@@ -496,14 +533,6 @@ def _inputs(source: Path, target, paired) -> dict[str, str | None]:
         "target": listing_digest(target),
         "paired": listing_digest(paired),
     }
-
-
-def _remove_stale_temp_files(out: Path) -> None:
-    """Temp files a killed run left beside its outputs (never renamed, so never complete)."""
-    for name in (out.name, state_path(out).name):
-        for stale in out.parent.glob(f".{name}.*.tmp"):
-            with suppress(OSError):
-                stale.unlink()
 
 
 @single_writer("adapt")
@@ -615,6 +644,11 @@ def adapt(
             result["eval_top1"] = history[-1]["eval_top1"]
         elif eval_set is not None:
             result["eval_top1"] = evaluate_model(run.model, eval_set, device=run.device).top1
+        if epochs > 0 and cfg.collapse_fraction > 0:
+            _, logits = score_targets(run.model, run.target_set, run.device)
+            result["rare_classes"] = warn_rare_classes(
+                logits, list(meta["classes"]), cfg.collapse_fraction
+            )
         out_meta["training"] = {**meta.get("training", {}), "adapt_history": history}
         save_checkpoint(out, run.model.cpu(), out_meta)
         state_path(out).unlink(missing_ok=True)

@@ -4,10 +4,13 @@
   prediction (confident and diverse predictions).
 - pseudo_label_loss: cross-entropy to labels from feature centroids (``centroid_pseudo_labels``).
 - ti_alignment: distance between target features of TI target images and the frozen source's
-  features of their RGB partners.
+  features of their RGB partners (Euclidean as published, or scale-free cosine).
 - bn_moment_loss: for each BatchNorm2d, the distance between the batch mean/variance of its input
   on target data and the running mean/variance stored in the source model; first layer weighted
-  higher (``first_weight``).
+  higher (``first_weight``). As published a weighted sum of L2 norms, or per-channel RMS with
+  weights that sum to 1 (scale-free in width and depth).
+
+docs/architecture.md ("The adaptation objective") states the formulas and which are published.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
+
+from .config import BN_SCALES, TI_DISTANCES
 
 EPS = 1e-5
 
@@ -42,9 +47,20 @@ def pseudo_label_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tenso
     return F.cross_entropy(logits.float(), labels)
 
 
-def ti_alignment(target_features: torch.Tensor, source_features: torch.Tensor) -> torch.Tensor:
-    """Mean Euclidean distance between the target and source features of each TI pair."""
-    return torch.linalg.vector_norm(target_features.float() - source_features.float(), dim=1).mean()
+def ti_alignment(
+    target_features: torch.Tensor, source_features: torch.Tensor, distance: str = "euclidean"
+) -> torch.Tensor:
+    """Mean distance between the target and source features of each TI pair.
+
+    ``euclidean`` (published): ||f_t - f_s||_2, in the units of the features, so its weight
+    depends on their scale. ``cosine``: 1 - cos(f_t, f_s), in [0, 2] whatever the scale.
+    """
+    t, s = target_features.float(), source_features.float()
+    if distance == "cosine":
+        return (1 - F.cosine_similarity(t, s, dim=1)).mean()
+    if distance != "euclidean":
+        raise ValueError(f"unknown TI distance {distance!r} (choose from {TI_DISTANCES})")
+    return torch.linalg.vector_norm(t - s, dim=1).mean()
 
 
 def bn_moment_loss(
@@ -53,12 +69,16 @@ def bn_moment_loss(
     source_means: Sequence[torch.Tensor],
     source_vars: Sequence[torch.Tensor],
     first_weight: float = 10.0,
+    scale: str = "sum",
 ) -> torch.Tensor:
-    """Weighted mean over layers of RMS(mu_l - mu_l^src) + RMS(var_l - var_l^src).
+    """Sum over layers of w_l (||mu_l - mu_l^src||_2 + ||var_l - var_l^src||_2).
 
-    RMS = ||.||_2 / sqrt(channels), so wide and narrow layers count alike; the first layer has
-    weight ``first_weight``, the others 1, and the weights are normalised to sum to 1.
+    w_l = ``first_weight`` for the first layer, 1 for the others. ``scale="sum"`` is the
+    published form; ``"rms"`` divides each layer's norms by sqrt(channels) and the sum by
+    sum_l w_l, so that wide and narrow layers, deep and shallow networks count alike.
     """
+    if scale not in BN_SCALES:
+        raise ValueError(f"unknown BN scale {scale!r} (choose from {BN_SCALES})")
     if not means:
         raise ValueError("no BatchNorm moments were collected")
     total = means[0].new_zeros(())
@@ -67,10 +87,19 @@ def bn_moment_loss(
         zip(means, variances, source_means, source_vars, strict=True)
     ):
         w = first_weight if i == 0 else 1.0
-        rms = torch.linalg.vector_norm(m.float() - ms) + torch.linalg.vector_norm(v.float() - vs)
-        total = total + w * rms / m.numel() ** 0.5
+        norms = torch.linalg.vector_norm(m.float() - ms) + torch.linalg.vector_norm(v.float() - vs)
+        total = total + w * (norms / m.numel() ** 0.5 if scale == "rms" else norms)
         weights += w
-    return total / weights
+    return total / weights if scale == "rms" else total
+
+
+def rare_classes(predictions: torch.Tensor, classes: int, fraction: float) -> dict[int, float]:
+    """{class: share} of the classes predicted for fewer than ``fraction`` / ``classes`` of the
+    samples: the sign of a collapse (a class the model has stopped predicting)."""
+    share = torch.bincount(predictions.flatten(), minlength=classes).float() / max(
+        1, predictions.numel()
+    )
+    return {int(c): float(share[c]) for c in range(classes) if share[c] < fraction / classes}
 
 
 @torch.no_grad()

@@ -1,4 +1,4 @@
-"""Converters from public RGB-D / RGB-NIR dataset layouts into socket-edge's layout (DESIGN.md).
+"""Converters from public RGB-D / RGB-NIR dataset layouts into socket-edge's layout (README "Data layout"; docs/architecture.md).
 
     from socket_edge.convert import ConvertOptions, convert
     summary = convert("sunrgbd", "SUNRGBD", "data/sun", ConvertOptions(seed=0), sensors=("kv2",))

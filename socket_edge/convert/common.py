@@ -1,7 +1,7 @@
 """What every converter shares: samples, the task / TI class choice, the split, and writing.
 
 A converter scans its source layout into a :class:`Scan` (a list of :class:`Sample` plus the
-dataset's default task / task-irrelevant classes); :func:`write_converted` then writes DESIGN.md's
+dataset's default task / task-irrelevant classes); :func:`write_converted` then writes socket-edge's
 layout, every file atomically, and ``DST/convert.json`` last, so that its presence marks a
 complete conversion::
 
@@ -348,7 +348,7 @@ def write_converted(
     options: ConvertOptions,
     show_progress: bool = True,
 ) -> dict[str, Any]:
-    """Write the scan into DST (DESIGN.md's layout); returns the summary, also DST/convert.json."""
+    """Write the scan into DST (socket-edge's layout, README "Data layout"); returns the summary, also DST/convert.json."""
     dst = Path(dst)
     if options.short_side is not None and options.short_side < 8:
         raise DataError(f"--short-side must be at least 8 pixels, got {options.short_side}")

@@ -1,4 +1,4 @@
-"""Datasets over the folder layouts of DESIGN.md: labelled, unlabelled, and task-irrelevant pairs.
+"""Datasets over the folder layouts of the README ("Data layout"): labelled, unlabelled, and task-irrelevant pairs.
 
 Items are numpy arrays (no torch needed to read data for ONNX Runtime or TensorRT); augmented
 items are torch tensors, augmentation being training. Augmentation is deterministic: each sample's crop/flip comes from a generator seeded with

@@ -151,3 +151,13 @@ TI_SHAPES: dict[str, SDF] = {
         box(p, (0.7, 0.5, 0.3)), -cylinder(_shift(p, (0, -0.5, 0)), 0.4, 0.5, axis=2)
     ),
 }
+
+# TI shapes unlike the task objects (thin, flat, open), for the suite's "TI unlike task" variant
+# (`socket-edge synth --ti-shapes unlike`): alignment must then carry over from other geometry.
+TI_UNLIKE_SHAPES: dict[str, SDF] = {
+    "plate": lambda p: cylinder(p, 0.8, 0.05),
+    "rod": lambda p: cylinder(p, 0.08, 0.85, axis=0),
+    "frame": lambda p: np.maximum(box(p, (0.75, 0.75, 0.08)), -box(p, (0.5, 0.5, 0.2))),
+    "cross": lambda p: np.minimum(box(p, (0.8, 0.15, 0.08)), box(p, (0.15, 0.8, 0.08))),
+}
+TI_SHAPE_SETS = {"default": TI_SHAPES, "unlike": TI_UNLIKE_SHAPES}

@@ -1,6 +1,6 @@
 """``socket-edge synth``: write the built-in paired RGB / depth / IR benchmark to disk.
 
-Layout (DESIGN.md)::
+Layout (README "Data layout"; docs/architecture.md)::
 
     DIR/source_rgb/{train,val}/<class>/<stem>.png
     DIR/<M>/target/{train,test}/<class>/<stem>.png     for M in depth, ir
@@ -30,7 +30,7 @@ from ..console import bar
 from ..errors import SocketEdgeError
 from ..files import atomic_path
 from .render import render
-from .shapes import TASK_SHAPES, TI_SHAPES
+from .shapes import TASK_SHAPES, TI_SHAPE_SETS
 from .shifts import Shift, class_counts, make_shift
 
 SPLITS = {"source_train": 0, "source_val": 1, "target_train": 2, "target_test": 3, "paired": 4}
@@ -44,6 +44,14 @@ class SynthConfig:
     modalities: tuple[str, ...] = ("depth", "ir")
     shift: tuple[str, ...] = ()  # deployment shifts (shifts.SHIFTS); only target splits then
     prior_class: str | None = None  # the frequent class of the 'prior' shift (default: first)
+    ti_shapes: str = "default"  # or "unlike": thin, flat TI objects (shapes.TI_UNLIKE_SHAPES)
+
+    def ti_set(self) -> dict:
+        if self.ti_shapes not in TI_SHAPE_SETS:
+            raise SocketEdgeError(
+                f"unknown TI shape set {self.ti_shapes!r} (choose from {', '.join(TI_SHAPE_SETS)})"
+            )
+        return TI_SHAPE_SETS[self.ti_shapes]
 
     def make_shift(self) -> Shift:
         return make_shift(tuple(self.shift), self.prior_class)
@@ -81,7 +89,7 @@ def _jobs(cfg: SynthConfig) -> list[tuple[str, int, str, int]]:
     for split in ("source_train", "source_val", "target_train", "target_test"):
         for ci, name in enumerate(TASK_SHAPES):
             jobs += [(split, ci, name, i) for i in range(counts[split])]
-    for ci, name in enumerate(TI_SHAPES):
+    for ci, name in enumerate(cfg.ti_set()):
         jobs += [("paired", ci, name, i) for i in range(counts["paired"])]
     return jobs
 
@@ -102,7 +110,7 @@ def _render_chunk(args: tuple[Path, SynthConfig, list[tuple[str, int, str, int]]
             for m in cfg.modalities:
                 _save_png(root / m / "target" / part / name / f"{stem}.png", img[m])
         else:
-            img = render(TI_SHAPES[name], seed, cfg.size, ("rgb", *cfg.modalities))
+            img = render(cfg.ti_set()[name], seed, cfg.size, ("rgb", *cfg.modalities))
             for m in cfg.modalities:
                 _save_png(root / m / "paired" / "rgb" / f"{stem}.png", img["rgb"])
                 _save_png(root / m / "paired" / m / f"{stem}.png", img[m])
@@ -120,6 +128,7 @@ def synth(
     bad = [m for m in cfg.modalities if m not in ("depth", "ir")]
     if bad or not cfg.modalities:
         raise SocketEdgeError(f"synth modalities are depth and/or ir, got {list(cfg.modalities)}")
+    cfg.ti_set()  # an unknown set fails before any rendering
     if cfg.shift:
         cfg.make_shift()  # unknown names fail before any rendering
     root = Path(out_dir)
@@ -139,12 +148,14 @@ def synth(
     config_doc = {**asdict(cfg), "modalities": list(cfg.modalities)}
     if not cfg.shift:  # the unshifted manifest stays as it was
         del config_doc["shift"], config_doc["prior_class"]
+    if cfg.ti_shapes == "default":
+        del config_doc["ti_shapes"]
     manifest = {
         "generator": f"socket-edge {__version__} synth",
         "config": config_doc,
         "counts": cfg.counts(),
         "task_classes": list(TASK_SHAPES),
-        "ti_classes": list(TI_SHAPES),
+        "ti_classes": list(cfg.ti_set()),
         "depth": {"units": "mm", "missing": 0, "bit_depth": 16},
         "ir": {"units": "raw counts (14-bit in 16-bit PNG), ~100 counts/K", "bit_depth": 16},
     }

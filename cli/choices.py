@@ -1,0 +1,56 @@
+"""The CLI's fixed choices as Enums: --help lists them and a bad value gets Typer's own error.
+
+Their values are the library's own lists (tests/test_cli.py checks that they agree); the
+commands pass ``.value`` on, so the library only ever sees plain strings.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Modality(str, Enum):
+    depth = "depth"
+    ir = "ir"
+
+
+class Method(str, Enum):
+    socket = "socket"
+    shot = "shot"
+    source_only = "source-only"
+
+
+class Arch(str, Enum):
+    resnet18 = "resnet18"
+    resnet34 = "resnet34"
+    resnet50 = "resnet50"
+    mobilenet_v3_small = "mobilenet_v3_small"
+    mobilenet_v3_large = "mobilenet_v3_large"
+    efficientnet_b0 = "efficientnet_b0"
+
+
+class CalibMethod(str, Enum):
+    entropy = "entropy"
+    percentile = "percentile"
+    minmax = "minmax"
+
+
+class Int8Mode(str, Enum):
+    auto = "auto"
+    explicit = "explicit"
+    implicit = "implicit"
+
+
+class BNScale(str, Enum):
+    sum = "sum"
+    rms = "rms"
+
+
+class TIDistance(str, Enum):
+    euclidean = "euclidean"
+    cosine = "cosine"
+
+
+def plain(choice: Enum | None) -> str | None:
+    """The plain string of a choice (None stays None: the option was not given)."""
+    return None if choice is None else choice.value
