@@ -33,8 +33,8 @@ def make_model(out_dir: Path, arch: str, size: int) -> Path:
 
     import torch
 
+    from socket_edge.artifact import make_sidecar, write_sidecar
     from socket_edge.data.encoding import default_encoding
-    from socket_edge.export.sidecar import make_sidecar, write_sidecar
     from socket_edge.models.checkpoint import build_model, make_meta
 
     torch.manual_seed(0)

@@ -157,8 +157,8 @@ def test_set_agreement(onnx_path: Path, int8: dict[str, Path], test: Path) -> di
     """Share of the test folder's images on which each INT8 model's top-1 equals FP32's."""
     from socket_edge.calibration import calibset
 
+    from socket_edge.artifact import read_sidecar
     from socket_edge.export.parity import ort_logits, ort_session
-    from socket_edge.export.sidecar import read_sidecar
 
     doc = read_sidecar(onnx_path)
     size = int(doc["preprocess"]["image_size"])

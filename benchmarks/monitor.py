@@ -77,9 +77,9 @@ def detection(mon, data: dict, size: int, windows: int, with_input: bool, seed: 
 
 
 def detect_modality(m: str, model: Path, data: Path, shifted: Path, args, work: Path) -> dict:
+    from socket_edge.artifact import read_sidecar
     from socket_edge.export.parity import ort_session
     from socket_edge.export.pipeline import ExportOptions, export
-    from socket_edge.export.sidecar import read_sidecar
     from socket_edge.monitor import Monitor
 
     onnx = work / f"{m}.onnx"

@@ -26,7 +26,7 @@ def depth_onnx(depth_ckpt, tmp_path_factory) -> Path:
 
     import torch
 
-    from socket_edge.export.sidecar import make_sidecar, write_sidecar
+    from socket_edge.artifact import make_sidecar, write_sidecar
     from socket_edge.models.checkpoint import load_checkpoint
 
     model, meta = load_checkpoint(depth_ckpt)

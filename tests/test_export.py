@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
+from socket_edge.artifact import read_sidecar, sidecar_path
 from socket_edge.export.pipeline import ExportOptions, export, int8_paths
-from socket_edge.export.sidecar import read_sidecar, sidecar_path
 
 from .conftest import carried_over
 from .helpers import assert_one_line_error
@@ -195,7 +195,7 @@ def test_mobilenet_parity(mobilenet_depth_ckpt, synth_root, tmp_path):
 
 
 def test_without_images_parity_uses_generated_maps(depth_ckpt, tmp_path, capsys):
-    from socket_edge.export.sidecar import make_sidecar, write_sidecar
+    from socket_edge.artifact import make_sidecar, write_sidecar
     from socket_edge.models.checkpoint import read_checkpoint
 
     # an INT8 model left from an earlier export of another model

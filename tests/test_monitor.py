@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from socket_edge.artifact import read_sidecar
 from socket_edge.errors import ArtifactError, DataError
 from socket_edge.export.pipeline import ExportOptions, export
-from socket_edge.export.sidecar import read_sidecar
+from socket_edge.files import sha256_file
 from socket_edge.monitor import Monitor
 from socket_edge.monitor.reference import build_reference, ks_distance, tv_distance
 
@@ -215,11 +216,16 @@ assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None]
 
 def test_engine_sidecar_carries_the_reference(depth_onnx, tmp_path):
     """An engine's sidecar is its ONNX model's plus `tensorrt`: the monitor reads it alike."""
-    from socket_edge.export.sidecar import write_sidecar
+    from socket_edge.artifact import write_sidecar
 
     engine = tmp_path / "depth.fp16.engine"
     engine.write_bytes(b"not built here")
-    doc = {**read_sidecar(depth_onnx), "artifact": engine.name, "kind": "engine"}
+    doc = {
+        **read_sidecar(depth_onnx),
+        "artifact": engine.name,
+        "kind": "engine",
+        "sha256": sha256_file(engine),
+    }
     write_sidecar(engine, doc)
     mon = Monitor.from_artifact(engine, window=4, load_model=False)  # no TensorRT needed
     reports = mon.observe_batch(logits=np.eye(10, dtype=np.float32)[[0, 1, 2, 3]] * 5)
@@ -232,7 +238,7 @@ def test_monitor_help_has_examples_and_exit_codes():
 
 
 def test_numpy_resize_matches_the_inference_resize():
-    from socket_edge.data.transforms import resize_center_crop as torch_resize
+    from socket_edge.data.transforms import resize_center_crop_torch as torch_resize
     from socket_edge.monitor.frames import resize_center_crop
 
     rng = np.random.default_rng(0)
@@ -243,4 +249,4 @@ def test_numpy_resize_matches_the_inference_resize():
     rgb = rng.uniform(0, 1, (3, 40, 30)).astype(np.float32)
     ours = resize_center_crop(rgb, 16, "rgb")
     assert ours.shape == (3, 16, 16)
-    np.testing.assert_allclose(ours, torch_resize(rgb, 16, "bilinear").numpy(), atol=0.05)
+    np.testing.assert_allclose(ours, torch_resize(rgb, 16, "bilinear").numpy(), atol=2e-5)

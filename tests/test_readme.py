@@ -18,27 +18,36 @@ def python_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", text, re.S)
 
 
-def test_the_readme_has_the_robot_loop_and_the_pipeline():
-    blocks = python_blocks()
-    assert len(blocks) == 2
-    loop = blocks[0].strip().splitlines()
-    assert "from socket_edge import Classifier" in blocks[0] and len(loop) <= 14
-    assert "export(" in blocks[1] and "bench(" in blocks[1]
+def readme_block(marker: str) -> str:
+    """The README's one Python block that contains ``marker``."""
+    (block,) = [b for b in python_blocks() if marker in b]
+    return block
+
+
+def test_the_readme_has_the_robot_loop_the_monitor_and_the_pipeline():
+    assert len(python_blocks()) == 3
+    loop = readme_block("from socket_edge import Classifier").strip().splitlines()
+    assert len(loop) <= 14
+    assert "monitor.step(" in readme_block("Monitor.from_artifact")
+    assert "bench(" in readme_block("export(")
 
 
 @pytest.mark.slow
 def test_readme_python_examples_run_as_written(tmp_path):
-    """Block 2 (the workstation pipeline) writes depth.onnx; block 1 (the robot loop) uses it."""
+    """The workstation pipeline writes depth.onnx; the robot loop and the monitor use it."""
     from socket_edge.data.synth import SynthConfig, synth
 
     synth(tmp_path / "data" / "synth", SynthConfig(size=64, per_class=8, seed=0), workers=1,
           show_progress=False)  # fmt: skip
     env = {**os.environ, "SOCKET_EDGE_PROGRESS": "0"}
-    pipeline, loop = python_blocks()[1], python_blocks()[0]
-    for name, code in (("pipeline", pipeline), ("robot loop", loop)):
+    for name, marker in (
+        ("pipeline", "export("),
+        ("robot loop", "from socket_edge import Classifier"),
+        ("monitor", "Monitor.from_artifact"),
+    ):
         r = subprocess.run(
-            [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
-            timeout=1800,
+            [sys.executable, "-c", readme_block(marker)], cwd=tmp_path, env=env,
+            capture_output=True, text=True, timeout=1800,
         )  # fmt: skip
         assert r.returncode == 0, (name, r.stderr[-3000:])
     assert (tmp_path / "depth.onnx").exists() and (tmp_path / "depth.int8-cpu.onnx").exists()

@@ -114,9 +114,9 @@ def depth_exports(depth_ckpt, synth_root, tmp_path_factory):
     """
     import shutil
 
+    from socket_edge.artifact import read_sidecar, sidecar_path, write_sidecar
     from socket_edge.export.frame import bake_frame, frame_preprocess
     from socket_edge.export.pipeline import ExportOptions, export
-    from socket_edge.export.sidecar import read_sidecar, sidecar_path, write_sidecar
     from socket_edge.files import sha256_file
 
     root = tmp_path_factory.mktemp("robot")
@@ -130,6 +130,8 @@ def depth_exports(depth_ckpt, synth_root, tmp_path_factory):
         bake_frame(root / "plain" / name, frame.with_name(name), (256, 288), doc["preprocess"])
         doc["preprocess"] = frame_preprocess(doc["preprocess"], (256, 288))
         doc["sha256"] = sha256_file(frame.with_name(name))
+        # lineage: calibrated for the FP32 model it now sits beside (as export --frame-size says)
+        doc["calibration"]["model_sha256"] = sha256_file(frame)
         write_sidecar(frame.with_name(name), doc)
         assert sidecar_path(frame.with_name(name)).exists()
     shutil.rmtree(root / "frames", ignore_errors=True)
@@ -138,8 +140,8 @@ def depth_exports(depth_ckpt, synth_root, tmp_path_factory):
 
 
 def test_raw_frame_models_agree_with_host_preprocessing(depth_exports):
+    from socket_edge.artifact import read_sidecar
     from socket_edge.evaluate import evaluate_artifact
-    from socket_edge.export.sidecar import read_sidecar
 
     root, test, frames = depth_exports["root"], depth_exports["test"], depth_exports["frames"]
     for name in ("depth.onnx", "depth.int8-cpu.onnx", "depth.int8.onnx"):

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from socket_edge.artifact import make_sidecar, read_sidecar, sidecar_path
 from socket_edge.doctor import tensorrt_version
 from socket_edge.errors import ArtifactError, SocketEdgeError
-from socket_edge.export.sidecar import make_sidecar, read_sidecar, sidecar_path
 from socket_edge.export.tensorrt import (
     CacheSource,
     EngineSettings,
@@ -204,7 +204,7 @@ def test_stale_caches_are_never_reused(tmp_path):
     assert not ok and "another model" in why
     path.write_text(path.read_text() + "u: 3f800000\n")  # edited after its sidecar was written
     ok, why = cache_usable(CacheSource(path, "s1", "m1"))
-    assert not ok and "sha256 differs" in why
+    assert not ok and "does not match its sidecar" in why
     assert cache_usable(CacheSource(tmp_path / "none.cache", "s1", "m1")) == (False, "no cache yet")
 
 

@@ -124,7 +124,7 @@ def cache_usable(source: CacheSource) -> tuple[bool, str]:
     """(usable, why not): the cache exists, parses, and its sidecar stamp fits this build."""
     from socket_edge.calibration.cache import read_cache
 
-    from .sidecar import read_sidecar
+    from ..artifact import read_sidecar
 
     if not source.path.exists():
         return False, "no cache yet"
@@ -169,8 +169,8 @@ def _calibrator(trt: Any, batcher: Any, source: CacheSource, input_name: str, sc
 
 def _keep_cache(scratch: Path, source: CacheSource) -> None:
     """Move the cache TensorRT wrote into place, with its sidecar."""
+    from ..artifact import write_sidecar
     from ..files import sha256_file
-    from .sidecar import write_sidecar
 
     os.replace(scratch, source.path)
     if source.sidecar is not None:
@@ -210,8 +210,8 @@ def build_engine(
     """
     from socket_edge.runtime.tensorrt import gpu_info
 
+    from ..artifact import write_sidecar
     from ..files import sha256_file
-    from .sidecar import write_sidecar
 
     version = require_tensorrt()
     import tensorrt as trt

@@ -71,28 +71,8 @@ def read_frame(path: Path, modality: str, frame_size: list[int] | None) -> np.nd
 
 
 def resize_center_crop(frame: np.ndarray, size: int, modality: str) -> np.ndarray:
-    """(C, H, W) -> (C, size, size) as inference does: shorter side to ``size``, centre crop.
+    """(C, H, W) -> (C, size, size) as inference does (socket_edge.data.transforms): shorter
+    side to ``size``, centre crop; nearest-exact for depth/IR, antialiased bilinear for RGB."""
+    from ..data.transforms import resize_center_crop as resize
 
-    Depth/IR use nearest-exact sampling (torch's rule: source index floor((i + 0.5) * in/out)),
-    so missing depth readings never mix with valid ones; RGB uses PIL's bilinear (antialiased).
-    """
-    c, h, w = frame.shape
-    if (h, w) == (size, size):
-        return frame
-    scale = size / min(h, w)
-    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
-    if modality == "rgb":
-        from PIL import Image
-
-        out = np.stack(
-            [
-                np.asarray(Image.fromarray(ch).resize((nw, nh), Image.Resampling.BILINEAR))
-                for ch in frame.astype(np.float32)
-            ]
-        )
-    else:
-        rows = np.minimum(np.floor((np.arange(nh) + 0.5) * h / nh).astype(int), h - 1)
-        cols = np.minimum(np.floor((np.arange(nw) + 0.5) * w / nw).astype(int), w - 1)
-        out = frame[:, rows][:, :, cols]
-    top, left = (nh - size) // 2, (nw - size) // 2
-    return np.ascontiguousarray(out[:, top : top + size, left : left + size], dtype=np.float32)
+    return resize(frame, size, "bilinear" if modality == "rgb" else "nearest-exact")
