@@ -87,6 +87,48 @@ def _diverged(epoch: int, step: int, steps: int, terms: list[str], cfg: TrainCon
     )
 
 
+def train_one_epoch(
+    model, loader, optimizer, scaler, cfg: TrainConfig, lr_at, diverged, shown
+) -> dict[str, Any]:
+    """One pass over ``loader`` (as torchvision's reference ``train_one_epoch``): the epoch's
+    loss, train accuracy, seconds and images/s. ``lr_at(i)`` is step i's learning rate,
+    ``diverged(i, terms)`` the error to raise on a NaN/inf, ``shown(**figures)`` the progress."""
+    import torch
+    import torch.nn.functional as F
+
+    device = next(model.parameters()).device
+    model.train()
+    t0, seen, correct, loss_sum, i = time.perf_counter(), 0, 0, 0.0, 0
+    for i, (x, y) in enumerate(loader):
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(i)
+        x = x.to(device, non_blocking=True, memory_format=torch.channels_last)
+        y = y.to(device, non_blocking=True)
+        with autocast(device, cfg.amp):
+            logits = model(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+        value = stack_terms({"ce": loss})
+        if nonfinite_terms(["ce"], value):
+            raise diverged(i, ["ce"])
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        seen += len(y)
+        correct += int((logits.argmax(1) == y).sum())
+        loss_sum += float(value[0]) * len(y)
+        shown(loss=loss_sum / seen, acc=correct / seen)
+    if nonfinite_tensors(model.state_dict()):  # the last step's update
+        raise diverged(i, ["weights"])
+    seconds = time.perf_counter() - t0
+    return {
+        "loss": loss_sum / seen,
+        "train_acc": correct / seen,
+        "seconds": seconds,
+        "images_per_s": seen / seconds,
+    }
+
+
 def _warn_if_still_improving(history: list[dict[str, Any]]) -> None:
     """Validation accuracy still rising over the last quarter of the run: it stopped too soon."""
     vals = [r["val_acc"] for r in history if "val_acc" in r]
@@ -117,7 +159,6 @@ def train_supervised(
 ) -> dict[str, Any]:
     """Train a classifier on ``data/<class>/<image>`` and write a checkpoint to ``out``."""
     import torch
-    import torch.nn.functional as F
 
     from .models.checkpoint import load_weights, make_meta, save_checkpoint
     from .models.network import SocketNet
@@ -180,42 +221,19 @@ def train_supervised(
             torch.manual_seed(es)
             train_set.set_epoch(es)
             loader = make_loader(train_set, cfg.batch_size, True, es, workers=cfg.workers)
-            model.train()
-            t0, seen, correct, loss_sum = time.perf_counter(), 0, 0, 0.0
-            for i, (x, y) in enumerate(loader):
-                step = epoch * steps_per_epoch + i
-                for group in optimizer.param_groups:
-                    group["lr"] = cfg.lr * _lr_factor(step, total, warmup)
-                x = x.to(device, non_blocking=True, memory_format=torch.channels_last)
-                y = y.to(device, non_blocking=True)
-                with autocast(device, cfg.amp):
-                    logits = model(x)
-                    loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
-                value = stack_terms({"ce": loss})
-                if nonfinite_terms(["ce"], value):
-                    raise _diverged(epoch, i, steps_per_epoch, ["ce"], cfg, spath)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                seen += len(y)
-                correct += int((logits.argmax(1) == y).sum())
-                loss_sum += float(value[0]) * len(y)
+
+            def lr_at(i: int, epoch: int = epoch) -> float:
+                return cfg.lr * _lr_factor(epoch * steps_per_epoch + i, total, warmup)
+
+            def diverged(i: int, terms: list[str], epoch: int = epoch) -> Exception:
+                return _diverged(epoch, i, steps_per_epoch, terms, cfg, spath)
+
+            def shown(epoch: int = epoch, **figures: float) -> None:
                 progress.advance()
-                progress.set(
-                    epoch=f"{epoch + 1}/{epochs}", loss=loss_sum / seen, acc=correct / seen
-                )
-            if nonfinite_tensors(model.state_dict()):  # the last step's update
-                raise _diverged(
-                    epoch, steps_per_epoch - 1, steps_per_epoch, ["weights"], cfg, spath
-                )
-            record: dict[str, Any] = {
-                "epoch": epoch + 1,
-                "loss": loss_sum / seen,
-                "train_acc": correct / seen,
-                "seconds": time.perf_counter() - t0,
-                "images_per_s": seen / (time.perf_counter() - t0),
-            }
+                progress.set(epoch=f"{epoch + 1}/{epochs}", **figures)
+
+            record = {"epoch": epoch + 1}
+            record |= train_one_epoch(model, loader, optimizer, scaler, cfg, lr_at, diverged, shown)
             if val_set is not None:
                 from .evaluate import evaluate_model
 
