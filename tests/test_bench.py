@@ -160,7 +160,7 @@ class FakeEngine(Runner):
     backend = "tensorrt"
     classes: list[str] = []
 
-    def __init__(self, path, device=None):
+    def __init__(self, path, device=None, verify=True):
         super().__init__(path)
 
     def load_info(self) -> ArtifactInfo:
