@@ -64,7 +64,7 @@ def bench(
         help="Do not check artifacts against their sidecars (sha256, metadata, lineage).",
     ),
     config: Path = typer.Option(
-        None, "--config", help="Pipeline TOML; its [bench] table sets defaults, flags override."
+        None, "--config", help="Pipeline TOML; its \\[bench] table sets defaults, flags override."
     ),
     json_out: Path = typer.Option(None, "--json", help="Write the report as JSON ('-' = stdout)."),
     md_out: Path = typer.Option(None, "--md", help="Write the table as Markdown."),

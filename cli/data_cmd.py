@@ -24,7 +24,7 @@ def synth(
         0, "--workers", min=0, help="Render processes (0 = all CPU cores)."
     ),
     config: Path = typer.Option(
-        None, "--config", help="Pipeline TOML; its [synth] table sets defaults."
+        None, "--config", help="Pipeline TOML; its \\[synth] table sets defaults."
     ),
     modality: list[Modality] = typer.Option(
         None, "--modality", help="Target modality to render (repeatable; default both)."

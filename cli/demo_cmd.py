@@ -22,7 +22,7 @@ def demo(
         None, "--device", help="cpu (default) or cuda for training and adaptation."
     ),
     config: Path = typer.Option(
-        None, "--config", help="Pipeline TOML; its [demo] table sets defaults."
+        None, "--config", help="Pipeline TOML; its \\[demo] table sets defaults."
     ),
     json_out: Path = typer.Option(
         None, "--json", help="Also write the summary as JSON ('-' = stdout)."

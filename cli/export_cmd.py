@@ -87,7 +87,7 @@ def export(
         "(default: the --calib folder).",
     ),
     config: Path = typer.Option(
-        None, "--config", help="Pipeline TOML; its [export] table sets defaults, flags override."
+        None, "--config", help="Pipeline TOML; its \\[export] table sets defaults, flags override."
     ),
     json_out: Path = typer.Option(
         None, "--json", help="Write what was done as JSON ('-' = stdout)."

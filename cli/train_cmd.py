@@ -34,7 +34,7 @@ def train_source(
         None, "--weights", help="Local torchvision ImageNet weights to start from."
     ),
     config: Path = typer.Option(
-        None, "--config", help="Pipeline TOML; its [train] table sets defaults, flags override."
+        None, "--config", help="Pipeline TOML; its \\[train] table sets defaults, flags override."
     ),
     resume: bool = typer.Option(
         False, "--resume", help="Continue from the last epoch's state file."
@@ -132,7 +132,7 @@ def adapt(
         None, "--device", help="cpu, cuda or cuda:N (default: cuda if present)."
     ),
     config: Path = typer.Option(
-        None, "--config", help="TOML with these settings ([adapt] table); flags override it."
+        None, "--config", help="TOML with these settings (\\[adapt] table); flags override it."
     ),
     resume: bool = typer.Option(
         False, "--resume", help="Continue from the last epoch's state file."

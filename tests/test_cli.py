@@ -53,6 +53,16 @@ def test_fixed_choices_are_the_librarys_and_bad_ones_get_typers_error(cli, monke
     assert "socket|shot|source-only" in cli("adapt", "--help").stdout
 
 
+@pytest.mark.parametrize(
+    "command,table",
+    [("train-source", "train"), ("adapt", "adapt"), ("export", "export"), ("bench", "bench")],
+)
+def test_help_keeps_the_config_table_name(cli, monkeypatch, command, table):
+    """Rich markup must not eat '[train]' (help once said 'its  table sets defaults')."""
+    monkeypatch.setenv("COLUMNS", "200")
+    assert f"[{table}] table" in cli(command, "--help").stdout
+
+
 def _rgb_tree(root, corrupt: bytes | None = None):
     for cls in ("a", "b"):
         for i in range(2):
