@@ -68,7 +68,7 @@ def run_demo(config: DemoConfig | None = None, show_progress: bool = True) -> di
 
     cfg = (config or DemoConfig()).resolved()
     if cfg.modality not in ("depth", "ir"):
-        raise SocketEdgeError(f"--modality must be depth or ir, got {cfg.modality!r}")
+        raise SocketEdgeError(f"modality must be depth or ir, got {cfg.modality!r}")
     out = Path(cfg.out)
     data, models, artifacts = out / "data", out / "models", out / "artifacts"
     m = cfg.modality

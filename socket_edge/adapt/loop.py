@@ -191,7 +191,7 @@ def warn_rare_classes(
 
 def _check_source(meta: dict[str, Any], path: Path, modality: str) -> None:
     if modality not in ("depth", "ir"):
-        raise SocketEdgeError(f"--modality must be depth or ir, got {modality!r}")
+        raise SocketEdgeError(f"modality must be depth or ir, got {modality!r}")
     if meta.get("modality") != "rgb":
         raise CheckpointError(
             f"is a {meta.get('modality')} model; adapt needs the RGB source model "
