@@ -127,13 +127,15 @@ def robot_verbs(venv: Path, onnx: Path, frame_onnx: Path, test: Path, frames: Pa
     return out
 
 
-def frames_accuracy(model: Path, modality: str, data: Path, work: Path, frame, calib_size: int):
+def frames_accuracy(
+    model: Path, modality: str, data: Path, work: Path, frame, calib_size: int, budget: float
+):
     from socket_edge.evaluate import evaluate_artifact
     from socket_edge.export.pipeline import ExportOptions, export
 
     train, test = data / modality / "target" / "train", data / modality / "target" / "test"
     common = dict(int8=True, calib=train, calib_size=calib_size, holdout=calib_size // 2,
-                  show_progress=False)  # fmt: skip
+                  max_disagreement=budget, show_progress=False)  # fmt: skip
     plain, framed = work / "plain" / f"{modality}.onnx", work / "frame" / f"{modality}.onnx"
     if not plain.exists():
         export(model, plain, ExportOptions(**common))
@@ -169,6 +171,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--create", action="store_true", help="create the two venvs first")
     ap.add_argument("--frame-size", default="480x640")
     ap.add_argument("--calib-size", type=int, default=256)
+    ap.add_argument(
+        "--max-disagreement", type=float, default=2.0, help="export's INT8 budget, percent"
+    )
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--workdir", type=Path)
     ap.add_argument("--results", type=Path, default=None)
@@ -188,7 +193,7 @@ def main(argv: list[str] | None = None) -> dict:
         if model is None:
             continue
         r, plain, framed, frames = frames_accuracy(
-            model, modality, args.data, work, frame, args.calib_size
+            model, modality, args.data, work, frame, args.calib_size, args.max_disagreement
         )
         rows += r
         if modality == "depth":

@@ -158,9 +158,13 @@ def _adapt_args(synth_root, source: Path, out: Path, config: Path, *extra: str) 
     ]  # fmt: skip
 
 
+# bn_scale "rms": the published BN term is ~300x larger, and its gradients amplify float32
+# rounding (one process on 1 vs 2 threads then differs by ~1e-2, as much as the check below);
+# target and TI images still take separate passes, as published.
 SETTINGS = dict(
-    epochs=2, batch_size=8, ti_batch_size=8, ti_views=2, seed=1, device="cpu", amp=False
-)
+    epochs=2, batch_size=8, ti_batch_size=8, ti_views=2, seed=1, device="cpu", amp=False,
+    bn_scale="rms",
+)  # fmt: skip
 
 
 def write_config(path: Path) -> Path:

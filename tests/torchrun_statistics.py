@@ -106,7 +106,9 @@ def main(source: Path, target: Path, paired: Path, out: Path) -> None:
         run.model.double()
         if g.active:  # what prepare() does in a group, after the switch to float64
             globalize_batchnorm(run.model, g)
-            run.forward = distributed.data_parallel(FeaturesAndLogits(run.model), device)
+            joint = run.cfg.joint_batch  # the same batch composition as prepare() chose
+            forward = FeaturesAndLogits(run.model, joint=joint)
+            run.forward = distributed.data_parallel(forward, device)
             run.group = g
         run.model.train()
         pair.append(run)
