@@ -336,36 +336,43 @@ def check_metadata(artifact: Path, doc: dict[str, Any], model=None) -> None:
             )
 
 
+def _changed_parent(artifact: Path, name: Any, sha: Any) -> tuple[Path, str] | None:
+    """(parent, its sha256) when the file ``name`` beside ``artifact`` exists and is not the one
+    (``sha``) the artifact was made from; None when it matches or cannot be compared."""
+    if not isinstance(name, str) or not sha:
+        return None
+    parent = artifact.with_name(Path(name).name)
+    if parent == artifact or not parent.exists():
+        return None
+    actual = digest(parent)
+    return None if actual == sha else (parent, actual)
+
+
 def check_lineage(artifact: Path, doc: dict[str, Any]) -> None:
     """An INT8 model or cache was calibrated from the FP32 model beside it; an engine was built
     from the ONNX model beside it (when that model is there to compare with)."""
     calibration = doc.get("calibration") or {}
-    fp32_name, fp32_sha = calibration.get("fp32_artifact"), calibration.get("model_sha256")
-    if isinstance(fp32_name, str) and fp32_sha:
-        fp32 = artifact.with_name(Path(fp32_name).name)
-        if fp32 != artifact and fp32.exists():
-            actual = digest(fp32)
-            if actual != fp32_sha:
-                raise ArtifactError(
-                    f"was made from another FP32 model than the {fp32.name} beside it (made from "
-                    f"sha256 {str(fp32_sha)[:12]}..., {fp32.name} is {actual[:12]}...): an "
-                    "INT8 file left from an earlier export; export again with --int8 --calib "
-                    "DIR, or delete it",
-                    artifact,
-                )
+    made_from = calibration.get("model_sha256")
+    changed = _changed_parent(artifact, calibration.get("fp32_artifact"), made_from)
+    if changed:
+        fp32, actual = changed
+        raise ArtifactError(
+            f"was made from another FP32 model than the {fp32.name} beside it (made from "
+            f"sha256 {str(made_from)[:12]}..., {fp32.name} is {actual[:12]}...): an "
+            "INT8 file left from an earlier export; export again with --int8 --calib "
+            "DIR, or delete it",
+            artifact,
+        )
     built = (doc.get("tensorrt") or {}).get("built_from") or {}
-    src_name, src_sha = built.get("artifact"), built.get("sha256")
-    if isinstance(src_name, str) and src_sha:
-        src = artifact.with_name(Path(src_name).name)
-        if src != artifact and src.exists():
-            actual = digest(src)
-            if actual != src_sha:
-                raise ArtifactError(
-                    f"was built from another {src.name} than the one beside it (built from "
-                    f"sha256 {str(src_sha)[:12]}..., {src.name} is {actual[:12]}...): rebuild "
-                    f"it with `socket-edge export {src.name} --trt`",
-                    artifact,
-                )
+    changed = _changed_parent(artifact, built.get("artifact"), built.get("sha256"))
+    if changed:
+        src, actual = changed
+        raise ArtifactError(
+            f"was built from another {src.name} than the one beside it (built from "
+            f"sha256 {str(built.get('sha256'))[:12]}..., {src.name} is {actual[:12]}...): "
+            f"rebuild it with `socket-edge export {src.name} --trt`",
+            artifact,
+        )
 
 
 def _canonical(value: Any) -> str:
