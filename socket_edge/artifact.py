@@ -211,7 +211,7 @@ def _check_types(doc: dict[str, Any], path: Path) -> None:
     classes = doc["classes"]
     if not (isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes)):
         raise ArtifactError("sidecar 'classes' must be a non-empty list of names", path)
-    if doc["modality"] not in INPUT_UNITS:
+    if not isinstance(doc["modality"], str) or doc["modality"] not in INPUT_UNITS:
         raise ArtifactError(f"sidecar modality {doc['modality']!r} is not rgb, depth or ir", path)
     for key in ("preprocess", "encoding"):
         if not isinstance(doc[key], dict):
