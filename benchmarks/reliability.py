@@ -384,30 +384,20 @@ def verification_cost(model: Path, data: Path, repeats: int) -> dict:
 
 
 def fuzz_stats() -> list[tuple[str, str]] | None:
+    """Examples hypothesis ran per test of tests/test_fuzz.py (counted by the tests themselves)."""
     path = ROOT / "tests" / "test_fuzz.py"
     if not path.exists():
         return None
-    r = subprocess.run(
-        [sys.executable, "-m", "pytest", str(path), "-q", "-p", "no:cacheprovider",
-         "--hypothesis-show-statistics"],
-        capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=3600,
-    )  # fmt: skip
-    counts: dict[str, list[int]] = {}
-    current = None
-    for line in r.stdout.splitlines():
-        m = re.match(r"^\S*test_fuzz\.py::(\S+?):?$", line.strip())
-        if m:
-            current = m.group(1)
-            counts.setdefault(current, [0, 0, 0])
-            continue
-        m = re.search(r"(\d+) passing examples?, (\d+) failing examples?, (\d+) invalid", line)
-        if m and current:
-            for i in range(3):
-                counts[current][i] += int(m.group(i + 1))
-    out = [
-        (name, f"{p} passing, {f} failing, {i} invalid examples")
-        for name, (p, f, i) in counts.items()
-    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        counts_file = Path(tmp) / "counts.json"
+        r = subprocess.run(
+            [sys.executable, "-m", "pytest", str(path), "-q", "-p", "no:cacheprovider",
+             "-p", "no:warnings"],
+            capture_output=True, text=True, cwd=ROOT, timeout=3600,
+            env={**ENV, "SOCKET_EDGE_FUZZ_COUNTS": str(counts_file)},
+        )  # fmt: skip
+        counts = json.loads(counts_file.read_text()) if counts_file.exists() else {}
+    out = [(name, f"{n} examples") for name, n in sorted(counts.items())]
     summary = (r.stdout.strip().splitlines() or ["?"])[-1]
     out.append(("(pytest)", summary))
     return out

@@ -34,6 +34,25 @@ settings.register_profile(
 )
 fuzz = settings.get_profile("fuzz")
 
+# Examples run per test (benchmarks/reliability.py reads them from $SOCKET_EDGE_FUZZ_COUNTS): the
+# properties run inside each test, where hypothesis' own statistics do not see them.
+COUNTS: dict[str, int] = {}
+CURRENT = [""]
+
+
+@pytest.fixture(autouse=True)
+def _count_examples(request):
+    CURRENT[0] = request.node.name
+    yield
+    out = os.environ.get("SOCKET_EDGE_FUZZ_COUNTS")
+    if out:
+        Path(out).write_text(json.dumps(COUNTS, indent=1))
+
+
+def counted() -> None:
+    """Called first in every property: one more example of the running test."""
+    COUNTS[CURRENT[0]] = COUNTS.get(CURRENT[0], 0) + 1
+
 
 # ------------------------------------------------------------------------------ mutations
 
@@ -130,6 +149,7 @@ def test_image_readers(scratch, name, modality):
     @fuzz
     @given(inputs(SEEDS[name]))
     def check(data: bytes) -> None:
+        counted()
         path = _write(scratch, name, data)
         try:
             arr = read_image(path, modality)
@@ -168,6 +188,7 @@ def test_sidecar_reader(scratch):
     @fuzz
     @given(inputs(seed))
     def check(data: bytes) -> None:
+        counted()
         _write(scratch, "model.json", data)
         try:
             doc = read_sidecar_of(scratch / "model.onnx")
@@ -191,6 +212,7 @@ def test_calibration_cache_parser():
     @fuzz
     @given(st.one_of(inputs(seed_bytes), st.text(max_size=200).map(str.encode)))
     def check(data: bytes) -> None:
+        counted()
         try:
             cache = parse_cache(data)
         except SocketEdgeError:
@@ -225,6 +247,7 @@ def test_tegrastats_lines():
         )
     )
     def check(line: str) -> None:
+        counted()
         try:
             sample = parse_line(line)
         except SocketEdgeError:
@@ -267,6 +290,7 @@ def test_toml_config(scratch):
     @fuzz
     @given(inputs(TOML_SEED), st.sampled_from(sorted(targets)))
     def check(data: bytes, table: str) -> None:
+        counted()
         _write(scratch, "team.toml", data)
         try:
             targets[table](**section(path, table, targets[table]))
@@ -302,6 +326,7 @@ def test_checkpoint_reader(scratch):
     @settings(fuzz, max_examples=max(20, FUZZ_EXAMPLES // 2))  # torch.load is the slow one
     @given(inputs(seed))
     def check(data: bytes) -> None:
+        counted()
         path = _write(scratch, "m.pt", data)
         try:
             obj = read_checkpoint(path)
@@ -340,6 +365,7 @@ def test_sidecar_with_wrong_values(scratch):
         json_values,
     )
     def check(changes: dict, removed: list, whole) -> None:
+        counted()
         bad = {k: v for k, v in {**doc, **changes}.items() if k not in removed}
         for candidate in (bad, whole):
             _write(scratch, "model.json", json.dumps(candidate).encode())
@@ -389,6 +415,7 @@ def test_toml_config_with_wrong_values(scratch):
     @fuzz
     @given(st.sampled_from(sorted(targets)), st.data())
     def check(table: str, data) -> None:
+        counted()
         chosen = data.draw(
             st.dictionaries(st.sampled_from(keys[table]), toml_scalars, min_size=1, max_size=4)
         )
@@ -437,6 +464,7 @@ def test_checkpoint_with_wrong_contents(scratch):
         ),
     )
     def check(top: dict, meta: dict) -> None:
+        counted()
         obj = {**good, "format": FORMAT, **top}
         if isinstance(obj.get("meta"), dict):
             obj["meta"] = {**obj["meta"], **meta}
