@@ -90,7 +90,11 @@ class Budget:
         return over
 
     def describe(self, c: Comparison) -> str:
-        text = f"disagreement with FP32 {c.disagreement:.2f}% (budget {self.max_disagreement:g}%)"
+        changed = round(c.n * (1.0 - c.agreement))
+        text = (
+            f"disagreement with FP32 {c.disagreement:.2f}% ({changed} of {c.n} images; budget "
+            f"{self.max_disagreement:g}%)"
+        )
         if c.labelled:
             text = f"top-1 drop {c.drop:.2f} points (budget {self.max_drop:g}), " + text
         return text

@@ -51,6 +51,7 @@ def demo(
 
 
 def print_summary(summary: dict, console) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     acc = summary["accuracy"]
@@ -84,7 +85,12 @@ def print_summary(summary: dict, console) -> None:
         )
         label = f"after INT8 ({name})" if "int8" in name else f"exported ({name})"
         table.add_row(label, pct(top1) if "int8" in name else "", _ms(lat.get(name)))
+    refused = summary.get("int8_refused")
+    if refused:
+        table.add_row("after INT8", "refused by the gate", "")
     console.print(table)
+    if refused:
+        console.print(f"INT8 not written: {escape(refused)}")
     console.print("[bold]files[/bold]")
     console.print(f"  data:      {files['data']}")
     console.print(f"  RGB model: {files['source_model']}")

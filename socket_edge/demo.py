@@ -9,11 +9,11 @@ went. Each step reuses its output when it already exists, so a stopped demo cont
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .console import info
+from .console import info, warn
 
 # The demo's source model is trained briefly on little data, so its BatchNorm statistics are far
 # from the target's: the published BN term (a sum of L2 norms) is then ~1e4 and swamps the other
@@ -66,10 +66,8 @@ def run_demo(config: DemoConfig | None = None, show_progress: bool = True) -> di
     from .adapt import AdaptConfig, adapt
     from .bench import BenchConfig, bench
     from .data.synth import SynthConfig, synth
-    from .doctor import tensorrt_version
     from .errors import SocketEdgeError
     from .evaluate import evaluate_artifact
-    from .export.pipeline import ExportOptions, export
     from .files import write_json
     from .supervised import TrainConfig, train_supervised
 
@@ -126,28 +124,12 @@ def run_demo(config: DemoConfig | None = None, show_progress: bool = True) -> di
         adapted[method] = path
 
     _step("4/6 export: ONNX (parity-checked) and INT8 calibrated on target images", steps)
-    onnx = artifacts / f"{m}.onnx"
-    engines: list[Path] = []
-    if not onnx.exists():
-        use_trt = tensorrt_version() is not None and _cuda_available()
-        result = export(
-            adapted["socket"],
-            onnx,
-            ExportOptions(
-                int8=True,
-                calib=target_train,
-                calib_size=cfg.calib_size,
-                seed=cfg.seed,
-                trt=use_trt,
-                fp16=use_trt,
-                show_progress=show_progress,
-            ),
-        )
-        engines = [Path(e["path"]) for e in result.engines if e.get("path")]
+    onnx, engines, int8_refused = _export_step(
+        adapted["socket"], artifacts / f"{m}.onnx", target_train, cfg, show_progress
+    )
     int8 = [
         p for p in (artifacts / f"{m}.int8-cpu.onnx", artifacts / f"{m}.int8.onnx") if p.exists()
     ]
-    engines = engines or sorted(artifacts.glob("*.engine"))
 
     _step("5/6 bench: latency and accuracy side by side", steps)
     bench_list = [adapted["socket"], onnx, *int8, *engines]
@@ -177,6 +159,7 @@ def run_demo(config: DemoConfig | None = None, show_progress: bool = True) -> di
             "after_int8_cpu": _row_top1(rows, artifacts / f"{m}.int8-cpu.onnx"),
             "after_int8_qdq": _row_top1(rows, artifacts / f"{m}.int8.onnx"),
         },
+        "int8_refused": int8_refused,
         "latency_ms_p50": {Path(r["artifact"]).name: r["latency_ms"]["p50"] for r in rows},
         "files": {
             "data": str(data),
@@ -190,6 +173,45 @@ def run_demo(config: DemoConfig | None = None, show_progress: bool = True) -> di
     }
     write_json(out / "demo.json", summary)
     return summary
+
+
+def _export_step(
+    model: Path, onnx: Path, calib: Path, cfg: DemoConfig, show_progress: bool
+) -> tuple[Path, list[Path], str | None]:
+    """FP32 + INT8 (+ engines); when the INT8 gate refuses, FP32 alone and the gate's reason.
+
+    A weak model (the quick demo's, on another CPU) can have so many near-tie decisions that no
+    INT8 variant stays within the agreement budget. That is the gate doing its job, so the demo
+    shows it and goes on with FP32 rather than failing; the reason is kept beside the artifacts.
+    """
+    from .doctor import tensorrt_version
+    from .errors import Int8GateError
+    from .export.pipeline import ExportOptions, export
+    from .files import write_text
+
+    refused = onnx.with_name(onnx.stem + ".int8-refused.txt")
+    if onnx.exists():
+        reason = refused.read_text().strip() if refused.exists() else None
+        return onnx, sorted(onnx.parent.glob("*.engine")), reason
+    use_trt = tensorrt_version() is not None and _cuda_available()
+    options = ExportOptions(
+        int8=True,
+        calib=calib,
+        calib_size=cfg.calib_size,
+        seed=cfg.seed,
+        trt=use_trt,
+        fp16=use_trt,
+        show_progress=show_progress,
+    )
+    reason = None
+    try:
+        result = export(model, onnx, options)
+    except Int8GateError as e:
+        reason = str(e)
+        warn(f"INT8 refused by the agreement gate; the demo goes on with FP32: {reason}")
+        write_text(refused, reason + "\n")
+        result = export(model, onnx, replace(options, int8=False))
+    return onnx, [Path(e["path"]) for e in result.engines if e.get("path")], reason
 
 
 def _row_top1(rows: list[dict[str, Any]], path: Path) -> float | None:

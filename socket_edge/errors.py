@@ -23,3 +23,7 @@ class CheckpointError(SocketEdgeError):
 
 class ArtifactError(SocketEdgeError):
     """A bad or incompatible ONNX model, engine, sidecar or calibration cache."""
+
+
+class Int8GateError(ArtifactError):
+    """INT8 could not be kept within its budgets against FP32; nothing was written."""

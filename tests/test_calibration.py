@@ -189,7 +189,7 @@ def test_budget_bounds_disagreement_with_and_without_labels():
     flipped[:8] = np.eye(4)[[1, 0, 3, 2, 1, 0, 3, 2]]  # 8 decisions changed
     c = gate.compare(fp32, flipped)
     assert c.disagreement == pytest.approx(8.0) and budget.excess(c) == pytest.approx(6.0)
-    assert "disagreement with FP32 8.00% (budget 2%)" in budget.describe(c)
+    assert "disagreement with FP32 8.00% (8 of 100 images; budget 2%)" in budget.describe(c)
     # with labels the changes cancel (top-1 unchanged) and the accuracy alone would pass
     labels = np.array([0, 1, 2, 3] * 25)
     labels[:8] = [1, 1, 3, 3, 1, 1, 3, 3]  # FP32 right on 4 of them, INT8 on the other 4

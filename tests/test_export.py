@@ -463,16 +463,16 @@ def test_gate_bounds_disagreement_without_labels(depth_ckpt, synth_root, tmp_pat
 def test_gate_fails_naming_layers_when_disagreement_cannot_fit(
     depth_ckpt, synth_root, tmp_path, monkeypatch, capsys
 ):
-    from socket_edge.errors import ArtifactError
+    from socket_edge.errors import Int8GateError
 
     _fake_disagreement(monkeypatch, None, n_layers=2)
     root = synth_root / "depth" / "target"
     out = tmp_path / "f" / "model.onnx"
     opts = dict(int8=True, calib=root / "train", calib_size=16, verify=False, max_drop=20.0)
-    with pytest.raises(ArtifactError) as e:
+    with pytest.raises(Int8GateError) as e:
         export(depth_ckpt, out, _opts(verify_data=root / "test", max_disagreement=5.0, **opts))
     text = str(e.value)
-    assert "disagreement with FP32 10.00% (budget 5%)" in text
+    assert "disagreement with FP32 10.00% (" in text and "images; budget 5%)" in text
     assert "most sensitive layers: /backbone/conv1/Conv" in text and "nothing written" in text
     assert "\n" not in text and not out.parent.exists()
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from ..artifact import make_sidecar, read_sidecar, sidecar_path, write_sidecar
 from ..console import info, warn
-from ..errors import ArtifactError, SocketEdgeError
+from ..errors import ArtifactError, Int8GateError, SocketEdgeError
 from ..files import sha256_file, write_json
 from ..outputs import Staging, clean_export_leftovers, exclusive
 
@@ -465,7 +465,7 @@ def _int8(
     if not fit.passed:
         best = gate.worst(tried.get(tuple(fit.float_layers), first), budget)
         sensitive = fit.ranked()[:5]
-        raise ArtifactError(
+        raise Int8GateError(
             f"INT8 stays over budget however many of the {len(regions.weighted_nodes)} weighted "
             f"layers are kept in float: with none, {budget.describe(gate.worst(first, budget))}; "
             f"at best ({len(fit.float_layers)} in float) {budget.describe(best)}, on {n_gate} "
