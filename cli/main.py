@@ -113,10 +113,11 @@ def _print_error(exc: Exception) -> None:
 
     from socket_edge.console import main_process
 
+    text = exc.for_cli() if hasattr(exc, "for_cli") else str(exc)
     if main_process():
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {text}", err=True)
     elif not getattr(exc, "every_rank", False):
-        typer.echo(f"error: rank {os.environ['RANK']}: {exc}", err=True)
+        typer.echo(f"error: rank {os.environ['RANK']}: {text}", err=True)
 
 
 if __name__ == "__main__":

@@ -2,15 +2,34 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 
 class SocketEdgeError(Exception):
     """An error caused by the user's input; the CLI prints it as one line and exits non-zero."""
 
-    def __init__(self, message: str, path: str | Path | None = None):
+    def __init__(
+        self, message: str, path: str | Path | None = None, *, settings: tuple[str, ...] = ()
+    ):
         self.path = None if path is None else Path(path)
+        # Settings (fields of the settings dataclasses) the message names; the CLI shows them as
+        # the flags that set them, the Python API as they are.
+        self.settings = settings
+        self.message = message
         super().__init__(f"{path}: {message}" if path is not None else message)
+
+    def for_cli(self) -> str:
+        """The message with each named setting shown as its flag (max_drop -> --max-drop)."""
+        text = self.message
+        for name in sorted(self.settings, key=len, reverse=True):
+            text = re.sub(rf"(?<![\w-]){re.escape(name)}(?!\w)", flag_for(name), text)
+        return f"{self.path}: {text}" if self.path is not None else text
+
+
+def flag_for(setting: str) -> str:
+    """The command-line flag of a settings field."""
+    return "--" + setting.replace("_", "-")
 
 
 class DataError(SocketEdgeError):
