@@ -37,7 +37,7 @@ class SettingError(SocketEdgeError):
 
     def __init__(self, field: str, requirement: str, value: Any):
         self.field, self.requirement, self.value = field, requirement, value
-        super().__init__(f"{field} must be {requirement}, got {value!r}")
+        super().__init__(f"{field} must be {requirement}, got {value!r}", settings=(field,))
 
     def for_option(self, option: str) -> SettingError:
         """The same error worded for a command-line option (``--lr`` instead of ``lr``)."""
