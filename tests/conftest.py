@@ -8,6 +8,11 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("SOCKET_EDGE_PROGRESS", "0")
+# Under pytest-xdist the workers share the cores: each (and the CLIs it starts) gets its share of
+# threads rather than one per core, which would oversubscribe the CPU N times over.
+_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _workers > 1 and "OMP_NUM_THREADS" not in os.environ:
+    os.environ["OMP_NUM_THREADS"] = str(max(1, len(os.sched_getaffinity(0)) // _workers))
 # Tests never touch the user's digest cache (~/.cache/socket-edge): one of their own.
 if "SOCKET_EDGE_CACHE_DIR" not in os.environ:
     import tempfile

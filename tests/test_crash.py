@@ -20,7 +20,9 @@ import torch
 from socket_edge.artifact import digest, read_sidecar, sidecar_path, verify_artifact
 from socket_edge.models.checkpoint import load_checkpoint, read_checkpoint
 
-TRIALS = int(os.environ.get("SOCKET_EDGE_CRASH_TRIALS", "20"))
+# A few random kills per test keep CI short; benchmarks/reliability.py runs 20 per command and
+# reports them (SOCKET_EDGE_CRASH_TRIALS=20 runs as many here).
+TRIALS = int(os.environ.get("SOCKET_EDGE_CRASH_TRIALS", "5"))
 ENV = {**os.environ, "SOCKET_EDGE_PROGRESS": "0"}
 CLI = [sys.executable, "-m", "socket_edge.cli.main"]
 
