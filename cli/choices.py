@@ -1,7 +1,8 @@
 """The CLI's fixed choices as Enums: --help lists them and a bad value gets Typer's own error.
 
 Their values are the library's own lists (tests/test_cli.py checks that they agree); the
-commands pass ``.value`` on, so the library only ever sees plain strings.
+commands pass ``.value`` on (``common.settings`` does so itself), so the library only ever sees
+plain strings.
 """
 
 from __future__ import annotations
@@ -51,6 +52,29 @@ class TIDistance(str, Enum):
     cosine = "cosine"
 
 
-def plain(choice: Enum | None) -> str | None:
-    """The plain string of a choice (None stays None: the option was not given)."""
-    return None if choice is None else choice.value
+class Shift(str, Enum):
+    depth_sensor = "depth-sensor"
+    mount = "mount"
+    thermal = "thermal"
+    prior = "prior"
+
+
+class TIShapes(str, Enum):
+    default = "default"
+    unlike = "unlike"
+
+
+class DepthMap(str, Enum):
+    raw = "raw"
+    filled = "filled"
+
+
+class Resolution(str, Enum):
+    HR = "HR"
+    LR = "LR"
+
+
+class OrtDevice(str, Enum):
+    cpu = "cpu"
+    cuda = "cuda"
+    tensorrt = "tensorrt"

@@ -3,46 +3,61 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from .choices import Modality
-from .common import examples
+from .choices import Modality, Shift, TIShapes
+from .common import config_option, defaults_from, examples, settings
 
 
 def synth(
-    out_dir: Path = typer.Argument(..., help="Folder to write the benchmark into (created)."),
-    size: int = typer.Option(None, "--size", min=16, help="Image side in pixels (64)."),
-    per_class: int = typer.Option(
-        None,
-        "--per-class",
-        min=2,
-        help="RGB training images per task class (600); target train gets half, val/test/TI pairs a quarter.",
-    ),
-    seed: int = typer.Option(None, "--seed", help="Seed (0); the same seed gives the same files."),
-    workers: int = typer.Option(
-        0, "--workers", min=0, help="Render processes (0 = all CPU cores)."
-    ),
-    config: Path = typer.Option(
-        None, "--config", help="Pipeline TOML; its \\[synth] table sets defaults."
-    ),
-    modality: list[Modality] = typer.Option(
-        None, "--modality", help="Target modality to render (repeatable; default both)."
-    ),
-    shift: list[str] = typer.Option(
-        None,
-        "--shift",
-        help="A deployment shift (repeatable): depth-sensor, mount, thermal, prior. Renders only "
-        "DIR/<M>/target/{train,test}, the same scenes as unshifted (see below).",
-    ),
-    prior_class: str = typer.Option(
-        None, "--prior-class", help="With --shift prior: the class that makes up half (first)."
-    ),
-    ti_shapes: str = typer.Option(
-        None,
-        "--ti-shapes",
-        help="TI objects: default (solid composites) or unlike (thin, flat, open shapes).",
-    ),
+    ctx: typer.Context,
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write the benchmark into (created).")],
+    size: Annotated[
+        int | None, typer.Option("--size", min=16, help="Image side in pixels.")
+    ] = None,
+    per_class: Annotated[
+        int | None,
+        typer.Option(
+            "--per-class",
+            min=2,
+            help="RGB training images per task class; target train gets half, val/test/TI "
+            "pairs a quarter.",
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Seed; the same seed gives the same files.")
+    ] = None,
+    workers: Annotated[
+        int, typer.Option("--workers", min=0, help="Render processes (0 = all CPU cores).")
+    ] = 0,
+    config: config_option("synth", "sets defaults") = None,
+    modality: Annotated[
+        list[Modality] | None,
+        typer.Option("--modality", help="Target modality to render (repeatable)."),
+    ] = None,
+    shift: Annotated[
+        list[Shift] | None,
+        typer.Option(
+            "--shift",
+            help="A deployment shift (repeatable). Renders only DIR/<M>/target/{train,test}, "
+            "the same scenes as unshifted (see below).",
+        ),
+    ] = None,
+    prior_class: Annotated[
+        str | None,
+        typer.Option(
+            "--prior-class", help="With --shift prior: the class that makes up half (first)."
+        ),
+    ] = None,
+    ti_shapes: Annotated[
+        TIShapes | None,
+        typer.Option(
+            "--ti-shapes",
+            help="TI objects: default (solid composites) or unlike (thin, flat, open shapes).",
+        ),
+    ] = None,
 ) -> None:
     """Write the built-in paired RGB / depth / IR benchmark (procedural 3-D shapes).
 
@@ -57,21 +72,20 @@ def synth(
     [bold]prior[/bold] one class is half of the target images. Without --shift the output is
     the same as before, byte for byte.
     """
-    from socket_edge.config import merge, section
     from socket_edge.data.synth import SynthConfig
     from socket_edge.data.synth import synth as run
 
-    settings = merge(
-        section(config, "synth", SynthConfig),
-        size=size,
-        per_class=per_class,
-        seed=seed,
+    cfg = settings(
+        SynthConfig,
+        ctx,
+        "synth",
         modalities=tuple(m.value for m in modality) if modality else None,
-        shift=tuple(shift) if shift else None,
-        prior_class=prior_class,
-        ti_shapes=ti_shapes,
+        shift=tuple(m.value for m in shift) if shift else None,
     )
-    manifest = run(out_dir, SynthConfig(**settings), workers or None)
+    _summary(run(out_dir, cfg, workers or None), out_dir)
+
+
+def _summary(manifest: dict, out_dir: Path) -> None:
     counts = manifest["counts"]
     if "shift" in manifest:
         total = {k: sum(v.values()) for k, v in manifest["shift"]["target_counts"].items()}
@@ -91,6 +105,7 @@ def synth(
 
 def register(app: typer.Typer) -> None:
     app.command(
+        cls=defaults_from("socket_edge.data.synth:SynthConfig", modality="modalities"),
         epilog=examples(
             "socket-edge synth data/synth",
             "socket-edge synth data/small --per-class 40 --seed 1",
@@ -98,5 +113,5 @@ def register(app: typer.Typer) -> None:
             "socket-edge synth data/warm --shift thermal --modality ir --per-class 200",
             "socket-edge synth data/skewed --shift prior --prior-class torus",
             "socket-edge synth data/unlike --ti-shapes unlike   # TI objects unlike the task's",
-        )
+        ),
     )(synth)

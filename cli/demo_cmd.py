@@ -3,30 +3,32 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from .choices import Modality, plain
-from .common import emit_json, examples
+from .choices import Modality
+from .common import JsonOut, config_option, defaults_from, emit_json, examples, settings
 
 
 def demo(
-    out: Path = typer.Option(
-        None, "--out", help="Folder for data, models and artifacts (socket-edge-demo)."
-    ),
-    modality: Modality = typer.Option(None, "--modality", help="Target modality (depth)."),
-    quick: bool = typer.Option(
-        False, "--quick", help="A smaller run (about 2 minutes; the CI smoke test)."
-    ),
-    device: str = typer.Option(
-        None, "--device", help="cpu (default) or cuda for training and adaptation."
-    ),
-    config: Path = typer.Option(
-        None, "--config", help="Pipeline TOML; its \\[demo] table sets defaults."
-    ),
-    json_out: Path = typer.Option(
-        None, "--json", help="Also write the summary as JSON ('-' = stdout)."
-    ),
+    ctx: typer.Context,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder for data, models and artifacts.")
+    ] = None,
+    modality: Annotated[
+        Modality | None, typer.Option("--modality", help="Target modality.")
+    ] = None,
+    quick: Annotated[
+        bool | None,
+        typer.Option("--quick", help="A smaller run (about 2 minutes; the CI smoke test)."),
+    ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option("--device", help="cpu or cuda for training and adaptation."),
+    ] = None,
+    config: config_option("demo", "sets defaults") = None,
+    json_out: JsonOut = None,
 ) -> None:
     """Run the whole pipeline on the built-in benchmark: synth -> train-source -> adapt
     (source-only and SOCKET) -> export FP32 + INT8 (+ engines where TensorRT is present) -> bench.
@@ -37,15 +39,9 @@ def demo(
     """
     from rich.console import Console
 
-    from socket_edge.config import merge, section
     from socket_edge.demo import DemoConfig, run_demo
 
-    settings = merge(
-        section(config, "demo", DemoConfig), out=out, modality=plain(modality), device=device
-    )
-    if quick:
-        settings["quick"] = True
-    summary = run_demo(DemoConfig(**settings))
+    summary = run_demo(settings(DemoConfig, ctx, "demo"))
     print_summary(summary, Console(stderr=str(json_out) == "-"))
     emit_json(summary, json_out)
 
@@ -107,6 +103,7 @@ def _ms(value) -> str:
 
 def register(app: typer.Typer) -> None:
     app.command(
+        cls=defaults_from("socket_edge.demo:DemoConfig"),
         epilog=examples(
             "socket-edge demo",
             "socket-edge demo --modality ir --out demo-ir",

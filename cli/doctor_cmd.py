@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
-from .common import emit_json, examples
+from .common import JsonOut, emit_json, examples
 
 
-def doctor(
-    json_out: Path = typer.Option(
-        None, "--json", help="Also write the report as JSON ('-' = stdout)."
-    ),
-) -> None:
+def doctor(json_out: JsonOut = None) -> None:
     """Show the backends, devices and versions this machine has (torch, CUDA, ONNX Runtime, TensorRT, Jetson)."""
     from rich.console import Console
     from rich.table import Table

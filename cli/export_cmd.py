@@ -3,95 +3,151 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from .choices import CalibMethod, Int8Mode
-from .common import emit_json, examples, given, overlay, parse_int_list
+from .common import (
+    JsonOut,
+    config_option,
+    defaults_from,
+    emit_json,
+    examples,
+    parse_int_list,
+    settings,
+)
 
 
 def export(
     ctx: typer.Context,
-    model: Path = typer.Argument(
-        ..., help="A checkpoint (.pt) to export, or an exported .onnx (with sidecar) for --trt."
-    ),
-    out: Path = typer.Option(
-        None, "--out", "-o", help="ONNX model to write (model.onnx); sidecar model.json beside it."
-    ),
-    opset: int = typer.Option(17, "--opset", help="ONNX opset (13-20; TensorRT 8.5 reads <= 17)."),
-    batch: str = typer.Option(
-        "1,8,32", "--batch", help="Batch sizes: parity runs each; TensorRT's profile min,opt,max."
-    ),
-    no_verify: bool = typer.Option(
-        False,
-        "--no-verify",
-        help="Skip the ONNX Runtime vs torch parity check; with --trt, the sidecar checks of "
-        "the ONNX model too.",
-    ),
-    verify_data: Path = typer.Option(
-        None,
-        "--verify-data",
-        help="Target images for the parity check and the INT8 gate (class subfolders give labels).",
-    ),
-    int8: bool = typer.Option(
-        False, "--int8", help="Calibrate INT8 (with --calib); with --trt: build an INT8 engine."
-    ),
-    calib: Path = typer.Option(
-        None, "--calib", help="Unlabelled target images to calibrate on (flat or in subfolders)."
-    ),
-    calib_size: int = typer.Option(512, "--calib-size", min=1, help="Images to calibrate on."),
-    calib_method: CalibMethod = typer.Option(
-        CalibMethod.entropy, "--calib-method", help="How activation ranges are chosen."
-    ),
-    holdout: int = typer.Option(
-        256, "--holdout", min=0, help="Held-back images the INT8 accuracy gate scores."
-    ),
-    max_drop: float = typer.Option(
-        1.0,
-        "--max-drop",
-        help="INT8 top-1 drop budget in points (labelled gate images); layers go back to float "
-        "past it.",
-    ),
-    max_disagreement: float = typer.Option(
-        2.0,
-        "--max-disagreement",
-        help="INT8 budget of top-1 decisions changed vs FP32, in percent (with or without labels).",
-    ),
-    seed: int = typer.Option(0, "--seed", help="Seed of the calibration draw."),
-    trt: bool = typer.Option(False, "--trt", help="Build a TensorRT engine (on the device)."),
-    fp16: bool = typer.Option(False, "--fp16", help="Engine: allow FP16 kernels."),
-    int8_mode: Int8Mode = typer.Option(
-        Int8Mode.auto,
-        "--int8-mode",
-        help="Engine INT8 path: explicit (Q/DQ model.int8.onnx), implicit (calibrator + "
-        "model.calib.cache; TensorRT <= 10), auto (explicit from TensorRT 10 unless DLA).",
-    ),
-    dla_core: int = typer.Option(None, "--dla-core", min=0, help="Engine: run on DLA core N."),
-    workspace: int = typer.Option(None, "--workspace", min=1, help="Engine: workspace limit, MiB."),
-    timing_cache: Path = typer.Option(
-        None, "--timing-cache", help="Engine: timing cache file to reuse and update."
-    ),
-    engine: Path = typer.Option(
-        None, "--engine", help="Engine file (default: model.<precision>.engine beside the ONNX)."
-    ),
-    frame_size: str = typer.Option(
-        None,
-        "--frame-size",
-        help="HEIGHTxWIDTH of the sensor's frames (e.g. 480x640): resize + centre crop go into "
-        "the graph, which then takes whole frames.",
-    ),
-    reference: Path = typer.Option(
-        None,
-        "--reference",
-        help="In-distribution target images for `socket-edge monitor`'s reference statistics "
-        "(default: the --calib folder).",
-    ),
-    config: Path = typer.Option(
-        None, "--config", help="Pipeline TOML; its \\[export] table sets defaults, flags override."
-    ),
-    json_out: Path = typer.Option(
-        None, "--json", help="Write what was done as JSON ('-' = stdout)."
-    ),
+    model: Annotated[
+        Path,
+        typer.Argument(
+            help="A checkpoint (.pt) to export, or an exported .onnx (with sidecar) for --trt."
+        ),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="ONNX model to write (model.onnx); sidecar model.json beside it.",
+        ),
+    ] = None,
+    opset: Annotated[
+        int | None, typer.Option("--opset", help="ONNX opset (13-20; TensorRT 8.5 reads <= 17).")
+    ] = None,
+    batch: Annotated[
+        str | None,
+        typer.Option(
+            "--batch", help="Batch sizes: parity runs each; TensorRT's profile min,opt,max."
+        ),
+    ] = None,
+    no_verify: Annotated[
+        bool,
+        typer.Option(
+            "--no-verify",
+            help="Skip the ONNX Runtime vs torch parity check; with --trt, the sidecar checks of "
+            "the ONNX model too.",
+        ),
+    ] = False,
+    verify_data: Annotated[
+        Path | None,
+        typer.Option(
+            "--verify-data",
+            help="Target images for the parity check and the INT8 gate (class subfolders give "
+            "labels).",
+        ),
+    ] = None,
+    int8: Annotated[
+        bool | None,
+        typer.Option(
+            "--int8", help="Calibrate INT8 (with --calib); with --trt: build an INT8 engine."
+        ),
+    ] = None,
+    calib: Annotated[
+        Path | None,
+        typer.Option(
+            "--calib", help="Unlabelled target images to calibrate on (flat or in subfolders)."
+        ),
+    ] = None,
+    calib_size: Annotated[
+        int | None, typer.Option("--calib-size", min=1, help="Images to calibrate on.")
+    ] = None,
+    calib_method: Annotated[
+        CalibMethod | None,
+        typer.Option("--calib-method", help="How activation ranges are chosen."),
+    ] = None,
+    holdout: Annotated[
+        int | None,
+        typer.Option("--holdout", min=0, help="Held-back images the INT8 accuracy gate scores."),
+    ] = None,
+    max_drop: Annotated[
+        float | None,
+        typer.Option(
+            "--max-drop",
+            help="INT8 top-1 drop budget in points (labelled gate images); layers go back to "
+            "float past it.",
+        ),
+    ] = None,
+    max_disagreement: Annotated[
+        float | None,
+        typer.Option(
+            "--max-disagreement",
+            help="INT8 budget of top-1 decisions changed vs FP32, in percent (with or without "
+            "labels).",
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Seed of the calibration draw.")
+    ] = None,
+    trt: Annotated[
+        bool | None, typer.Option("--trt", help="Build a TensorRT engine (on the device).")
+    ] = None,
+    fp16: Annotated[bool | None, typer.Option("--fp16", help="Engine: allow FP16 kernels.")] = None,
+    int8_mode: Annotated[
+        Int8Mode | None,
+        typer.Option(
+            "--int8-mode",
+            help="Engine INT8 path: explicit (Q/DQ model.int8.onnx), implicit (calibrator + "
+            "model.calib.cache; TensorRT <= 10), auto (explicit from TensorRT 10 unless DLA).",
+        ),
+    ] = None,
+    dla_core: Annotated[
+        int | None, typer.Option("--dla-core", min=0, help="Engine: run on DLA core N.")
+    ] = None,
+    workspace: Annotated[
+        int | None, typer.Option("--workspace", min=1, help="Engine: workspace limit, MiB.")
+    ] = None,
+    timing_cache: Annotated[
+        Path | None,
+        typer.Option("--timing-cache", help="Engine: timing cache file to reuse and update."),
+    ] = None,
+    engine: Annotated[
+        Path | None,
+        typer.Option(
+            "--engine", help="Engine file (default: model.<precision>.engine beside the ONNX)."
+        ),
+    ] = None,
+    frame_size: Annotated[
+        str | None,
+        typer.Option(
+            "--frame-size",
+            help="HEIGHTxWIDTH of the sensor's frames (e.g. 480x640): resize + centre crop go "
+            "into the graph, which then takes whole frames.",
+        ),
+    ] = None,
+    reference: Annotated[
+        Path | None,
+        typer.Option(
+            "--reference",
+            help="In-distribution target images for `socket-edge monitor`'s reference "
+            "statistics (default: the --calib folder).",
+        ),
+    ] = None,
+    config: config_option("export") = None,
+    json_out: JsonOut = None,
 ) -> None:
     """Export a checkpoint to ONNX, calibrate INT8 on target images, build TensorRT engines.
 
@@ -109,48 +165,31 @@ def export(
 
     --trt builds an engine where TensorRT is installed (on the device that will run it).
     """
-    from socket_edge.config import section
-    from socket_edge.errors import SocketEdgeError
     from socket_edge.export.frame import parse_frame_size
     from socket_edge.export.pipeline import ExportOptions
     from socket_edge.export.pipeline import export as run
 
-    flags = {  # ExportOptions field: (command-line parameter, value)
-        "opset": ("opset", opset),
-        "batch": ("batch", tuple(parse_int_list(batch, "--batch"))),
-        "verify": ("no_verify", not no_verify),
-        "verify_data": ("verify_data", verify_data),
-        "int8": ("int8", int8),
-        "calib": ("calib", calib),
-        "calib_size": ("calib_size", calib_size),
-        "calib_method": ("calib_method", calib_method.value),
-        "holdout": ("holdout", holdout),
-        "max_drop": ("max_drop", max_drop),
-        "max_disagreement": ("max_disagreement", max_disagreement),
-        "seed": ("seed", seed),
-        "trt": ("trt", trt),
-        "fp16": ("fp16", fp16),
-        "int8_mode": ("int8_mode", int8_mode.value),
-        "dla_core": ("dla_core", dla_core),
-        "workspace_mib": ("workspace", workspace),
-        "timing_cache": ("timing_cache", timing_cache),
-        "engine": ("engine", engine),
-        "frame_size": ("frame_size", parse_frame_size(frame_size) if frame_size else None),
-        "reference": ("reference", reference),
-    }
-    from socket_edge.guard import option_errors
-
-    settings = overlay(ctx, section(config, "export", ExportOptions), flags)
-    options_given = {f: "--" + param.replace("_", "-") for f, (param, _) in flags.items()}
-    given_here = {f: o for f, o in options_given.items() if given(ctx, flags[f][0])}
-    with option_errors(given_here, config, "export"):
-        options = ExportOptions(**settings)
-    if options.calib_method not in ("entropy", "percentile", "minmax"):
-        raise SocketEdgeError(
-            f"--calib-method must be entropy, percentile or minmax, got {options.calib_method!r}"
-        )
+    options = settings(
+        ExportOptions,
+        ctx,
+        "export",
+        batch=_tuple(parse_int_list(batch, "--batch")),
+        verify=False if no_verify else None,
+        workspace_mib=workspace,
+        frame_size=parse_frame_size(frame_size) if frame_size else None,
+    )
     result = run(model, out, options)
-    to_stderr = str(json_out) == "-"  # keep stdout pure JSON
+    _report(result, json_out)
+
+
+def _tuple(values: list[int] | None) -> tuple[int, ...] | None:
+    return None if values is None else tuple(values)
+
+
+def _report(result, json_out: Path | None) -> None:
+    """What was written, the INT8 gate's verdict and the engines; stdout stays pure JSON with
+    --json -."""
+    to_stderr = str(json_out) == "-"
     for path in result.written:
         if path.suffix != ".json":
             typer.echo(f"wrote {path}", err=to_stderr)
@@ -180,6 +219,7 @@ def export(
 
 def register(app: typer.Typer) -> None:
     app.command(
+        cls=defaults_from("socket_edge.export.pipeline:ExportOptions", workspace="workspace_mib"),
         epilog=examples(
             "socket-edge export depth.pt --out model.onnx",
             "socket-edge export depth.pt --out model.onnx --reference synth/depth/target/train",

@@ -8,6 +8,7 @@ TensorRT. Errors caused by input print as one line (no traceback unless --debug)
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
@@ -36,10 +37,13 @@ def _version_callback(value: bool) -> None:
 
 @app.callback()
 def _main(
-    version: bool = typer.Option(
-        False, "--version", callback=_version_callback, is_eager=True, help="Print the version."
-    ),
-    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version_callback, is_eager=True, help="Print the version."
+        ),
+    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
 ) -> None:
     """socket-edge: SOCKET adaptation RGB -> depth/IR, INT8 export and edge benchmarks."""
 
@@ -113,7 +117,9 @@ def _print_error(exc: Exception) -> None:
 
     from socket_edge.console import main_process
 
-    text = exc.for_cli() if hasattr(exc, "for_cli") else str(exc)
+    from .common import FLAGS
+
+    text = exc.for_cli(FLAGS) if hasattr(exc, "for_cli") else str(exc)
     if main_process():
         typer.echo(f"error: {text}", err=True)
     elif not getattr(exc, "every_rank", False):

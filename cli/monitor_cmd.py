@@ -5,34 +5,52 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from .common import emit_json, examples
+from .choices import OrtDevice
+from .common import JsonOut, defaults_from, emit_json, examples, settings
 
 
 def monitor(
-    artifact: Path = typer.Argument(
-        ..., help="Exported model (.onnx or .engine) whose sidecar holds reference statistics."
-    ),
-    frames: list[Path] = typer.Argument(
-        ..., help="Frame files or folders (searched recursively, in sorted order = time order)."
-    ),
-    window: int = typer.Option(128, "--window", "-w", min=1, help="Frames per window."),
-    false_alarm: float = typer.Option(
-        0.01, "--false-alarm", help="Share of in-distribution windows called drifted."
-    ),
-    warn_rate: float = typer.Option(
-        0.05, "--warn-rate", help="Share of in-distribution windows called drifting (or worse)."
-    ),
-    batch: int = typer.Option(32, "--batch", min=1, help="Frames per inference batch."),
-    device: str = typer.Option("cpu", "--device", help="ONNX Runtime: cpu, cuda or tensorrt."),
-    jsonl: Path = typer.Option(
-        None, "--jsonl", help="One JSON line per window as it closes ('-' = stdout)."
-    ),
-    json_out: Path = typer.Option(
-        None, "--json", help="Write all windows and the verdict as JSON ('-' = stdout)."
-    ),
+    ctx: typer.Context,
+    artifact: Annotated[
+        Path,
+        typer.Argument(
+            help="Exported model (.onnx or .engine) whose sidecar holds reference statistics."
+        ),
+    ],
+    frames: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Frame files or folders (searched recursively, in sorted order = time order)."
+        ),
+    ],
+    window: Annotated[
+        int | None, typer.Option("--window", "-w", min=1, help="Frames per window.")
+    ] = None,
+    false_alarm: Annotated[
+        float | None,
+        typer.Option("--false-alarm", help="Share of in-distribution windows called drifted."),
+    ] = None,
+    warn_rate: Annotated[
+        float | None,
+        typer.Option(
+            "--warn-rate", help="Share of in-distribution windows called drifting (or worse)."
+        ),
+    ] = None,
+    batch: Annotated[
+        int | None, typer.Option("--batch", min=1, help="Frames per inference batch.")
+    ] = None,
+    device: Annotated[
+        OrtDevice | None, typer.Option("--device", help="ONNX Runtime's device.")
+    ] = None,
+    jsonl: Annotated[
+        Path | None,
+        typer.Option("--jsonl", help="One JSON line per window as it closes ('-' = stdout)."),
+    ] = None,
+    json_out: JsonOut = None,
 ) -> None:
     """Compare robot frames with the model's reference statistics, without labels.
 
@@ -46,95 +64,57 @@ def monitor(
     Exit code: 0 every window ok, 3 some window drifting, 4 some window drifted; 2 bad input.
     Runs on ONNX Runtime or TensorRT; no torch needed.
     """
-    import numpy as np
+    from socket_edge.monitor import WatchConfig, watch
 
-    from socket_edge.errors import SocketEdgeError
-    from socket_edge.monitor import EXIT_CODES, Monitor, worst
-    from socket_edge.monitor.frames import list_frames, read_frame, resize_center_crop
-
-    files = list_frames(frames)
-    if not files:
-        raise SocketEdgeError("empty window: no frames given")
-    runner_options = {"device": device} if artifact.suffix.lower() == ".onnx" else {}
-    mon = Monitor.from_artifact(
-        artifact,
-        window=window,
-        false_alarm=false_alarm,
-        warn_rate=warn_rate,
-        runner_options=runner_options,
-    )
-    stream = _open_stream(jsonl)
-    reports = []
+    lines = _Lines(jsonl)
     try:
-        for start in range(0, len(files), batch):
-            chunk = files[start : start + batch]
-            x = [
-                resize_center_crop(
-                    read_frame(p, mon.modality, mon.frame_size), int(mon.image_size), mon.modality
-                )
-                for p in chunk
-            ]
-            batch_x = np.stack(x)
-            new = mon.feed(batch_x, mon.runner.infer(batch_x))
-            for r in new:
-                _emit(stream, r, files)
-            reports += new
-        last = mon.flush()
-        if last is not None:
-            _emit(stream, last, files)
-            reports.append(last)
+        result = watch(
+            artifact,
+            frames,
+            settings(WatchConfig, ctx, None),
+            on_window=lambda res, r: lines.write(res.window_dict(r)),
+        )
     finally:
-        mon.close()
-        if stream is not None and stream is not sys.stdout:
-            stream.close()
-    verdict = worst([r.verdict for r in reports])
+        lines.close()
     if str(json_out) != "-" and str(jsonl) != "-":
-        _table(artifact, reports, verdict, window)
-    emit_json(
-        {
-            "artifact": str(artifact),
-            "frames": len(files),
-            "window": window,
-            "false_alarm": false_alarm,
-            "warn_rate": warn_rate,
-            "verdict": verdict,
-            "exit_code": EXIT_CODES[verdict],
-            "windows": [_with_files(r, files) for r in reports],
-        },
-        json_out,
-    )
-    raise typer.Exit(EXIT_CODES[verdict])
+        _table(result)
+    emit_json(result.to_dict(), json_out)
+    raise typer.Exit(result.exit_code)
 
 
-def _open_stream(path: Path | None):
-    if path is None:
-        return None
-    if str(path) == "-":
-        return sys.stdout
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return open(path, "w", encoding="utf-8")  # a log that grows as windows close
+class _Lines:
+    """--jsonl: one JSON line per window, flushed as it closes; the file opens with the first."""
+
+    def __init__(self, path: Path | None):
+        self.path, self.stream = path, None
+
+    def write(self, window: dict) -> None:
+        if self.path is None:
+            return
+        if self.stream is None:
+            if str(self.path) == "-":
+                self.stream = sys.stdout
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.stream = open(self.path, "w", encoding="utf-8")  # noqa: SIM115
+        self.stream.write(json.dumps(window) + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.stream is not None and self.stream is not sys.stdout:
+            self.stream.close()
 
 
-def _with_files(report, files: list[Path]) -> dict:
-    d = report.to_dict()
-    d["first_file"] = str(files[report.first_frame])
-    d["last_file"] = str(files[report.first_frame + report.frames - 1])
-    return d
-
-
-def _emit(stream, report, files: list[Path]) -> None:
-    if stream is not None:
-        stream.write(json.dumps(_with_files(report, files)) + "\n")
-        stream.flush()
-
-
-def _table(artifact: Path, reports, verdict: str, window: int) -> None:
+def _table(result) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    reports, verdict, window = result.reports, result.verdict, result.config.window
     colour = {"ok": "green", "drifting": "yellow", "drifted": "red"}
     names = list(reports[0].signals) if reports else []
-    table = Table(title=f"{artifact.name}: {len(reports)} window(s) of up to {window} frames")
+    table = Table(
+        title=f"{result.artifact.name}: {len(reports)} window(s) of up to {window} frames"
+    )
     table.add_column("window", justify="right")
     table.add_column("frames", justify="right")
     for name in names:
@@ -165,9 +145,10 @@ def _table(artifact: Path, reports, verdict: str, window: int) -> None:
 
 def register(app: typer.Typer) -> None:
     app.command(
+        cls=defaults_from("socket_edge.monitor.watch:WatchConfig"),
         epilog=examples(
             "socket-edge monitor depth.onnx robot/frames/ --window 128",
             "socket-edge monitor depth.int8-cpu.onnx frames/ --jsonl - | tee drift.jsonl",
             "socket-edge monitor depth.int8.engine frames/ --json report.json || echo drift",
-        )
+        ),
     )(monitor)

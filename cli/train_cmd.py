@@ -3,68 +3,69 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from .choices import Arch, BNScale, Method, Modality, TIDistance, plain
-from .common import emit_json, examples
+from .choices import Arch, BNScale, Method, Modality, TIDistance
+from .common import JsonOut, config_option, defaults_from, emit_json, examples, settings
+
+# Options train-source and adapt share.
+Seed = Annotated[int | None, typer.Option("--seed", help="Seed; CPU runs are deterministic.")]
+Device = Annotated[
+    str | None, typer.Option("--device", help="cpu, cuda or cuda:N (default: cuda if present).")
+]
+Workers = Annotated[int | None, typer.Option("--workers", min=0, help="Data-loading processes.")]
+Resume = Annotated[
+    bool, typer.Option("--resume", help="Continue from the last epoch's state file.")
+]
+Out = Annotated[Path, typer.Option("--out", "-o", help="Checkpoint to write (.pt).")]
 
 
 def train_source(
-    data: Path = typer.Argument(..., help="Labelled RGB images: DATA/<class>/<image>."),
-    out: Path = typer.Option(..., "--out", "-o", help="Checkpoint to write (.pt)."),
-    val: Path = typer.Option(None, "--val", help="Labelled validation folder, scored each epoch."),
-    arch: Arch = typer.Option(None, "--arch", help="Backbone (default resnet18)."),
-    image_size: int = typer.Option(None, "--image-size", min=16, help="Input side in pixels (64)."),
-    epochs: int = typer.Option(
-        None, "--epochs", min=1, help="Epochs (default: as many as --steps needs)."
-    ),
-    steps: int = typer.Option(
-        None, "--steps", min=1, help="Update budget when --epochs is not given (3000)."
-    ),
-    batch_size: int = typer.Option(None, "--batch-size", min=2, help="Images per step (32)."),
-    lr: float = typer.Option(
-        None, "--lr", help="Peak SGD learning rate, warm-up then cosine (0.05)."
-    ),
-    seed: int = typer.Option(None, "--seed", help="Seed (0); CPU runs are deterministic."),
-    device: str = typer.Option(
-        None, "--device", help="cpu, cuda or cuda:N (default: cuda if present)."
-    ),
-    weights: Path = typer.Option(
-        None, "--weights", help="Local torchvision ImageNet weights to start from."
-    ),
-    config: Path = typer.Option(
-        None, "--config", help="Pipeline TOML; its \\[train] table sets defaults, flags override."
-    ),
-    resume: bool = typer.Option(
-        False, "--resume", help="Continue from the last epoch's state file."
-    ),
-    workers: int = typer.Option(None, "--workers", min=0, help="Data-loading processes (0)."),
+    ctx: typer.Context,
+    data: Annotated[Path, typer.Argument(help="Labelled RGB images: DATA/<class>/<image>.")],
+    out: Out,
+    val: Annotated[
+        Path | None, typer.Option("--val", help="Labelled validation folder, scored each epoch.")
+    ] = None,
+    arch: Annotated[Arch | None, typer.Option("--arch", help="Backbone.")] = None,
+    image_size: Annotated[
+        int | None, typer.Option("--image-size", min=16, help="Input side in pixels.")
+    ] = None,
+    epochs: Annotated[
+        int | None,
+        typer.Option("--epochs", min=1, help="Epochs (default: as many as --steps needs)."),
+    ] = None,
+    steps: Annotated[
+        int | None,
+        typer.Option("--steps", min=1, help="Update budget when --epochs is not given."),
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", min=2, help="Images per step.")
+    ] = None,
+    lr: Annotated[
+        float | None,
+        typer.Option("--lr", help="Peak SGD learning rate, warm-up then cosine."),
+    ] = None,
+    seed: Seed = None,
+    device: Device = None,
+    weights: Annotated[
+        Path | None,
+        typer.Option("--weights", help="Local torchvision ImageNet weights to start from."),
+    ] = None,
+    config: config_option("train") = None,
+    resume: Resume = False,
+    workers: Workers = None,
 ) -> None:
     """Train an RGB source model: torchvision backbone + bottleneck + weight-normalised classifier.
 
     SGD with Nesterov momentum and label smoothing 0.1; a state file each epoch lets a killed run
     continue with --resume; per-epoch figures go to OUT.log.jsonl.
     """
-    from socket_edge.config import merge, section
-    from socket_edge.guard import option_errors
     from socket_edge.supervised import TrainConfig, train_supervised
 
-    flags = dict(
-        arch=plain(arch),
-        image_size=image_size,
-        epochs=epochs,
-        steps=steps,
-        batch_size=batch_size,
-        lr=lr,
-        seed=seed,
-        device=device,
-        workers=workers,
-    )
-    settings = merge(section(config, "train", TrainConfig), **flags)
-    given = {k: "--" + k.replace("_", "-") for k, v in flags.items() if v is not None}
-    with option_errors(given, config, "train"):
-        cfg = TrainConfig(**settings)
+    cfg = settings(TrainConfig, ctx, "train")
     result = train_supervised(
         data, out, cfg, modality="rgb", val=val, weights=weights, resume=resume
     )
@@ -74,86 +75,94 @@ def train_source(
 
 
 def adapt(
-    source: Path = typer.Option(
-        ..., "--source", help="The RGB source checkpoint (from train-source)."
-    ),
-    target: Path = typer.Option(
-        ...,
-        "--target",
-        help="Unlabelled target images (flat, or class subfolders whose names are ignored).",
-    ),
-    out: Path = typer.Option(..., "--out", "-o", help="Adapted checkpoint to write (.pt)."),
-    modality: Modality = typer.Option(..., "--modality", help="Target modality."),
-    paired: Path = typer.Option(
-        None, "--paired", help="Task-irrelevant pairs: rgb/<stem> + <modality>/<stem>."
-    ),
-    method: Method = typer.Option(
-        None, "--method", help="socket (default: as published), shot or source-only."
-    ),
-    epochs: int = typer.Option(
-        None, "--epochs", min=1, help="Passes over the target images (default 10)."
-    ),
-    batch_size: int = typer.Option(
-        None,
-        "--batch-size",
-        min=2,
-        help="Target images per step (default 64); under torchrun, of all processes together.",
-    ),
-    lr: float = typer.Option(
-        None, "--lr", help="Bottleneck learning rate (backbone 0.1x; default 0.01)."
-    ),
-    pl_weight: float = typer.Option(None, "--pl-weight", help="a: pseudo-label loss weight (0.3)."),
-    im_weight: float = typer.Option(
-        None, "--im-weight", help="b: information maximisation weight (1.0)."
-    ),
-    bn_weight: float = typer.Option(
-        None, "--bn-weight", help="c: BatchNorm moment matching weight (0.5)."
-    ),
-    ti_weight: float = typer.Option(
-        None, "--ti-weight", help="d: TI feature alignment weight (0.5)."
-    ),
-    bn_scale: BNScale = typer.Option(
-        None,
-        "--bn-scale",
-        help="BN term: sum of L2 norms (published, default) or per-channel rms.",
-    ),
-    ti_distance: TIDistance = typer.Option(
-        None,
-        "--ti-distance",
-        help="TI term: euclidean (published, default) or scale-free cosine.",
-    ),
-    joint_batch: bool = typer.Option(
-        None,
-        "--joint-batch/--separate-batch",
-        help="One forward (one BatchNorm batch) for target + TI images; published: separate.",
-    ),
-    seed: int = typer.Option(None, "--seed", help="Seed (default 0); CPU runs are deterministic."),
-    device: str = typer.Option(
-        None, "--device", help="cpu, cuda or cuda:N (default: cuda if present)."
-    ),
-    config: Path = typer.Option(
-        None, "--config", help="TOML with these settings (\\[adapt] table); flags override it."
-    ),
-    resume: bool = typer.Option(
-        False, "--resume", help="Continue from the last epoch's state file."
-    ),
-    eval_data: Path = typer.Option(
-        None, "--eval", help="Labelled target folder scored after each epoch (monitoring only)."
-    ),
-    encoding: str = typer.Option(
-        None,
-        "--encoding",
-        help="Encoding overrides, e.g. 'colormap=jet,range=fixed,lo=300,hi=5000'.",
-    ),
-    workers: int = typer.Option(
-        None, "--workers", min=0, help="Data-loading processes (default 0)."
-    ),
-    init: Path = typer.Option(
-        None,
-        "--init",
-        help="Re-adapt: start from this adapted model (e.g. the deployed one) instead of the "
-        "source; TI features and BN statistics still come from --source.",
-    ),
+    ctx: typer.Context,
+    source: Annotated[
+        Path, typer.Option("--source", help="The RGB source checkpoint (from train-source).")
+    ],
+    target: Annotated[
+        Path,
+        typer.Option(
+            "--target",
+            help="Unlabelled target images (flat, or class subfolders whose names are ignored).",
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Adapted checkpoint to write (.pt).")],
+    modality: Annotated[Modality, typer.Option("--modality", help="Target modality.")],
+    paired: Annotated[
+        Path | None,
+        typer.Option("--paired", help="Task-irrelevant pairs: rgb/<stem> + <modality>/<stem>."),
+    ] = None,
+    method: Annotated[
+        Method | None,
+        typer.Option("--method", help="socket (as published), shot or source-only."),
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option("--epochs", min=1, help="Passes over the target images.")
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            "--batch-size",
+            min=2,
+            help="Target images per step; under torchrun, of all processes together.",
+        ),
+    ] = None,
+    lr: Annotated[
+        float | None, typer.Option("--lr", help="Bottleneck learning rate (backbone 0.1x).")
+    ] = None,
+    pl_weight: Annotated[
+        float | None, typer.Option("--pl-weight", help="a: pseudo-label loss weight.")
+    ] = None,
+    im_weight: Annotated[
+        float | None, typer.Option("--im-weight", help="b: information maximisation weight.")
+    ] = None,
+    bn_weight: Annotated[
+        float | None, typer.Option("--bn-weight", help="c: BatchNorm moment matching weight.")
+    ] = None,
+    ti_weight: Annotated[
+        float | None, typer.Option("--ti-weight", help="d: TI feature alignment weight.")
+    ] = None,
+    bn_scale: Annotated[
+        BNScale | None,
+        typer.Option("--bn-scale", help="BN term: sum of L2 norms (published) or per-channel rms."),
+    ] = None,
+    ti_distance: Annotated[
+        TIDistance | None,
+        typer.Option("--ti-distance", help="TI term: euclidean (published) or scale-free cosine."),
+    ] = None,
+    joint_batch: Annotated[
+        bool | None,
+        typer.Option(
+            "--joint-batch/--separate-batch",
+            help="One forward (one BatchNorm batch) for target + TI images; published: separate.",
+        ),
+    ] = None,
+    seed: Seed = None,
+    device: Device = None,
+    config: config_option("adapt") = None,
+    resume: Resume = False,
+    eval_data: Annotated[
+        Path | None,
+        typer.Option(
+            "--eval", help="Labelled target folder scored after each epoch (monitoring only)."
+        ),
+    ] = None,
+    encoding: Annotated[
+        str | None,
+        typer.Option(
+            "--encoding",
+            help="Encoding overrides, e.g. 'colormap=jet,range=fixed,lo=300,hi=5000'.",
+        ),
+    ] = None,
+    workers: Workers = None,
+    init: Annotated[
+        Path | None,
+        typer.Option(
+            "--init",
+            help="Re-adapt: start from this adapted model (e.g. the deployed one) instead of the "
+            "source; TI features and BN statistics still come from --source.",
+        ),
+    ] = None,
 ) -> None:
     """Adapt an RGB model to depth or IR with SOCKET (or the SHOT / source-only baselines).
 
@@ -162,32 +171,12 @@ def adapt(
     so that a killed run continues with --resume. Runs under torchrun as it is (several GPUs or
     machines; see the README).
     """
-    from socket_edge.adapt import AdaptConfig, load_config
+    from socket_edge.adapt import AdaptConfig
     from socket_edge.adapt import adapt as run
     from socket_edge.console import main_process
     from socket_edge.data.encoding import default_encoding
-    from socket_edge.guard import option_errors
 
-    settings = load_config(config) if config else {}
-    flags = dict(
-        method=plain(method),
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        pl_weight=pl_weight,
-        im_weight=im_weight,
-        bn_weight=bn_weight,
-        ti_weight=ti_weight,
-        bn_scale=plain(bn_scale),
-        ti_distance=plain(ti_distance),
-        joint_batch=joint_batch,
-        seed=seed,
-        device=device,
-        workers=workers,
-    )
-    given = {k: "--" + k.replace("_", "-") for k, v in flags.items() if v is not None}
-    with option_errors(given, config, "adapt"):
-        cfg = AdaptConfig(**{**settings, **{k: v for k, v in flags.items() if v is not None}})
+    cfg = settings(AdaptConfig, ctx, "adapt")
     enc = (
         default_encoding(modality.value, **parse_encoding(encoding))
         if init is None or encoding is not None
@@ -233,22 +222,28 @@ def parse_encoding(text: str | None) -> dict:
 
 
 def evaluate(
-    model: Path = typer.Argument(
-        ..., help="A checkpoint (.pt), ONNX model (.onnx) or TensorRT engine (.engine)."
-    ),
-    data: Path = typer.Option(
-        ..., "--data", help="Labelled folder of the model's modality: DIR/<class>/<image>."
-    ),
-    json_out: Path = typer.Option(
-        None, "--json", help="Write {top1, n, per_class} as JSON ('-' = stdout)."
-    ),
-    batch_size: int = typer.Option(64, "--batch-size", min=1),
-    device: str = typer.Option(None, "--device", help="cpu or cuda (checkpoints)."),
-    no_verify: bool = typer.Option(
-        False,
-        "--no-verify",
-        help="Do not check the model against its sidecar (sha256, metadata, lineage).",
-    ),
+    model: Annotated[
+        Path,
+        typer.Argument(help="A checkpoint (.pt), ONNX model (.onnx) or TensorRT engine (.engine)."),
+    ],
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data", help="Labelled folder of the model's modality: DIR/<class>/<image>."
+        ),
+    ],
+    json_out: JsonOut = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 64,
+    device: Annotated[
+        str | None, typer.Option("--device", help="cpu or cuda (checkpoints).")
+    ] = None,
+    no_verify: Annotated[
+        bool,
+        typer.Option(
+            "--no-verify",
+            help="Do not check the model against its sidecar (sha256, metadata, lineage).",
+        ),
+    ] = False,
 ) -> None:
     """Top-1 and per-class accuracy of a model on labelled data.
 
@@ -277,12 +272,14 @@ def evaluate(
 def register(app: typer.Typer) -> None:
     app.command(
         "train-source",
+        cls=defaults_from("socket_edge.supervised:TrainConfig"),
         epilog=examples(
             "socket-edge train-source data/synth/source_rgb/train --val data/synth/source_rgb/val --out src.pt",
             "socket-edge train-source DATA/train --arch mobilenet_v3_small --image-size 128 --weights mnv3s_imagenet.pth --out src.pt",
         ),
     )(train_source)
     app.command(
+        cls=defaults_from("socket_edge.adapt.config:AdaptConfig"),
         epilog=examples(
             "socket-edge adapt --source src.pt --target data/synth/depth/target/train "
             "--paired data/synth/depth/paired --modality depth --out depth.pt",

@@ -293,15 +293,18 @@ def check_hash(artifact: Path, doc: dict[str, Any]) -> None:
     if not recorded:
         raise ArtifactError(
             f"its sidecar {side} records no sha256, so it cannot be verified "
-            "(export again, or pass --no-verify)",
+            "(export again, or turn verification off: verify)",
             artifact,
+            settings=("verify",),
         )
     actual = digest(artifact)
     if actual != recorded:
         raise ArtifactError(
             f"does not match its sidecar {side}: sha256 {actual[:12]}... vs {str(recorded)[:12]}... "
-            "recorded (a changed, replaced or half-copied file; export again, or --no-verify)",
+            "recorded (a changed, replaced or half-copied file; export again, or turn "
+            "verification off: verify)",
             artifact,
+            settings=("verify",),
         )
 
 
@@ -359,9 +362,10 @@ def check_lineage(artifact: Path, doc: dict[str, Any]) -> None:
         raise ArtifactError(
             f"was made from another FP32 model than the {fp32.name} beside it (made from "
             f"sha256 {str(made_from)[:12]}..., {fp32.name} is {actual[:12]}...): an "
-            "INT8 file left from an earlier export; export again with --int8 --calib "
-            "DIR, or delete it",
+            "INT8 file left from an earlier export; export again with int8 and calib, or "
+            "delete it",
             artifact,
+            settings=("int8", "calib"),
         )
     built = (doc.get("tensorrt") or {}).get("built_from") or {}
     changed = _changed_parent(artifact, built.get("artifact"), built.get("sha256"))
@@ -370,8 +374,9 @@ def check_lineage(artifact: Path, doc: dict[str, Any]) -> None:
         raise ArtifactError(
             f"was built from another {src.name} than the one beside it (built from "
             f"sha256 {str(built.get('sha256'))[:12]}..., {src.name} is {actual[:12]}...): "
-            f"rebuild it with `socket-edge export {src.name} --trt`",
+            f"rebuild it from {src.name} (export with trt)",
             artifact,
+            settings=("trt",),
         )
 
 

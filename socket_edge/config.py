@@ -7,8 +7,10 @@
     [bench]          # bench: batches, warmup_s, duration_s, threads, ...
     [demo]           # demo: modality, quick, arch
 
-Each command reads its own table; keys are the option names (dashes or underscores). Unknown
-keys are an error naming the file, the table and the key, so a typo never passes silently.
+Each command reads its own table; keys are the settings' field names (dashes or underscores).
+Unknown keys are an error naming the file, the table and the key, so a typo never passes
+silently. The CLI lays the table under the flags given and over the dataclass's defaults
+(``socket_edge.cli.common.settings``).
 """
 
 from __future__ import annotations
@@ -66,8 +68,3 @@ def section(path: str | Path | None, name: str, target: type | None = None) -> d
             elif fields[key].startswith("tuple") and isinstance(value, list):
                 settings[key] = tuple(value)
     return settings
-
-
-def merge(settings: dict[str, Any], **flags: Any) -> dict[str, Any]:
-    """Config-file settings overridden by the flags that were given (None = not given)."""
-    return {**settings, **{k: v for k, v in flags.items() if v is not None}}

@@ -93,8 +93,9 @@ def start(group: Group, device_request: str | None):
         return resolve_device(device_request)
     if device_request not in (None, "auto", "cpu", "cuda"):
         raise GroupSetupError(
-            f"--device {device_request}: under torchrun each process takes cuda:LOCAL_RANK; "
-            "pass --device cuda (or cpu), and choose GPUs with CUDA_VISIBLE_DEVICES"
+            f"device {device_request}: under torchrun each process takes cuda:LOCAL_RANK; "
+            "set device to cuda (or cpu), and choose GPUs with CUDA_VISIBLE_DEVICES",
+            settings=("device",),
         )
     device = resolve_device(device_request)
     if device.type == "cuda":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 
@@ -19,16 +20,24 @@ class SocketEdgeError(Exception):
         self.message = message
         super().__init__(f"{path}: {message}" if path is not None else message)
 
-    def for_cli(self) -> str:
-        """The message with each named setting shown as its flag (max_drop -> --max-drop)."""
+    def for_cli(self, flags: Mapping[str, str] | None = None) -> str:
+        """The message with each named setting shown as its flag (max_drop -> --max-drop);
+        ``flags`` names the flags of settings whose flag is not ``--field-name``.
+
+        A message that also uses the name as a plain word quotes the setting: `reference`."""
         text = self.message
         for name in sorted(self.settings, key=len, reverse=True):
-            text = re.sub(rf"(?<![\w-]){re.escape(name)}(?!\w)", flag_for(name), text)
+            flag = (flags or {}).get(name) or flag_for(name)
+            if f"`{name}`" in text:
+                text = text.replace(f"`{name}`", flag)
+                continue
+            # A whole word only: not inside 'socket-edge[plot]', 'source-only' or 'max_drops'.
+            text = re.sub(rf"(?<![\w\-\[]){re.escape(name)}(?![\w\-\]])", flag, text)
         return f"{self.path}: {text}" if self.path is not None else text
 
 
 def flag_for(setting: str) -> str:
-    """The command-line flag of a settings field."""
+    """The command-line flag of a settings field, by convention (max_drop -> --max-drop)."""
     return "--" + setting.replace("_", "-")
 
 

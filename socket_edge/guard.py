@@ -33,17 +33,12 @@ class DivergenceError(SocketEdgeError):
 
 
 class SettingError(SocketEdgeError):
-    """A setting out of range or not finite; ``field`` names it so the CLI can name the flag."""
+    """A setting out of range or not finite; ``field`` names it (in ``settings`` too, so that the
+    CLI shows the flag, and the config file's table where the value came from there)."""
 
     def __init__(self, field: str, requirement: str, value: Any):
         self.field, self.requirement, self.value = field, requirement, value
         super().__init__(f"{field} must be {requirement}, got {value!r}", settings=(field,))
-
-    def for_option(self, option: str) -> SettingError:
-        """The same error worded for a command-line option (``--lr`` instead of ``lr``)."""
-        err = SettingError(self.field, self.requirement, self.value)
-        err.args = (f"{option} must be {self.requirement}, got {self.value!r}",)
-        return err
 
 
 def check_number(
@@ -87,27 +82,6 @@ def check_settings(obj: Any, rules: Mapping[str, dict[str, Any]]) -> None:
         if bounds.pop("optional", False) and value is None:
             continue  # unset: the library chooses (e.g. epochs from a step budget)
         check_number(name, value, **bounds)
-
-
-def option_errors(options: Mapping[str, str], config: Any = None, table: str | None = None):
-    """Context manager: a ``SettingError`` about a field in ``options`` (field -> option given
-    on the command line) names that option; about another field, the config file's table."""
-    import contextlib
-
-    @contextlib.contextmanager
-    def manager():
-        try:
-            yield
-        except SettingError as exc:
-            if exc.field in options:
-                raise exc.for_option(options[exc.field]) from None
-            if config is not None and table:
-                where = SettingError(exc.field, exc.requirement, exc.value)
-                where.args = (f"{config}: [{table}] {exc}",)
-                raise where from None
-            raise
-
-    return manager()
 
 
 def stack_terms(terms: Mapping[str, Any]):

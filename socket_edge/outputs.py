@@ -322,31 +322,34 @@ def check_resume(state_file: Path, saved: Any, current: dict[str, Any]) -> None:
     if saved == current:
         return
     saved = saved if isinstance(saved, dict) else {}
-    changes = []
+    changes, named = [], ["resume"]
     saved_inputs, inputs = saved.get("inputs") or {}, current.get("inputs") or {}
     for name in inputs:
         if saved_inputs.get(name) != inputs[name]:
             changes.append(_INPUT_WORDS.get(name, name))
+            named += [name] if name in _INPUT_WORDS and name != "data" else []
     for key in sorted(set(saved) | set(current)):
         if key == "inputs" or saved.get(key) == current.get(key):
             continue
         changes.append(f"{key} {_brief(saved.get(key))} -> {_brief(current.get(key))}")
     raise SocketEdgeError(
-        "--resume refused: "
+        "resume refused: "
         + "; ".join(changes or ["the settings"])
-        + " changed since this state was saved; rerun with the same inputs and options, or "
-        "without --resume to start over",
+        + " changed since this state was saved; rerun with the same inputs and settings, or "
+        "without resume to start over",
         state_file,
+        settings=tuple(named),
     )
 
 
+# How a changed input is named; the CLI shows these names (but DATA) as flags (--source).
 _INPUT_WORDS = {
-    "source": "the --source checkpoint (sha256)",
-    "target": "the --target folder (its files, sizes or times)",
-    "paired": "the --paired folder (its files, sizes or times)",
+    "source": "the source checkpoint (sha256)",
+    "target": "the target folder (its files, sizes or times)",
+    "paired": "the paired folder (its files, sizes or times)",
     "data": "the DATA folder (its files, sizes or times)",
-    "val": "the --val folder (its files, sizes or times)",
-    "weights": "the --weights file (sha256)",
+    "val": "the val folder (its files, sizes or times)",
+    "weights": "the weights file (sha256)",
 }
 
 

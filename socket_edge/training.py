@@ -21,7 +21,9 @@ def resolve_device(device: str | None):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise SocketEdgeError(f"--device {device}: this torch build has no usable CUDA device")
+        raise SocketEdgeError(
+            f"device {device}: this torch build has no usable CUDA device", settings=("device",)
+        )
     return dev
 
 

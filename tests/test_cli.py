@@ -33,8 +33,14 @@ def test_fixed_choices_are_the_librarys_and_bad_ones_get_typers_error(cli, monke
     from calibration.ranges import METHODS as CALIB_METHODS
     from cli import choices
     from socket_edge.adapt.config import BN_SCALES, METHODS, TI_DISTANCES
+    from socket_edge.convert.diml import RESOLUTIONS
+    from socket_edge.convert.nyuv2 import DEPTH_KEYS
+    from socket_edge.convert.sunrgbd import DEPTH_FOLDERS
+    from socket_edge.data.shapes import TI_SHAPE_SETS
+    from socket_edge.data.shifts import SHIFTS
     from socket_edge.export.tensorrt import INT8_MODES
     from socket_edge.models.backbones import BACKBONES
+    from socket_edge.runtime.onnxruntime import PROVIDER_ALIASES
 
     def values(enum):
         return tuple(e.value for e in enum)
@@ -45,6 +51,11 @@ def test_fixed_choices_are_the_librarys_and_bad_ones_get_typers_error(cli, monke
     assert values(choices.Int8Mode) == INT8_MODES
     assert values(choices.BNScale) == BN_SCALES
     assert values(choices.TIDistance) == TI_DISTANCES
+    assert values(choices.Shift) == SHIFTS
+    assert values(choices.TIShapes) == tuple(TI_SHAPE_SETS)
+    assert values(choices.DepthMap) == tuple(DEPTH_FOLDERS) == tuple(DEPTH_KEYS)
+    assert values(choices.Resolution) == RESOLUTIONS
+    assert values(choices.OrtDevice) == tuple(PROVIDER_ALIASES)
     monkeypatch.setenv("COLUMNS", "200")  # no wrapping inside the words checked below
     r = cli("adapt", "--source", "s.pt", "--target", "t", "--out", "o.pt", "--modality", "rgb")
     assert r.returncode == 2

@@ -54,3 +54,22 @@ def test_cli_flags_override_the_file(cli, tmp_path):
     assert r.returncode == 0, r.stderr
     manifest = json.loads((tmp_path / "s" / "synth.json").read_text())
     assert manifest["config"]["per_class"] == 2 and manifest["config"]["size"] == 32
+
+
+def test_file_values_are_checked_like_flags(cli, tmp_path):
+    """A choice outside the flag's Enum, or a bad value, names the file and its table."""
+    cfg = tmp_path / "team.toml"
+    cfg.write_text('[synth]\nti_shapes = "bogus"\n')
+    r = cli("synth", str(tmp_path / "s"), "--config", str(cfg))
+    assert r.returncode == 2
+    assert "team.toml: [synth] ti_shapes must be one of default, unlike, got 'bogus'" in r.stderr
+    assert not (tmp_path / "s").exists()
+
+
+def test_help_shows_the_dataclass_defaults(cli, monkeypatch):
+    from socket_edge.export.pipeline import ExportOptions
+
+    monkeypatch.setenv("COLUMNS", "250")
+    text = cli("export", "--help").stdout
+    assert f"[default: {ExportOptions.opset}]" in text
+    assert "[default: 1,8,32]" in text and "[default: entropy]" in text

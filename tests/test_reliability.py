@@ -267,7 +267,7 @@ def test_resume_with_another_source_is_refused(synth_root, source_ckpt, tmp_path
     r = cli(*args, "--source", str(source_ckpt), "--lr", "0.5")
     assert_one_line_error(r, "--resume refused", "lr 0.01 -> 0.5")
     assert not out.exists()
-    with pytest.raises(SocketEdgeError, match="--target folder"):
+    with pytest.raises(SocketEdgeError, match="the target folder"):
         adapt(source_ckpt, synth_root / "depth/target/train", out, "ir", config=cfg,
               show_progress=False, resume=True)  # fmt: skip
 

@@ -149,7 +149,7 @@ def plot(doc: dict[str, Any], path: str | Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise SocketEdgeError(
-            "--plot needs matplotlib: pip install 'socket-edge[plot]'", path
+            "plot needs matplotlib: pip install 'socket-edge[plot]'", path, settings=("plot",)
         ) from None
     rows = [r for r in doc["rows"] if not r.get("error")]
     labelled = any(r.get("top1") is not None for r in rows)

@@ -74,10 +74,13 @@ class Monitor:
     ):
         self.reference = check_reference({"reference": reference}, where)
         if window < 1:
-            raise SocketEdgeError(f"window must be at least 1 frame, got {window}")
+            raise SocketEdgeError(
+                f"window must be at least 1 frame, got {window}", settings=("window",)
+            )
         if not 0 < false_alarm <= warn_rate < 1:
             raise SocketEdgeError(
-                f"need 0 < false alarm rate ({false_alarm}) <= warning rate ({warn_rate}) < 1"
+                f"need 0 < false_alarm ({false_alarm}) <= warn_rate ({warn_rate}) < 1",
+                settings=("false_alarm", "warn_rate"),
             )
         self.window, self.false_alarm, self.warn_rate = window, false_alarm, warn_rate
         self.runner, self.seed, self.where = runner, seed, where

@@ -57,8 +57,9 @@ def check_frame(
         raise DataError(
             f"frame is {a.shape[1]}x{a.shape[2]}, the reference statistics were recorded on "
             f"{frame_size[0]}x{frame_size[1]} frames (another sensor or resolution: export with "
-            "--reference DIR on frames of this one)",
+            "`reference` DIR on frames of this one)",
             where,
+            settings=("reference",),
         )
     if not np.isfinite(a).all():
         raise DataError("frame has NaN/inf values", where)

@@ -96,8 +96,9 @@ def check_reference(doc: dict[str, Any] | None, where: str) -> dict[str, Any]:
     if not ref:
         raise ArtifactError(
             "has no reference statistics to monitor against: export it again with "
-            "`socket-edge export MODEL --out model.onnx --reference DIR` (or --int8 --calib DIR)",
+            "`reference` DIR (or `int8` with `calib` DIR)",
             where,
+            settings=("reference", "int8", "calib"),
         )
     if int(ref.get("version", 0)) > VERSION:
         raise ArtifactError("reference statistics are from a newer socket-edge; upgrade", where)

@@ -51,7 +51,8 @@ class OnnxRuntimeRunner(Runner):
         if wanted[0] not in available:
             raise ArtifactError(
                 f"ONNX Runtime here has no {wanted[0]} (available: {', '.join(available)}); "
-                "install onnxruntime-gpu (extra 'gpu') or use --device cpu"
+                "install onnxruntime-gpu (extra 'gpu') or use device cpu",
+                settings=("device",),
             )
         options = ort.SessionOptions()
         if self.threads:

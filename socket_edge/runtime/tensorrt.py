@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import ArtifactError
 from .base import ArtifactInfo, Runner
 
-REBUILD_HINT = "rebuild it on this machine: socket-edge export MODEL.onnx --trt ..."
+REBUILD_HINT = "rebuild it on this machine (export MODEL.onnx with trt)"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -83,13 +83,16 @@ def check_engine(
     if not isinstance(built, dict) or "version" not in built:
         raise ArtifactError(
             "sidecar lacks the 'tensorrt' build record (version, compute "
-            "capability); rebuild the engine with socket-edge export --trt",
+            "capability); rebuild the engine (export with trt)",
             path,
+            settings=("trt",),
         )
     problems = engine_problems(built, trt_version, gpu)
     if problems:
         raise ArtifactError(
-            "cannot run this engine: " + "; ".join(problems) + f"; {REBUILD_HINT}", path
+            "cannot run this engine: " + "; ".join(problems) + f"; {REBUILD_HINT}",
+            path,
+            settings=("trt",),
         )
 
 
@@ -147,6 +150,7 @@ class TensorRTRunner(Runner):
             raise ArtifactError(
                 f"TensorRT could not load the engine ({str(exc).strip()[:160]}); {REBUILD_HINT}",
                 self.path,
+                settings=("trt",),
             ) from None
         self.runner = runner
         self.input_name = str((doc.get("input") or {}).get("name", "input"))

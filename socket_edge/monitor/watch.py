@@ -1,0 +1,109 @@
+"""Frame files through an artifact and its monitor, window by window (`socket-edge monitor`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import SocketEdgeError
+from .core import EXIT_CODES, Monitor, WindowReport, worst
+
+
+@dataclass(frozen=True)
+class WatchConfig:
+    window: int = 128  # frames per window
+    false_alarm: float = 0.01  # share of in-distribution windows called drifted
+    warn_rate: float = 0.05  # share of in-distribution windows called drifting (or worse)
+    batch: int = 32  # frames per inference batch
+    device: str = "cpu"  # ONNX Runtime: cpu, cuda or tensorrt (engines run on their GPU)
+
+
+@dataclass
+class WatchResult:
+    artifact: Path
+    files: list[Path]
+    config: WatchConfig
+    reports: list[WindowReport] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        return worst([r.verdict for r in self.reports])
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.verdict]
+
+    def window_dict(self, report: WindowReport) -> dict[str, Any]:
+        """A window's report with the names of its first and last frame files."""
+        d = report.to_dict()
+        d["first_file"] = str(self.files[report.first_frame])
+        d["last_file"] = str(self.files[report.first_frame + report.frames - 1])
+        return d
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "artifact": str(self.artifact),
+            "frames": len(self.files),
+            "window": self.config.window,
+            "false_alarm": self.config.false_alarm,
+            "warn_rate": self.config.warn_rate,
+            "verdict": self.verdict,
+            "exit_code": self.exit_code,
+            "windows": [self.window_dict(r) for r in self.reports],
+        }
+
+
+def watch(
+    artifact: str | Path,
+    frames: list[Path],
+    config: WatchConfig | None = None,
+    on_window: Callable[[WatchResult, WindowReport], None] | None = None,
+) -> WatchResult:
+    """Run the frame files or folders ``frames`` (sorted = time order) through ``artifact`` and
+    compare each window with its reference statistics; ``on_window`` sees each window as it
+    closes (the last, shorter one included)."""
+    import numpy as np
+
+    from .frames import list_frames, read_frame, resize_center_crop
+
+    config = config or WatchConfig()
+    artifact = Path(artifact)
+    files = list_frames(frames)
+    if not files:
+        raise SocketEdgeError("empty window: no frames given")
+    runner_options = {"device": config.device} if artifact.suffix.lower() == ".onnx" else {}
+    mon = Monitor.from_artifact(
+        artifact,
+        window=config.window,
+        false_alarm=config.false_alarm,
+        warn_rate=config.warn_rate,
+        runner_options=runner_options,
+    )
+    result = WatchResult(artifact, files, config)
+
+    def closed(reports: list[WindowReport]) -> None:
+        for r in reports:
+            result.reports.append(r)
+            if on_window is not None:
+                on_window(result, r)
+
+    try:
+        for start in range(0, len(files), config.batch):
+            x = np.stack(
+                [
+                    resize_center_crop(
+                        read_frame(p, mon.modality, mon.frame_size),
+                        int(mon.image_size),
+                        mon.modality,
+                    )
+                    for p in files[start : start + config.batch]
+                ]
+            )
+            closed(mon.feed(x, mon.runner.infer(x)))
+        last = mon.flush()
+        closed([last] if last is not None else [])
+    finally:
+        mon.close()
+    return result
