@@ -11,7 +11,7 @@ import time
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .console import bar, warn
 from .data.datasets import LabelledFolder
@@ -37,6 +37,11 @@ from .training import (
     seed_everything,
     state_path,
 )
+
+if TYPE_CHECKING:  # torch is imported when training starts, not with this module
+    import torch
+
+    from .models.network import SocketNet
 
 
 @dataclass
@@ -186,12 +191,12 @@ class Schedule:
 class Setup:
     """What a supervised run trains: data, model, optimizer, and the checkpoint's metadata."""
 
-    device: Any  # torch.device
+    device: torch.device
     train_set: LabelledFolder
     val_set: LabelledFolder | None
-    model: Any  # SocketNet, in channels_last on ``device``
-    optimizer: Any  # torch.optim.SGD
-    scaler: Any  # torch.amp.GradScaler
+    model: SocketNet  # in channels_last on ``device``
+    optimizer: torch.optim.SGD
+    scaler: torch.amp.GradScaler
     meta: dict[str, Any]  # the output checkpoint's metadata
     settings: dict[str, Any]  # what a resume must match: the config and the inputs' digests
 
