@@ -61,57 +61,85 @@ def _step(name: str, steps: list[dict[str, Any]]):
     return record
 
 
-def run_demo(config: DemoConfig | None = None, show_progress: bool = True) -> dict[str, Any]:
-    """Run every step; returns the summary written to OUT/demo.json."""
-    from .adapt import AdaptConfig, adapt
-    from .bench import BenchConfig, bench
+@dataclass(frozen=True)
+class DemoPaths:
+    """Where the demo writes each step's output under OUT."""
+
+    out: Path
+    modality: str
+
+    @property
+    def data(self) -> Path:
+        return self.out / "data"
+
+    @property
+    def models(self) -> Path:
+        return self.out / "models"
+
+    @property
+    def artifacts(self) -> Path:
+        return self.out / "artifacts"
+
+    @property
+    def source(self) -> Path:
+        return self.models / "source-rgb.pt"
+
+    def target(self, split: str) -> Path:
+        return self.data / self.modality / "target" / split
+
+    def int8(self) -> list[Path]:
+        """The INT8 ONNX files the export step wrote (CPU QOperator, QDQ)."""
+        m = self.modality
+        return [
+            p
+            for p in (self.artifacts / f"{m}.int8-cpu.onnx", self.artifacts / f"{m}.int8.onnx")
+            if p.exists()
+        ]
+
+
+def _synth_step(paths: DemoPaths, cfg: DemoConfig, show_progress: bool) -> None:
     from .data.synth import SynthConfig, synth
-    from .errors import SocketEdgeError
-    from .evaluate import evaluate_artifact
-    from .files import write_json
-    from .supervised import TrainConfig, train_supervised
 
-    cfg = (config or DemoConfig()).resolved()
-    if cfg.modality not in ("depth", "ir"):
-        raise SocketEdgeError(f"modality must be depth or ir, got {cfg.modality!r}")
-    out = Path(cfg.out)
-    data, models, artifacts = out / "data", out / "models", out / "artifacts"
-    m = cfg.modality
-    steps: list[dict[str, Any]] = []
-    t0 = time.perf_counter()
-
-    _step("1/6 synth: the built-in paired benchmark", steps)
-    if not (data / "synth.json").exists():
+    if not (paths.data / "synth.json").exists():
         synth(
-            data,
-            SynthConfig(per_class=cfg.per_class, seed=cfg.seed, modalities=(m,)),
+            paths.data,
+            SynthConfig(per_class=cfg.per_class, seed=cfg.seed, modalities=(cfg.modality,)),
             show_progress=show_progress,
         )
-    target_train, target_test = data / m / "target" / "train", data / m / "target" / "test"
 
-    _step("2/6 train-source: the RGB model", steps)
-    source = models / "source-rgb.pt"
-    if not source.exists():
+
+def _source_step(paths: DemoPaths, cfg: DemoConfig, show_progress: bool) -> float:
+    """Train the RGB model (unless there); its top-1 on the RGB validation images."""
+    from .evaluate import evaluate_artifact
+    from .supervised import TrainConfig, train_supervised
+
+    data = paths.data
+    if not paths.source.exists():
         train_supervised(
             data / "source_rgb" / "train",
-            source,
+            paths.source,
             TrainConfig(arch=cfg.arch, epochs=cfg.source_epochs, seed=cfg.seed, device=cfg.device),
             val=data / "source_rgb" / "val",
             show_progress=show_progress,
         )
-    rgb_val = evaluate_artifact(source, data / "source_rgb" / "val", show_progress=False).top1
+    return evaluate_artifact(paths.source, data / "source_rgb" / "val", show_progress=False).top1
 
-    _step(f"3/6 adapt: RGB -> {m} (source-only and SOCKET)", steps)
+
+def _adapt_step(paths: DemoPaths, cfg: DemoConfig, show_progress: bool) -> dict[str, Path]:
+    """The source-only and SOCKET models (each unless there): {method: checkpoint}."""
+    from .adapt import AdaptConfig, adapt
+
+    m = cfg.modality
     adapted = {}
     for method in ("source-only", "socket"):
-        path = models / f"{m}-{method}.pt"
+        path = paths.models / f"{m}-{method}.pt"
         if not path.exists():
             adapt(
-                source,
-                target_train,
+                paths.source,
+                paths.target("train"),
                 path,
                 m,
-                paired=data / m / "paired",
+                paired=paths.data / m / "paired",
                 config=AdaptConfig(
                     method=method,
                     epochs=cfg.adapt_epochs,
@@ -122,20 +150,19 @@ def run_demo(config: DemoConfig | None = None, show_progress: bool = True) -> di
                 show_progress=show_progress,
             )
         adapted[method] = path
+    return adapted
 
-    _step("4/6 export: ONNX (parity-checked) and INT8 calibrated on target images", steps)
-    onnx, engines, int8_refused = _export_step(
-        adapted["socket"], artifacts / f"{m}.onnx", target_train, cfg, show_progress
-    )
-    int8 = [
-        p for p in (artifacts / f"{m}.int8-cpu.onnx", artifacts / f"{m}.int8.onnx") if p.exists()
-    ]
 
-    _step("5/6 bench: latency and accuracy side by side", steps)
-    bench_list = [adapted["socket"], onnx, *int8, *engines]
+def _bench_step(
+    paths: DemoPaths, artifacts: list[Path], cfg: DemoConfig, show_progress: bool
+) -> dict[str, Any]:
+    """Bench every artifact on the target test images; the report, also OUT/bench.json."""
+    from .bench import BenchConfig, bench
+    from .files import write_json
+
     report = bench(
-        bench_list,
-        target_test,
+        artifacts,
+        paths.target("test"),
         BenchConfig(
             batches=[1],
             warmup_s=min(1.0, cfg.bench_duration_s),
@@ -144,10 +171,58 @@ def run_demo(config: DemoConfig | None = None, show_progress: bool = True) -> di
             show_progress=show_progress,
         ),
     )
-    write_json(out / "bench.json", report)
+    write_json(paths.out / "bench.json", report)
+    return report
+
+
+def _bench_accuracy(rows: list[dict[str, Any]], paths: DemoPaths, socket: Path) -> dict:
+    """Top-1 on the target test images of the SOCKET model and its INT8 variants (benched)."""
+    m = paths.modality
+    return {
+        "after_socket": _row_top1(rows, socket),
+        "after_int8_cpu": _row_top1(rows, paths.artifacts / f"{m}.int8-cpu.onnx"),
+        "after_int8_qdq": _row_top1(rows, paths.artifacts / f"{m}.int8.onnx"),
+    }
+
+
+def run_demo(config: DemoConfig | None = None, show_progress: bool = True) -> dict[str, Any]:
+    """Run every step; returns the summary written to OUT/demo.json."""
+    from .errors import SocketEdgeError
+    from .evaluate import evaluate_artifact
+    from .files import write_json
+
+    cfg = (config or DemoConfig()).resolved()
+    if cfg.modality not in ("depth", "ir"):
+        raise SocketEdgeError(
+            f"modality must be depth or ir, got {cfg.modality!r}", settings=("modality",)
+        )
+    m = cfg.modality
+    paths = DemoPaths(Path(cfg.out), m)
+    steps: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
+
+    _step("1/6 synth: the built-in paired benchmark", steps)
+    _synth_step(paths, cfg, show_progress)
+
+    _step("2/6 train-source: the RGB model", steps)
+    rgb_val = _source_step(paths, cfg, show_progress)
+
+    _step(f"3/6 adapt: RGB -> {m} (source-only and SOCKET)", steps)
+    adapted = _adapt_step(paths, cfg, show_progress)
+
+    _step("4/6 export: ONNX (parity-checked) and INT8 calibrated on target images", steps)
+    onnx, engines, int8_refused = _export_step(
+        adapted["socket"], paths.artifacts / f"{m}.onnx", paths.target("train"), cfg, show_progress
+    )
+    int8 = paths.int8()
+
+    _step("5/6 bench: latency and accuracy side by side", steps)
+    report = _bench_step(paths, [adapted["socket"], onnx, *int8, *engines], cfg, show_progress)
 
     _step("6/6 summary", steps)
-    rgb_on_target = evaluate_artifact(adapted["source-only"], target_test, show_progress=False).top1
+    rgb_on_target = evaluate_artifact(
+        adapted["source-only"], paths.target("test"), show_progress=False
+    ).top1
     rows = [r for r in report["rows"] if not r.get("error")]
     summary = {
         "modality": m,
@@ -155,23 +230,21 @@ def run_demo(config: DemoConfig | None = None, show_progress: bool = True) -> di
         "accuracy": {
             "rgb_model_on_rgb_val": rgb_val,
             "rgb_model_on_target": rgb_on_target,
-            "after_socket": _row_top1(rows, adapted["socket"]),
-            "after_int8_cpu": _row_top1(rows, artifacts / f"{m}.int8-cpu.onnx"),
-            "after_int8_qdq": _row_top1(rows, artifacts / f"{m}.int8.onnx"),
+            **_bench_accuracy(rows, paths, adapted["socket"]),
         },
         "int8_refused": int8_refused,
         "latency_ms_p50": {Path(r["artifact"]).name: r["latency_ms"]["p50"] for r in rows},
         "files": {
-            "data": str(data),
-            "source_model": str(source),
+            "data": str(paths.data),
+            "source_model": str(paths.source),
             "adapted": {k: str(v) for k, v in adapted.items()},
             "artifacts": [str(p) for p in [onnx, *int8, *engines]],
-            "bench": str(out / "bench.json"),
+            "bench": str(paths.out / "bench.json"),
         },
         "machine": report.get("machine", {}),
         "seconds": time.perf_counter() - t0,
     }
-    write_json(out / "demo.json", summary)
+    write_json(paths.out / "demo.json", summary)
     return summary
 
 

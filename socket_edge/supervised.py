@@ -9,14 +9,22 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .console import bar, warn
 from .data.datasets import LabelledFolder
 from .data.encoding import Encoding, default_encoding
 from .errors import SocketEdgeError
-from .guard import check_settings, diverged, nonfinite_tensors, nonfinite_terms, stack_terms
+from .guard import (
+    DivergenceError,
+    check_settings,
+    diverged,
+    nonfinite_tensors,
+    nonfinite_terms,
+    stack_terms,
+)
 from .outputs import file_digest, listing_digest, single_writer
 from .training import (
     append_log,
@@ -29,6 +37,11 @@ from .training import (
     seed_everything,
     state_path,
 )
+
+if TYPE_CHECKING:  # torch is imported when training starts, not with this module
+    import torch
+
+    from .models.network import SocketNet
 
 
 @dataclass
@@ -80,11 +93,16 @@ def _lr_factor(step: int, total: int, warmup: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
-def _diverged(epoch: int, step: int, steps: int, terms: list[str], cfg: TrainConfig, spath: Path):
-    kept = f"{spath} keeps epoch {epoch} for --resume" if epoch > 0 else "no epoch had finished"
-    return diverged(
-        "training", epoch + 1, step + 1, steps, terms, f"try a smaller --lr (now {cfg.lr:g})", kept
+def _diverged(
+    cfg: TrainConfig, spath: Path, steps: int, epoch: int, step: int, terms: list[str]
+) -> DivergenceError:
+    """The error for a NaN/inf at (0-based) ``epoch`` and ``step`` of ``steps``."""
+    kept = f"{spath} keeps epoch {epoch} for resume" if epoch > 0 else "no epoch had finished"
+    err = diverged(
+        "training", epoch + 1, step + 1, steps, terms, f"try a smaller lr (now {cfg.lr:g})", kept
     )
+    err.settings = ("lr", "resume")
+    return err
 
 
 def train_one_epoch(
@@ -143,6 +161,136 @@ def _warn_if_still_improving(history: list[dict[str, Any]]) -> None:
         )
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """The run's length and learning rate: a short linear warm-up, then cosine decay."""
+
+    lr: float
+    epochs: int
+    steps_per_epoch: int
+    warmup: int  # steps
+
+    @property
+    def total(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
+    @classmethod
+    def for_run(cls, cfg: TrainConfig, images: int) -> Schedule:
+        steps_per_epoch = math.ceil(images / cfg.batch_size)
+        epochs = cfg.epochs_for(images)
+        total = epochs * steps_per_epoch
+        warmup = min(int(cfg.warmup_epochs * steps_per_epoch), total // 10)  # large data: <= 10%
+        return cls(cfg.lr, epochs, steps_per_epoch, warmup)
+
+    def lr_at(self, epoch: int, step: int) -> float:
+        """The learning rate of (0-based) ``step`` of ``epoch``."""
+        return self.lr * _lr_factor(epoch * self.steps_per_epoch + step, self.total, self.warmup)
+
+
+@dataclass
+class Setup:
+    """What a supervised run trains: data, model, optimizer, and the checkpoint's metadata."""
+
+    device: torch.device
+    train_set: LabelledFolder
+    val_set: LabelledFolder | None
+    model: SocketNet  # in channels_last on ``device``
+    optimizer: torch.optim.SGD
+    scaler: torch.amp.GradScaler
+    meta: dict[str, Any]  # the output checkpoint's metadata
+    settings: dict[str, Any]  # what a resume must match: the config and the inputs' digests
+
+
+def _warn_mobilenet_from_scratch(cfg: TrainConfig, weights) -> None:
+    if weights is None and cfg.arch.startswith("mobilenet"):
+        # measured on the built-in data: near chance for 8 of 16 epochs, 21.5% RGB val at the end
+        warn(
+            f"{cfg.arch} barely trains from scratch with this recipe; start it from ImageNet "
+            "weights (--weights FILE) or use resnet18"
+        )
+
+
+def _setup(
+    data, cfg: TrainConfig, modality: str, encoding: Encoding | None, val, weights, stage: str
+) -> Setup:
+    """Data, model, optimizer and metadata of a run (seeded: the model's initial weights are)."""
+    import torch
+
+    from .models.checkpoint import make_meta
+    from .models.network import SocketNet
+
+    encoding = encoding or default_encoding(modality)
+    if encoding.modality != modality:
+        raise SocketEdgeError(f"encoding is for {encoding.modality}, data is {modality}")
+    device = resolve_device(cfg.device)
+    seed_everything(cfg.seed)
+    train_set = LabelledFolder(data, modality, cfg.image_size, augment=True)
+    classes = train_set.classes
+    val_set = LabelledFolder(val, modality, cfg.image_size, classes=classes) if val else None
+    _warn_mobilenet_from_scratch(cfg, weights)
+    model = SocketNet(cfg.arch, len(classes), encoding, weights=weights)
+    model = model.to(device, memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay
+    )
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and cfg.amp)
+    training = {**asdict(cfg), "data": str(data)}
+    meta = make_meta(cfg.arch, classes, cfg.image_size, encoding, stage, training=training)
+    inputs = {
+        "data": listing_digest(data),
+        "val": listing_digest(val),
+        "weights": file_digest(weights),
+    }
+    settings = {**asdict(cfg), "inputs": inputs}
+    return Setup(device, train_set, val_set, model, optimizer, scaler, meta, settings)
+
+
+def _resume(setup: Setup, out: str | Path, resume: bool, arch: str) -> tuple[int, list]:
+    """(first epoch to run, history so far): from the state file when resuming."""
+    from .models.checkpoint import load_weights
+
+    state = saved_state(out, resume)
+    if state is None:
+        return 0, []
+    start_epoch, history = continue_from(state, out, setup.settings), list(state["history"])
+    load_weights(setup.model, state["state_dict"], arch, state_path(out))
+    setup.optimizer.load_state_dict(state["optimizer"])
+    return start_epoch, history
+
+
+def _epoch_loader(train_set: LabelledFolder, cfg: TrainConfig, epoch: int):
+    """The epoch's shuffled batches; its seed also sets augmentation and dropout."""
+    import torch
+
+    es = epoch_seed(cfg.seed, epoch)
+    torch.manual_seed(es)
+    train_set.set_epoch(es)
+    return make_loader(train_set, cfg.batch_size, True, es, workers=cfg.workers)
+
+
+def evaluate(model, val_set: LabelledFolder, device) -> float:
+    """Top-1 accuracy on the labelled ``val_set``."""
+    from .evaluate import evaluate_model
+
+    return evaluate_model(model, val_set, device=device).top1
+
+
+def _save_state(out: str | Path, setup: Setup, epoch: int, history: list[dict[str, Any]]) -> None:
+    """The log line and the resumable state of (0-based) ``epoch``, just finished."""
+    from .models.checkpoint import save_checkpoint
+
+    append_log(out, history[-1])
+    save_checkpoint(
+        state_path(out),
+        setup.model,
+        setup.meta,
+        optimizer=setup.optimizer.state_dict(),
+        epoch=epoch + 1,
+        history=history,
+        config=setup.settings,
+    )
+
+
 @single_writer("train-source")
 def train_supervised(
     data: str | Path,
@@ -158,111 +306,46 @@ def train_supervised(
     callbacks: list | None = None,
 ) -> dict[str, Any]:
     """Train a classifier on ``data/<class>/<image>`` and write a checkpoint to ``out``."""
-    import torch
-
-    from .models.checkpoint import load_weights, make_meta, save_checkpoint
-    from .models.network import SocketNet
+    from .models.checkpoint import save_checkpoint
 
     cfg = config or TrainConfig()
-    encoding = encoding or default_encoding(modality)
-    if encoding.modality != modality:
-        raise SocketEdgeError(f"encoding is for {encoding.modality}, data is {modality}")
-    device = resolve_device(cfg.device)
-    seed_everything(cfg.seed)
-    train_set = LabelledFolder(data, modality, cfg.image_size, augment=True)
-    classes = train_set.classes
-    val_set = LabelledFolder(val, modality, cfg.image_size, classes=classes) if val else None
-
-    if weights is None and cfg.arch.startswith("mobilenet"):
-        # measured on the built-in data: near chance for 8 of 16 epochs, 21.5% RGB val at the end
-        warn(
-            f"{cfg.arch} barely trains from scratch with this recipe; start it from ImageNet "
-            "weights (--weights FILE) or use resnet18"
-        )
-    model = SocketNet(cfg.arch, len(classes), encoding, weights=weights)
-    model = model.to(device, memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay
-    )
-    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and cfg.amp)
-    meta = make_meta(
-        cfg.arch,
-        classes,
-        cfg.image_size,
-        encoding,
-        stage,
-        training={**asdict(cfg), "data": str(data)},
-    )
-    start_epoch, history = 0, []
-    spath = state_path(out)
-    settings = {
-        **asdict(cfg),
-        "inputs": {
-            "data": listing_digest(data),
-            "val": listing_digest(val),
-            "weights": file_digest(weights),
-        },
-    }
-    state = saved_state(out, resume)
-    if state is not None:
-        start_epoch, history = continue_from(state, out, settings), list(state["history"])
-        load_weights(model, state["state_dict"], cfg.arch, spath)
-        optimizer.load_state_dict(state["optimizer"])
-
-    steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
-    epochs = cfg.epochs_for(len(train_set))
-    total = epochs * steps_per_epoch
-    warmup = min(int(cfg.warmup_epochs * steps_per_epoch), total // 10)  # large data: <= 10%
+    setup = _setup(data, cfg, modality, encoding, val, weights, stage)
+    start_epoch, history = _resume(setup, out, resume, cfg.arch)
+    sched = Schedule.for_run(cfg, len(setup.train_set))
+    epochs, steps = sched.epochs, sched.steps_per_epoch
     t_start = time.perf_counter()
-    with bar(f"train {cfg.arch}", total, show_progress) as progress:
-        progress.advance(start_epoch * steps_per_epoch)
+    with bar(f"train {cfg.arch}", sched.total, show_progress) as progress:
+        progress.advance(start_epoch * steps)
         for epoch in range(start_epoch, epochs):
-            es = epoch_seed(cfg.seed, epoch)
-            torch.manual_seed(es)
-            train_set.set_epoch(es)
-            loader = make_loader(train_set, cfg.batch_size, True, es, workers=cfg.workers)
-
-            def lr_at(i: int, epoch: int = epoch) -> float:
-                return cfg.lr * _lr_factor(epoch * steps_per_epoch + i, total, warmup)
-
-            def diverged(i: int, terms: list[str], epoch: int = epoch) -> Exception:
-                return _diverged(epoch, i, steps_per_epoch, terms, cfg, spath)
 
             def shown(epoch: int = epoch, **figures: float) -> None:
                 progress.advance()
                 progress.set(epoch=f"{epoch + 1}/{epochs}", **figures)
 
+            loader = _epoch_loader(setup.train_set, cfg, epoch)
+            lr_at = partial(sched.lr_at, epoch)
+            diverged = partial(_diverged, cfg, state_path(out), steps, epoch)
             record = {"epoch": epoch + 1}
-            record |= train_one_epoch(model, loader, optimizer, scaler, cfg, lr_at, diverged, shown)
-            if val_set is not None:
-                from .evaluate import evaluate_model
-
-                record["val_acc"] = evaluate_model(model, val_set, device=device).top1
+            record |= train_one_epoch(
+                setup.model, loader, setup.optimizer, setup.scaler, cfg, lr_at, diverged, shown
+            )
+            if setup.val_set is not None:
+                record["val_acc"] = evaluate(setup.model, setup.val_set, setup.device)
                 progress.set(
                     epoch=f"{epoch + 1}/{epochs}", loss=record["loss"], val=record["val_acc"]
                 )
             history.append(record)
-            append_log(out, record)
-            save_checkpoint(
-                spath,
-                model,
-                meta,
-                optimizer=optimizer.state_dict(),
-                epoch=epoch + 1,
-                history=history,
-                config=settings,
-            )
+            _save_state(out, setup, epoch, history)
             for cb in callbacks or ():
                 cb(epoch + 1, record)
     _warn_if_still_improving(history)
-    meta["training"]["history"] = history
-    meta["training"]["epochs"] = epochs
-    meta["training"]["seconds"] = time.perf_counter() - t_start
-    save_checkpoint(out, model.cpu(), meta)
-    spath.unlink(missing_ok=True)
+    training = setup.meta["training"]
+    training.update(history=history, epochs=epochs, seconds=time.perf_counter() - t_start)
+    save_checkpoint(out, setup.model.cpu(), setup.meta)
+    state_path(out).unlink(missing_ok=True)
     return {
         "out": str(out),
-        "classes": classes,
+        "classes": setup.train_set.classes,
         "history": history,
         "val_acc": history[-1].get("val_acc") if history else None,
     }

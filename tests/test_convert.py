@@ -330,7 +330,7 @@ def test_dst_must_be_empty_unless_force(sun_src, tmp_path):
     dst = tmp_path / "out"
     opts = ConvertOptions(max_per_class=2)
     convert("sunrgbd", sun_src[0], dst, opts, show_progress=False)
-    with pytest.raises(DataError, match="not empty .*--force"):
+    with pytest.raises(DataError, match="not empty .*force"):
         convert("sunrgbd", sun_src[0], dst, opts, show_progress=False)
     stale = dst / "target" / "train" / "bedroom" / "stale.png"
     stale.write_bytes(b"x")

@@ -144,7 +144,7 @@ def test_nyu_filled_depth_and_official_split(nyu_mat, tmp_path):
     "drop, depth, expected",
     [
         (("sceneTypes",), "raw", "missing HDF5 key 'sceneTypes'"),
-        (("rawDepths",), "raw", "missing HDF5 key 'rawDepths' (--depth filled reads 'depths')"),
+        (("rawDepths",), "raw", "missing HDF5 key 'rawDepths' (depth filled reads 'depths')"),
         (("images",), "filled", "missing HDF5 key 'images'"),
     ],
 )
@@ -222,7 +222,7 @@ def test_diml_without_ti_classes_warns(tmp_path, capsys):
 
 def test_diml_wrong_layout(tmp_path):
     make_diml(tmp_path)
-    with pytest.raises(DataError, match=r"no HR/ folder \(found LR/; choose it with --resolution"):
+    with pytest.raises(DataError, match=r"no HR/ folder \(found LR/; choose it with resolution"):
         convert("diml", tmp_path, tmp_path / "out", show_progress=False, resolution="HR")
     depth = sorted((tmp_path / "train" / "LR" / "11. Bedroom" / "depth_filled").iterdir())[0]
     depth.unlink()

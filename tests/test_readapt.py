@@ -104,7 +104,7 @@ def test_cli_readapts_and_rejects_a_foreign_init(synth_root, source_ckpt, deploy
         run_cli(*args, "--init", str(source_ckpt), "--out", str(tmp_path / "y.pt")),
         "--init is a rgb model, --modality is depth",
     )
-    with pytest.raises(CheckpointError, match="ir model, --modality is depth"):
+    with pytest.raises(CheckpointError, match="ir model, modality is depth"):
         ir = read_checkpoint(deployed)
         ir["meta"] = {**ir["meta"], "modality": "ir"}
         torch.save(ir, tmp_path / "ir.pt")
@@ -170,7 +170,7 @@ def test_cli_synth_shift_writes_only_target_splits(tmp_path):
     assert_one_line_error(
         run_cli("synth", str(tmp_path / "q"), "--shift", "fog"), "unknown shift 'fog'"
     )
-    with pytest.raises(SocketEdgeError, match="--prior-class goes with --shift prior"):
+    with pytest.raises(SocketEdgeError, match="prior_class goes with shift prior"):
         from socket_edge.data.shifts import make_shift
 
         make_shift(["mount"], prior_class="torus")

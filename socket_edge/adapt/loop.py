@@ -47,6 +47,7 @@ from ..models.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
+from ..models.network import SocketNet
 from ..outputs import check_resume, file_digest, listing_digest, single_writer
 from ..training import (
     append_log,
@@ -191,7 +192,9 @@ def warn_rare_classes(
 
 def _check_source(meta: dict[str, Any], path: Path, modality: str) -> None:
     if modality not in ("depth", "ir"):
-        raise SocketEdgeError(f"modality must be depth or ir, got {modality!r}")
+        raise SocketEdgeError(
+            f"modality must be depth or ir, got {modality!r}", settings=("modality",)
+        )
     if meta.get("modality") != "rgb":
         raise CheckpointError(
             f"is a {meta.get('modality')} model; adapt needs the RGB source model "
@@ -201,18 +204,21 @@ def _check_source(meta: dict[str, Any], path: Path, modality: str) -> None:
 
 
 def check_init(init: dict[str, Any], path: Path, meta: dict[str, Any], modality: str) -> None:
-    """``--init`` must be this source's architecture and classes, adapted to ``modality``."""
+    """``init`` must be this source's architecture and classes, adapted to ``modality``."""
     im = init["meta"]
     for key in ("arch", "classes", "image_size", "bottleneck_dim"):
         if im.get(key) != meta.get(key):
             raise CheckpointError(
-                f"--init does not match the source model: {key} {im.get(key)!r} vs "
-                f"{meta.get(key)!r} in --source",
+                f"init does not match the source model: {key} {im.get(key)!r} vs "
+                f"{meta.get(key)!r} in the source",
                 path,
+                settings=("init",),
             )
     if im.get("modality") != modality:
         raise CheckpointError(
-            f"--init is a {im.get('modality')} model, --modality is {modality}", path
+            f"init is a {im.get('modality')} model, modality is {modality}",
+            path,
+            settings=("init", "modality"),
         )
 
 
@@ -270,24 +276,26 @@ class FeaturesAndLogits(nn.Module):
 
 @dataclass
 class Run:
-    """What one adaptation trains with; ``train_epoch`` runs one pass over the target images."""
+    """What one adaptation trains with (built by ``prepare``, in one place); ``train_epoch`` runs
+    one pass over the target images."""
 
     cfg: AdaptConfig
-    weights: dict[str, float]
-    device: Any
-    model: Any
-    forward: Any  # FeaturesAndLogits over model; DDP-wrapped in a process group
-    optimizer: Any
-    scaler: Any
+    weights: dict[str, float]  # the loss weights in effect (TI off without pairs)
+    device: torch.device
+    model: SocketNet
+    forward: nn.Module  # FeaturesAndLogits over model; DDP-wrapped in a process group
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
     target_set: UnlabelledFolder
-    src_means: list[torch.Tensor]
+    src_means: list[torch.Tensor]  # the source's BN running statistics, per layer
     src_vars: list[torch.Tensor]
-    ti_set: TIViews | None = None
-    ti_feats: torch.Tensor | None = None  # (pairs, views, features), from the frozen source
-    steps_per_epoch: int = 1
-    total_steps: int = 1
-    group: Group = Group()
-    state_file: Path | None = None  # where finished epochs are kept (named in errors)
+    ti_set: TIViews | None  # None: no TI pairs (or the TI term is off)
+    ti_feats: torch.Tensor | None  # (pairs, views, features), from the frozen source
+    epochs: int  # epochs to train (0 for source-only)
+    steps_per_epoch: int
+    total_steps: int
+    group: Group
+    state_file: Path | None  # where finished epochs are kept (named in errors)
 
     def ti_batches(self, es: int):
         if self.ti_set is None:
@@ -338,20 +346,22 @@ class Run:
 
     def diverged(self, epoch: int, step: int, terms: list[str]) -> guard.DivergenceError:
         """The error for a NaN/inf at (0-based) ``epoch`` and ``step``; the state file of the
-        last finished epoch stays for --resume."""
+        last finished epoch stays for a resume."""
         if epoch > 0 and self.state_file is not None:
-            kept = f"{self.state_file} keeps epoch {epoch} for --resume"
+            kept = f"{self.state_file} keeps epoch {epoch} for resume"
         else:
             kept = "no epoch had finished"
-        return guard.diverged(
+        err = guard.diverged(
             "adaptation",
             epoch + 1,
             step + 1,
             self.steps_per_epoch,
             terms,
-            f"try a smaller --lr (now {self.cfg.lr:g}) or smaller loss weights",
+            f"try a smaller lr (now {self.cfg.lr:g}) or smaller loss weights",
             kept,
         )
+        err.settings = ("lr", "resume")
+        return err
 
     def train_epoch(self, epoch: int, progress) -> dict[str, Any]:
         cfg, weights = self.cfg, self.weights
@@ -406,6 +416,61 @@ class Run:
         return record
 
 
+def _target_model(src: dict[str, Any], source: Path, encoding: Encoding, device) -> SocketNet:
+    """The source model in the target encoding, on ``device``, with its classifier frozen."""
+    model = _source_model(src, source)
+    model.set_encoding(encoding)
+    model.to(device, memory_format=torch.channels_last)
+    for p in model.classifier.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def _training_forward(
+    model: SocketNet, cfg: AdaptConfig, weights: dict[str, float], device, group: Group
+) -> nn.Module:
+    """The forward the loop calls: FeaturesAndLogits, under DDP (and whole-batch BN) in a group."""
+    forward: nn.Module = FeaturesAndLogits(model, joint=cfg.joint_batch)
+    if group.active:
+        globalize_batchnorm(model, group)
+        # The BN-moment term alone leaves the last layers without gradient; DDP must know.
+        only_bn = weights["im"] == weights["pl"] == weights["ti"] == 0
+        forward = distributed.data_parallel(forward, device, static_graph=only_bn)
+    return forward
+
+
+def _optimizer(model: SocketNet, cfg: AdaptConfig) -> torch.optim.SGD:
+    """SGD over backbone (at ``backbone_lr_mult``) and bottleneck; the classifier stays frozen."""
+    return torch.optim.SGD(
+        [
+            {"params": list(model.backbone.parameters()), "lr_mult": cfg.backbone_lr_mult},
+            {"params": list(model.bottleneck.parameters()), "lr_mult": 1.0},
+        ],
+        lr=cfg.lr,
+        momentum=0.9,
+        nesterov=True,
+        weight_decay=cfg.weight_decay,
+    )
+
+
+@dataclass
+class CachedTI:
+    """The TI target images and the frozen source's features of their RGB partners."""
+
+    views: TIViews
+    feats: torch.Tensor  # (pairs, views, features)
+
+
+def _cache_ti(
+    src: dict[str, Any], source: Path, pairs: PairedFolder, cfg: AdaptConfig, device, group: Group
+) -> CachedTI:
+    source_model = _source_model(src, source).to(device).eval()
+    views = ti_views(len(pairs), cfg.ti_views, cfg.seed, pairs.pad)
+    feats = cache_source_features(source_model, pairs, views, device, group=group)
+    # (the source never runs again: its TI features are cached)
+    return CachedTI(TIViews(pairs, views), feats)
+
+
 def prepare(
     src: dict[str, Any],
     source: Path,
@@ -418,85 +483,76 @@ def prepare(
     group: Group | None = None,
     init: dict[str, Any] | None = None,
     init_path: Path | None = None,
+    state_file: Path | None = None,
 ) -> Run:
     """Data, target model (classifier frozen), source statistics, cached TI features, optimizer.
 
     ``init`` (a checkpoint dict, e.g. the deployed adapted model): the target model starts from
     its weights; the BN reference statistics and the TI features still come from the source.
+    ``state_file``: where the run keeps finished epochs (named when it diverges).
     """
     group = group or Group()
-    meta = src["meta"]
-    size = int(meta["image_size"])
+    size = int(src["meta"]["image_size"])
     weights = cfg.effective_weights()
     target_set = UnlabelledFolder(target, modality, size, augment=True)
     pairs = _load_pairs(paired, modality, size, weights)
-
-    model = _source_model(src, source)
-    model.set_encoding(encoding)
-    model.to(device, memory_format=torch.channels_last)
-    for p in model.classifier.parameters():
-        p.requires_grad_(False)
+    model = _target_model(src, source, encoding, device)
     src_means, src_vars = source_statistics(model.backbone)
     if init is not None:  # re-adaptation: continue from the deployed model
-        load_weights(model, init["state_dict"], meta["arch"], init_path or "--init")
-    forward: nn.Module = FeaturesAndLogits(model, joint=cfg.joint_batch)
-    if group.active:
-        globalize_batchnorm(model, group)
-        # The BN-moment term alone leaves the last layers without gradient; DDP must know.
-        only_bn = weights["im"] == weights["pl"] == weights["ti"] == 0
-        forward = distributed.data_parallel(forward, device, static_graph=only_bn)
-    run = Run(
+        load_weights(model, init["state_dict"], src["meta"]["arch"], init_path or "init")
+    forward = _training_forward(model, cfg, weights, device, group)
+    optimizer = _optimizer(model, cfg)
+    ti = _cache_ti(src, source, pairs, cfg, device, group) if pairs is not None else None
+    epochs = 0 if cfg.method == "source-only" else cfg.epochs
+    steps_per_epoch = len(make_loader(target_set, cfg.batch_size, True, 0, drop_last=True))
+    return Run(
         cfg=cfg,
         weights=weights,
         device=device,
         model=model,
         forward=forward,
-        optimizer=torch.optim.SGD(
-            [
-                {"params": list(model.backbone.parameters()), "lr_mult": cfg.backbone_lr_mult},
-                {"params": list(model.bottleneck.parameters()), "lr_mult": 1.0},
-            ],
-            lr=cfg.lr,
-            momentum=0.9,
-            nesterov=True,
-            weight_decay=cfg.weight_decay,
-        ),
+        optimizer=optimizer,
         scaler=torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and cfg.amp),
         target_set=target_set,
         src_means=[t.to(device) for t in src_means],
         src_vars=[t.to(device) for t in src_vars],
+        ti_set=ti.views if ti is not None else None,
+        ti_feats=ti.feats if ti is not None else None,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        total_steps=max(1, epochs * steps_per_epoch),
         group=group,
+        state_file=state_file,
     )
-    if pairs is not None:
-        source_model = _source_model(src, source).to(device).eval()
-        views = ti_views(len(pairs), cfg.ti_views, cfg.seed, pairs.pad)
-        run.ti_feats = cache_source_features(source_model, pairs, views, device, group=group)
-        run.ti_set = TIViews(pairs, views)
-        del source_model  # the source never runs again: its TI features are cached
-    epochs = 0 if cfg.method == "source-only" else cfg.epochs
-    run.steps_per_epoch = len(make_loader(target_set, cfg.batch_size, True, 0, drop_last=True))
-    run.total_steps = max(1, epochs * run.steps_per_epoch)
-    return run
 
 
 def adapted_meta(
-    meta: dict[str, Any], source: Path, encoding: Encoding, run: Run
+    meta: dict[str, Any],
+    source: Path,
+    encoding: Encoding,
+    run: Run,
+    init: Path | None = None,
+    init_sha256: str | None = None,
 ) -> dict[str, Any]:
-    """The output checkpoint's metadata: the source's, with the modality and the method."""
+    """The output checkpoint's metadata: the source's, with the modality and the method (and
+    the ``init`` checkpoint a re-adaptation started from)."""
     fresh = make_meta(meta["arch"], meta["classes"], int(meta["image_size"]), encoding, "adapted")
     cfg = run.cfg
+    method: dict[str, Any] = {
+        "name": cfg.method,
+        "weights": run.weights,
+        "settings": cfg.to_dict(),
+        "ti_pairs": len(run.ti_set) if run.ti_set is not None else 0,
+        "source_checkpoint": {"path": str(source), "sha256": sha256_file(source)},
+    }
+    if init is not None:
+        method["init_checkpoint"] = {"path": str(init), "sha256": init_sha256}
     return {
         **meta,
         "modality": encoding.modality,
         "encoding": encoding.to_dict(),
         "stage": "adapted",
-        "method": {
-            "name": cfg.method,
-            "weights": run.weights,
-            "settings": cfg.to_dict(),
-            "ti_pairs": len(run.ti_set) if run.ti_set is not None else 0,
-            "source_checkpoint": {"path": str(source), "sha256": sha256_file(source)},
-        },
+        "method": method,
         "preprocess": fresh["preprocess"],
         "versions": fresh["versions"],
         "created": fresh["created"],
@@ -535,6 +591,149 @@ def _inputs(source: Path, target, paired) -> dict[str, str | None]:
     }
 
 
+def _check_batches(cfg: AdaptConfig, group: Group) -> None:
+    """Both global batches must split evenly across the processes of ``group``."""
+    try:
+        group.split(cfg.batch_size, "batch_size")
+        group.split(cfg.ti_batch_size, "ti_batch_size")
+    except SocketEdgeError as exc:
+        exc.settings = ("batch_size", "ti_batch_size")
+        raise
+
+
+@dataclass
+class Checkpoints:
+    """The source checkpoint, the optional ``init`` checkpoint, and the target encoding."""
+
+    src: dict[str, Any]
+    init: dict[str, Any] | None
+    encoding: Encoding
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self.src["meta"]
+
+
+def _read_checkpoints(
+    source: Path, modality: str, init: Path | None, encoding: Encoding | None
+) -> Checkpoints:
+    """Read and check the source (and ``init``); the encoding: given, ``init``'s, or the default."""
+    src = read_checkpoint(source)
+    _check_source(src["meta"], source, modality)
+    init_ckpt = None
+    if init is not None:
+        init_ckpt = read_checkpoint(init)
+        check_init(init_ckpt, init, src["meta"], modality)
+        encoding = encoding or Encoding.from_dict(init_ckpt["meta"]["encoding"])
+    encoding = encoding or default_encoding(modality)
+    if encoding.modality != modality:
+        raise SocketEdgeError(
+            f"encoding is for {encoding.modality}, modality is {modality}", settings=("modality",)
+        )
+    return Checkpoints(src, init_ckpt, encoding)
+
+
+def _resume_settings(
+    cfg: AdaptConfig, ckpts: Checkpoints, modality: str, inputs, init: Path | None, group: Group
+) -> dict[str, Any]:
+    """What a resume state must match: the settings, the encoding and the inputs' digests.
+
+    ``inputs``: (source, target, paired); rank 0 digests them and sends the result to the rest.
+    """
+    settings = {**cfg.to_dict(), "encoding": ckpts.encoding.to_dict(), "modality": modality}
+    settings["inputs"] = distributed.broadcast_object(
+        _inputs(*inputs) if group.is_main else None, group
+    )
+    if init is not None:
+        settings["init_sha256"] = sha256_file(init)
+    return settings
+
+
+@dataclass
+class Output:
+    """Where an adaptation writes: the checkpoint path, its metadata, the settings a resume of
+    it must match."""
+
+    path: Path
+    meta: dict[str, Any]
+    settings: dict[str, Any]
+
+    def save_epoch(self, run: Run, epoch: int, history: list[dict[str, Any]]) -> None:
+        """The log line and the resumable state of (0-based) ``epoch``, just finished."""
+        append_log(self.path, history[-1])
+        save_checkpoint(
+            state_path(self.path),
+            run.model,
+            self.meta,
+            optimizer=run.optimizer.state_dict(),
+            epoch=epoch + 1,
+            history=history,
+            config=self.settings,
+        )
+
+    def save_final(self, run: Run, history: list[dict[str, Any]]) -> None:
+        """The adapted checkpoint; the state file goes."""
+        self.meta["training"] = {**self.meta.get("training", {}), "adapt_history": history}
+        save_checkpoint(self.path, run.model.cpu(), self.meta)
+        state_path(self.path).unlink(missing_ok=True)
+
+
+def evaluate(run: Run, eval_set: LabelledFolder) -> float:
+    """Top-1 of the current model on the labelled ``eval_set`` (monitoring only)."""
+    return evaluate_model(run.model, eval_set, device=run.device).top1
+
+
+def _train(
+    run: Run,
+    output: Output,
+    start_epoch: int,
+    history: list[dict[str, Any]],
+    eval_set: LabelledFolder | None,
+    show: bool,
+    callbacks: list | None,
+) -> None:
+    """Epochs ``start_epoch`` .. ``run.epochs``: train, score, log, keep the state, call back."""
+    epochs = run.epochs
+    with bar(f"adapt {run.cfg.method}", run.total_steps if epochs else None, show) as progress:
+        progress.advance(start_epoch * run.steps_per_epoch)
+        for epoch in range(start_epoch, epochs):
+            record = run.train_epoch(epoch, progress)
+            if eval_set is not None:
+                record["eval_top1"] = evaluate(run, eval_set)
+                progress.set(
+                    epoch=f"{epoch + 1}/{epochs}",
+                    loss=record.get("loss", 0.0),
+                    eval=record["eval_top1"],
+                )
+            history.append(record)
+            if run.group.is_main:
+                output.save_epoch(run, epoch, history)
+            for cb in callbacks or ():
+                cb(epoch + 1, record)
+
+
+def _final_checks(
+    run: Run, history: list[dict[str, Any]], eval_set: LabelledFolder | None, classes: list[str]
+) -> dict[str, Any]:
+    """The adapted model's eval top-1 (if scored) and the classes it may have collapsed."""
+    found: dict[str, Any] = {}
+    if history and "eval_top1" in history[-1]:
+        found["eval_top1"] = history[-1]["eval_top1"]
+    elif eval_set is not None:
+        found["eval_top1"] = evaluate(run, eval_set)
+    if run.epochs > 0 and run.cfg.collapse_fraction > 0:
+        _, logits = score_targets(run.model, run.target_set, run.device)
+        found["rare_classes"] = warn_rare_classes(logits, classes, run.cfg.collapse_fraction)
+    return found
+
+
+def _eval_set(eval_data, modality: str, meta: dict[str, Any]) -> LabelledFolder | None:
+    if not eval_data:
+        return None
+    size, classes = int(meta["image_size"]), list(meta["classes"])
+    return LabelledFolder(eval_data, modality, size, classes=classes)
+
+
 @single_writer("adapt")
 def adapt(
     source: str | Path,
@@ -560,76 +759,26 @@ def adapt(
     """
     cfg = config or AdaptConfig()
     source, out = Path(source), Path(out)
+    init = Path(init) if init is not None else None
     with distributed.joined(cfg.device, on_failure=lambda: _resume_hint(out)) as (group, device):
-        group.split(cfg.batch_size, "--batch-size")
-        group.split(cfg.ti_batch_size, "ti_batch_size")
-        src = read_checkpoint(source)
-        meta = src["meta"]
-        _check_source(meta, source, modality)
-        init_ckpt = None
-        if init is not None:
-            init = Path(init)
-            init_ckpt = read_checkpoint(init)
-            check_init(init_ckpt, init, meta, modality)
-            encoding = encoding or Encoding.from_dict(init_ckpt["meta"]["encoding"])
-        encoding = encoding or default_encoding(modality)
-        if encoding.modality != modality:
-            raise SocketEdgeError(f"encoding is for {encoding.modality}, --modality is {modality}")
+        _check_batches(cfg, group)
+        ckpts = _read_checkpoints(source, modality, init, encoding)
+        meta = ckpts.meta
         seed_everything(cfg.seed)
         run = prepare(
-            src, source, target, modality, paired, cfg, encoding, device, group, init_ckpt, init
-        )
-        eval_set = None
-        if eval_data and group.is_main:
-            eval_set = LabelledFolder(
-                eval_data, modality, int(meta["image_size"]), classes=list(meta["classes"])
-            )
-        settings = {**cfg.to_dict(), "encoding": encoding.to_dict(), "modality": modality}
-        settings["inputs"] = distributed.broadcast_object(
-            _inputs(source, target, paired) if group.is_main else None, group
-        )
-        if init is not None:
-            settings["init_sha256"] = sha256_file(init)
+            ckpts.src, source, target, modality, paired, cfg, ckpts.encoding, device, group,
+            ckpts.init, init, state_path(out),
+        )  # fmt: skip
+        eval_set = _eval_set(eval_data, modality, meta) if group.is_main else None
+        settings = _resume_settings(cfg, ckpts, modality, (source, target, paired), init, group)
         start_epoch, history = _resume(out, run, meta["arch"], settings, resume)
-        run.state_file = state_path(out)
-        out_meta = adapted_meta(meta, source, encoding, run)
-        if init is not None:
-            out_meta["method"]["init_checkpoint"] = {
-                "path": str(init),
-                "sha256": settings["init_sha256"],
-            }
-
-        epochs = 0 if cfg.method == "source-only" else cfg.epochs
+        out_meta = adapted_meta(
+            meta, source, ckpts.encoding, run, init, settings.get("init_sha256")
+        )
+        output = Output(out, out_meta, settings)
         t_run = time.perf_counter()
-        show = show_progress and group.is_main and epochs > 0
-        with bar(f"adapt {cfg.method}", run.total_steps if epochs else None, show) as progress:
-            progress.advance(start_epoch * run.steps_per_epoch)
-            for epoch in range(start_epoch, epochs):
-                record = run.train_epoch(epoch, progress)
-                if eval_set is not None:
-                    record["eval_top1"] = evaluate_model(
-                        run.model, eval_set, device=run.device
-                    ).top1
-                    progress.set(
-                        epoch=f"{epoch + 1}/{epochs}",
-                        loss=record.get("loss", 0.0),
-                        eval=record["eval_top1"],
-                    )
-                history.append(record)
-                if group.is_main:
-                    append_log(out, record)
-                    save_checkpoint(
-                        state_path(out),
-                        run.model,
-                        out_meta,
-                        optimizer=run.optimizer.state_dict(),
-                        epoch=epoch + 1,
-                        history=history,
-                        config=settings,
-                    )
-                for cb in callbacks or ():
-                    cb(epoch + 1, record)
-
+        show = show_progress and group.is_main and run.epochs > 0
+        _train(run, output, start_epoch, history, eval_set, show, callbacks)
         result: dict[str, Any] = {
             "out": str(out),
             "method": cfg.method,
@@ -638,20 +787,9 @@ def adapt(
             "seconds": time.perf_counter() - t_run,
             "processes": group.world_size,
         }
-        if not group.is_main:
-            return result
-        if history and "eval_top1" in history[-1]:
-            result["eval_top1"] = history[-1]["eval_top1"]
-        elif eval_set is not None:
-            result["eval_top1"] = evaluate_model(run.model, eval_set, device=run.device).top1
-        if epochs > 0 and cfg.collapse_fraction > 0:
-            _, logits = score_targets(run.model, run.target_set, run.device)
-            result["rare_classes"] = warn_rare_classes(
-                logits, list(meta["classes"]), cfg.collapse_fraction
-            )
-        out_meta["training"] = {**meta.get("training", {}), "adapt_history": history}
-        save_checkpoint(out, run.model.cpu(), out_meta)
-        state_path(out).unlink(missing_ok=True)
+        if group.is_main:
+            result |= _final_checks(run, history, eval_set, list(meta["classes"]))
+            output.save_final(run, history)
         return result
 
 

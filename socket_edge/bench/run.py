@@ -226,11 +226,8 @@ def _say(cfg: BenchConfig, message: str) -> None:
         console.info(message)
 
 
-def _bench_artifact(
-    path: Path, data: _DataCache, cfg: BenchConfig, sampler, warnings: list[str]
-) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """Rows for one artifact (one per batch) and its predictions {names, ids} for agreement."""
-    base: dict[str, Any] = {
+def _base_row(path: Path) -> dict[str, Any]:
+    return {
         "artifact": str(path),
         "name": path.name,
         "backend": None,
@@ -238,83 +235,119 @@ def _bench_artifact(
         "device": None,
         "batch": None,
     }
-    try:
-        if not path.exists():
-            raise SocketEdgeError("no such file", path)
-        runner, options, unsupported = _load_runner(path, cfg)
-        info = runner.info
-        base.update(
-            backend=runner.backend,
-            precision=info.precision,
-            kind=info.kind,
-            modality=info.modality,
-            image_size=info.image_size,
-            classes=len(info.classes),
-        )
-        runner.activate()
-    except Exception as exc:
-        return [{**base, "error": error_text(exc, path)}], None
-    rows: list[dict[str, Any]] = []
-    predictions = None
-    try:
-        desc = runner.describe()
-        base.update(
+
+
+def _activate(path: Path, cfg: BenchConfig, base: dict[str, Any]):
+    """Load and activate the artifact's runner (filling in ``base``); (runner, options, unsupported)."""
+    if not path.exists():
+        raise SocketEdgeError("no such file", path)
+    runner, options, unsupported = _load_runner(path, cfg)
+    info = runner.info
+    base.update(
+        backend=runner.backend,
+        precision=info.precision,
+        kind=info.kind,
+        modality=info.modality,
+        image_size=info.image_size,
+        classes=len(info.classes),
+    )
+    runner.activate()
+    return runner, options, unsupported
+
+
+@dataclass
+class _Session:
+    """One activated artifact: what its batch runs and its accuracy run share."""
+
+    path: Path
+    runner: Any
+    cfg: BenchConfig
+    sampler: Any
+    warnings: list[str]  # the report's, appended to
+    base: dict[str, Any]  # the fields of every row of this artifact
+
+    def describe(self, options: dict[str, Any], unsupported: list[str]) -> None:
+        desc = self.runner.describe()
+        self.base.update(
             device=str(desc.get("device", "cpu")),
             providers=desc.get("providers"),
-            threads=cfg.threads,
+            threads=self.cfg.threads,
             options_unsupported=unsupported or None,
-            timing=_timing_note(runner, options, unsupported, cfg),
+            timing=_timing_note(self.runner, options, unsupported, self.cfg),
         )
+
+    def batch_row(self, dataset, batch: int) -> dict[str, Any]:
+        """Latency, memory and power at one batch size; the row carries its error if it failed."""
+        cfg, runner, name = self.cfg, self.runner, self.path.name
+        _say(cfg, f"bench {name} batch {batch}: {cfg.plan.describe()}")
+        row = {**self.base, "batch": batch}
+        gpu = self.base["timing"]["gpu"]
         try:
-            dataset, labelled, ids = data.get(info)
+            x = _input_batch(dataset, batch)
+            warm_up(runner, x, cfg.warmup_s)
+            reset_peak_rss()
+            reset_gpu_peak()
+            t0 = time.perf_counter()  # power and memory cover the timed runs only
+            times = timed_runs(runner, x, cfg.plan)
+            t1 = time.perf_counter()
+            stats = latency_stats(times, batch)
+            row.update(stats)
+            row["peak_rss_mb"] = peak_rss_mb()
+            row["gpu_memory"] = gpu_memory_mb(runner.backend) if gpu else None
+            row.update(_power_fields(self.sampler, t0, t1, gpu, stats))
+            if cfg.trtexec and runner.backend == "tensorrt":
+                row["trtexec"] = _trtexec(self.path, runner.info, batch, cfg)
+            row["warnings"] = _row_warnings(row, cfg)
+            self.warnings.extend(f"{name} batch {batch}: {w}" for w in row["warnings"])
+            row["error"] = None
+        except Exception as exc:
+            row["error"] = error_text(exc, self.path)
+        return row
+
+    def accuracy(self, dataset, labelled: bool, ids, rows: list[dict[str, Any]]):
+        """Score the whole data set at the largest batch that ran (into ``rows``); the
+        predictions {names, ids} for agreement, or None."""
+        done = [r["batch"] for r in rows if r["error"] is None]
+        if not (self.cfg.accuracy and done):
+            return None
+        eval_batch, name, classes = max(done), self.path.name, self.runner.info.classes
+        _say(self.cfg, f"accuracy {name} on {len(dataset)} images (batch {eval_batch})")
+        try:
+            logits = _predict(self.runner, dataset, eval_batch)
+        except Exception as exc:
+            msg = error_text(exc, self.path)
+            for r in rows:
+                r.setdefault("warnings", []).append(f"accuracy run failed: {msg}")
+            self.warnings.append(f"{name}: accuracy run failed: {msg}")
+            return None
+        names = [classes[i] for i in logits.argmax(1)]
+        acc = _accuracy(logits, dataset, labelled, classes)
+        for r in rows:
+            if r["error"] is None:
+                r.update(acc, eval_batch=eval_batch)
+        return {"names": names, "ids": ids}
+
+
+def _bench_artifact(
+    path: Path, data: _DataCache, cfg: BenchConfig, sampler, warnings: list[str]
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Rows for one artifact (one per batch) and its predictions {names, ids} for agreement."""
+    base = _base_row(path)
+    try:
+        runner, options, unsupported = _activate(path, cfg, base)
+    except Exception as exc:
+        return [{**base, "error": error_text(exc, path)}], None
+    session = _Session(path, runner, cfg, sampler, warnings, base)
+    try:
+        session.describe(options, unsupported)
+        try:
+            dataset, labelled, ids = data.get(runner.info)
         except Exception as exc:
             return [{**base, "error": error_text(exc, path)}], None
-        gpu = base["timing"]["gpu"]
-        for batch in cfg.batches:
-            _say(cfg, f"bench {path.name} batch {batch}: {cfg.plan.describe()}")
-            row = {**base, "batch": batch}
-            try:
-                x = _input_batch(dataset, batch)
-                warm_up(runner, x, cfg.warmup_s)
-                reset_peak_rss()
-                reset_gpu_peak()
-                t0 = time.perf_counter()  # power and memory cover the timed runs only
-                times = timed_runs(runner, x, cfg.plan)
-                t1 = time.perf_counter()
-                stats = latency_stats(times, batch)
-                row.update(stats)
-                row["peak_rss_mb"] = peak_rss_mb()
-                row["gpu_memory"] = gpu_memory_mb(runner.backend) if gpu else None
-                row.update(_power_fields(sampler, t0, t1, gpu, stats))
-                if cfg.trtexec and runner.backend == "tensorrt":
-                    row["trtexec"] = _trtexec(path, info, batch, cfg)
-                row["warnings"] = _row_warnings(row, cfg)
-                warnings.extend(f"{path.name} batch {batch}: {w}" for w in row["warnings"])
-                row["error"] = None
-            except Exception as exc:
-                row["error"] = error_text(exc, path)
-            rows.append(row)
-        done = [r["batch"] for r in rows if r["error"] is None]
-        if cfg.accuracy and done:
-            eval_batch = max(done)
-            _say(cfg, f"accuracy {path.name} on {len(dataset)} images (batch {eval_batch})")
-            try:
-                logits = _predict(runner, dataset, eval_batch)
-            except Exception as exc:
-                msg = error_text(exc, path)
-                for r in rows:
-                    r.setdefault("warnings", []).append(f"accuracy run failed: {msg}")
-                warnings.append(f"{path.name}: accuracy run failed: {msg}")
-                return rows, None
-            names = [info.classes[i] for i in logits.argmax(1)]
-            acc = _accuracy(logits, dataset, labelled, info.classes)
-            for r in rows:
-                if r["error"] is None:
-                    r.update(acc, eval_batch=eval_batch)
-            predictions = {"names": names, "ids": ids}
+        rows = [session.batch_row(dataset, batch) for batch in cfg.batches]
+        return rows, session.accuracy(dataset, labelled, ids, rows)
     finally:
         runner.deactivate()
-    return rows, predictions
 
 
 def _accuracy(logits: np.ndarray, dataset, labelled: bool, classes: list[str]) -> dict[str, Any]:
@@ -374,6 +407,67 @@ def _row_warnings(row: dict[str, Any], cfg: BenchConfig) -> list[str]:
     return out
 
 
+def _check_request(artifacts: Sequence[str | Path], data: str | Path, cfg: BenchConfig) -> None:
+    from ..data.datasets import require_dir
+
+    if not artifacts:
+        raise SocketEdgeError("bench needs at least one artifact (.pt, .onnx or .engine)")
+    if not cfg.batches or any(int(b) <= 0 for b in cfg.batches):
+        raise SocketEdgeError(f"batch sizes must be positive integers, got {cfg.batches}")
+    require_dir(data, "data folder")  # no row could run without it: one error for all
+
+
+def _open_sampler(cfg: BenchConfig, paths: list[Path]):
+    """The automatic power sampler (tegrastats on a Jetson, NVML on a GPU), or None."""
+    from .power import open_sampler
+
+    want_gpu = bool(cfg.device and not cfg.device.startswith("cpu")) or any(
+        p.suffix.lower() in ENGINE_SUFFIXES for p in paths
+    )
+    return open_sampler(cfg.power_interval_ms, want_gpu)
+
+
+def _bench_all(
+    paths: list[Path], cache: _DataCache, cfg: BenchConfig, sampler, warnings: list[str]
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Every artifact's rows, with agreement against the first one that gave predictions
+    (whose name comes second)."""
+    rows: list[dict[str, Any]] = []
+    reference: dict[str, Any] | None = None
+    reference_name = None
+    for path in paths:
+        art_rows, preds = _bench_artifact(path, cache, cfg, sampler, warnings)
+        if preds is not None and reference is None:
+            reference, reference_name = preds, path.name
+            if path != paths[0]:
+                warnings.append(
+                    f"the first artifact {paths[0].name} gave no predictions; "
+                    f"agreement is measured against {path.name}"
+                )
+        for r in art_rows:
+            r["agreement"] = _agreement(preds, reference) if r.get("error") is None else None
+            if r.get("error"):
+                console.info(f"error: {r['error']}")
+        rows.extend(
+            {**r, **{k: v for k, v in ROW_DEFAULTS.items() if k not in r}} for r in art_rows
+        )
+    return rows, reference_name
+
+
+def _report_settings(cfg: BenchConfig, data, reference_name: str | None, sampler) -> dict:
+    settings = {k: v for k, v in asdict(cfg).items() if k != "show_progress"}
+    settings.update(
+        data=str(data),
+        timing=cfg.plan.describe(),
+        clock=CLOCK,
+        percentiles="numpy linear interpolation over all timed iterations",
+        reference=reference_name,
+        power_source=getattr(sampler, "source", None),
+        power_note=_power_note(sampler),
+    )
+    return settings
+
+
 def bench(
     artifacts: Sequence[str | Path],
     data: str | Path,
@@ -385,65 +479,26 @@ def bench(
     ``sampler`` replaces the automatic power sampler (tegrastats on a Jetson, NVML on a GPU).
     """
     from .machine import machine_info
-    from .power import open_sampler
 
     cfg = config or BenchConfig()
-    if not artifacts:
-        raise SocketEdgeError("bench needs at least one artifact (.pt, .onnx or .engine)")
-    if not cfg.batches or any(int(b) <= 0 for b in cfg.batches):
-        raise SocketEdgeError(f"batch sizes must be positive integers, got {cfg.batches}")
-    from ..data.datasets import require_dir
-
-    require_dir(data, "data folder")  # no row could run without it: one error for all
+    _check_request(artifacts, data, cfg)
     paths = [Path(a) for a in artifacts]
     machine = machine_info()
     own_sampler = sampler is None and cfg.power
     if own_sampler:
-        want_gpu = bool(cfg.device and not cfg.device.startswith("cpu")) or any(
-            p.suffix.lower() in ENGINE_SUFFIXES for p in paths
-        )
-        sampler = open_sampler(cfg.power_interval_ms, want_gpu)
-    cache = _DataCache(Path(data))
-    rows: list[dict[str, Any]] = []
+        sampler = _open_sampler(cfg, paths)
     warnings: list[str] = _machine_warnings(machine)
-    reference: dict[str, Any] | None = None
-    reference_name = None
     try:
-        for path in paths:
-            art_rows, preds = _bench_artifact(path, cache, cfg, sampler, warnings)
-            if preds is not None and reference is None:
-                reference, reference_name = preds, path.name
-                if path != paths[0]:
-                    warnings.append(
-                        f"the first artifact {paths[0].name} gave no predictions; "
-                        f"agreement is measured against {path.name}"
-                    )
-            for r in art_rows:
-                r["agreement"] = _agreement(preds, reference) if r.get("error") is None else None
-                if r.get("error"):
-                    console.info(f"error: {r['error']}")
-            rows.extend(
-                {**r, **{k: v for k, v in ROW_DEFAULTS.items() if k not in r}} for r in art_rows
-            )
+        rows, reference_name = _bench_all(paths, _DataCache(Path(data)), cfg, sampler, warnings)
     finally:
         if own_sampler and sampler is not None:
             sampler.stop()
-    settings = {k: v for k, v in asdict(cfg).items() if k != "show_progress"}
-    settings.update(
-        data=str(data),
-        timing=cfg.plan.describe(),
-        clock=CLOCK,
-        percentiles="numpy linear interpolation over all timed iterations",
-        reference=reference_name,
-        power_source=getattr(sampler, "source", None),
-        power_note=_power_note(sampler),
-    )
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": machine,
-        "settings": settings,
+        "settings": _report_settings(cfg, data, reference_name, sampler),
         "rows": rows,
         "warnings": warnings,
         "errors": sum(1 for r in rows if r.get("error")),

@@ -19,6 +19,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -219,15 +220,16 @@ def choose_classes(scan: Scan, options: ConvertOptions) -> tuple[list[str], list
     """(task classes, TI classes, excluded classes) from the scan's defaults and the options."""
     found = scan.classes
     for what, names in (
-        ("--task-classes", options.task_classes),
-        ("--ti-classes", options.ti_classes),
-        ("--exclude-classes", options.exclude_classes),
+        ("task_classes", options.task_classes),
+        ("ti_classes", options.ti_classes),
+        ("exclude_classes", options.exclude_classes),
     ):
         unknown = [c for c in names or () if c not in found]
         if unknown:
             raise DataError(
                 f"{what}: no images of class {', '.join(map(repr, unknown))} in the "
-                f"{scan.layout} found here (classes: {', '.join(found)})"
+                f"{scan.layout} found here (classes: {', '.join(found)})",
+                settings=(what,),
             )
     excluded = sorted(set(options.exclude_classes))
     usable = [c for c in found if c not in excluded]
@@ -277,7 +279,10 @@ def seeded_split(samples: list[Sample], test_fraction: float, seed: int) -> dict
     dropping a class does not reshuffle the others.
     """
     if not 0.0 < test_fraction < 1.0:
-        raise DataError(f"--test-fraction must lie strictly between 0 and 1, got {test_fraction}")
+        raise DataError(
+            f"test_fraction must lie strictly between 0 and 1, got {test_fraction}",
+            settings=("test_fraction",),
+        )
     by_class: dict[str, dict[str, list[Sample]]] = defaultdict(lambda: defaultdict(list))
     for s in samples:
         by_class[s.label][s.group or s.stem].append(s)
@@ -315,13 +320,16 @@ def prepare_dst(dst: Path, force: bool) -> None:
     foreign = sorted(p.name for p in dst.iterdir() if p.name not in OUTPUT_ENTRIES)
     if not force:
         raise DataError(
-            "output folder is not empty (use --force to replace an earlier conversion)", dst
+            "output folder is not empty (force replaces an earlier conversion)",
+            dst,
+            settings=("force",),
         )
     if foreign:
         raise DataError(
             f"output folder holds files a conversion does not write ({', '.join(foreign[:5])}); "
-            "--force only replaces an earlier conversion",
+            "force only replaces an earlier conversion",
             dst,
+            settings=("force",),
         )
     for name in OUTPUT_ENTRIES:
         p = dst / name
@@ -342,16 +350,19 @@ def _check_unique(samples: Iterable[Sample]) -> None:
         seen[s.stem] = s
 
 
-def write_converted(
-    scan: Scan,
-    dst: str | Path,
-    options: ConvertOptions,
-    show_progress: bool = True,
-) -> dict[str, Any]:
-    """Write the scan into DST (socket-edge's layout, README "Data layout"); returns the summary, also DST/convert.json."""
-    dst = Path(dst)
-    if options.short_side is not None and options.short_side < 8:
-        raise DataError(f"--short-side must be at least 8 pixels, got {options.short_side}")
+@dataclass
+class Selection:
+    """The classes to convert and their samples (capped per class)."""
+
+    task: list[str]
+    ti: list[str]
+    excluded: list[str]
+    task_samples: list[Sample]  # of the task classes (and domains), in the train/test split
+    ti_samples: list[Sample]  # of the TI classes, written as pairs
+
+
+def select_samples(scan: Scan, options: ConvertOptions) -> Selection:
+    """The task and TI classes (see ``choose_classes``) and their samples."""
     task, ti, excluded = choose_classes(scan, options)
     _check_unique(scan.samples)
     task_set, ti_set = set(task), set(ti)
@@ -367,65 +378,87 @@ def write_converted(
     ti_samples = cap_per_class(
         [s for s in scan.samples if s.label in ti_set], options.max_per_class, options.seed
     )
+    return Selection(task, ti, excluded, task_samples, ti_samples)
 
-    split_info = dict(scan.split)
-    if split_info.get("kind") == "official":
-        assign = {s.stem: s.split for s in task_samples if s.split in SPLITS}
-        unlisted = sum(1 for s in task_samples if s.split not in SPLITS)
+
+@dataclass
+class Split:
+    """Each task sample's split, and the split's facts for convert.json."""
+
+    assign: dict[str, str]  # stem -> 'train' | 'test'
+    info: dict[str, Any]
+    samples: list[Sample]  # the task samples in either split (an official split may leave some)
+
+
+def split_samples(scan: Scan, samples: list[Sample], options: ConvertOptions) -> Split:
+    """The dataset's official split where it has one, else a seeded, stratified one."""
+    info = dict(scan.split)
+    if info.get("kind") == "official":
+        assign = {s.stem: s.split for s in samples if s.split in SPLITS}
+        unlisted = sum(1 for s in samples if s.split not in SPLITS)
         if unlisted:
             warn(f"task-class frames in neither the train nor the test list: {unlisted} (left out)")
-        split_info["unlisted"] = unlisted
-        task_samples = [s for s in task_samples if s.stem in assign]
-    else:
-        assign = seeded_split(task_samples, options.test_fraction, options.seed)
-        split_info.update(kind="seeded", test_fraction=options.test_fraction, seed=options.seed)
+        info["unlisted"] = unlisted
+        return Split(assign, info, [s for s in samples if s.stem in assign])
+    assign = seeded_split(samples, options.test_fraction, options.seed)
+    info.update(kind="seeded", test_fraction=options.test_fraction, seed=options.seed)
+    return Split(assign, info, samples)
 
+
+def count_split(task: list[str], split: Split) -> dict[str, dict[str, int]]:
+    """{split: {class: frames}}; warns of task classes missing from train or test."""
     counts: dict[str, dict[str, int]] = {sp: {c: 0 for c in task} for sp in SPLITS}
-    for s in task_samples:
-        counts[assign[s.stem]][s.label] += 1
+    for s in split.samples:
+        counts[split.assign[s.stem]][s.label] += 1
     for c in task:
         if counts["train"][c] == 0 or counts["test"][c] == 0:
             warn(
                 f"task class {c!r} has {counts['train'][c]} train and {counts['test'][c]} test "
                 "frames"
             )
-    if not ti:
-        warn(
-            "no task-irrelevant classes: DST/paired/ is not written, so SOCKET's TI alignment "
-            "has no pairs (choose some with --ti-classes, or adapt with --method shot)"
-        )
+    return counts
 
-    prepare_dst(dst, options.force)
-    modality = scan.modality
-    jobs: list[tuple[Sample, Path, Path]] = []
-    for s in task_samples:
-        sp = assign[s.stem]
+
+@dataclass(frozen=True)
+class Job:
+    """One frame to write: its RGB and its target-modality image."""
+
+    sample: Sample
+    rgb_path: Path
+    target_path: Path
+
+
+def plan_jobs(dst: Path, modality: str, split: Split, ti_samples: list[Sample]) -> list[Job]:
+    """Task frames into source_rgb/ and target/ by split and class; TI frames into paired/."""
+    jobs = []
+    for s in split.samples:
+        sp = split.assign[s.stem]
+        name = f"{s.stem}.png"
         jobs.append(
-            (
-                s,
-                dst / "source_rgb" / sp / s.label / f"{s.stem}.png",
-                dst / "target" / sp / s.label / f"{s.stem}.png",
-            )
+            Job(s, dst / "source_rgb" / sp / s.label / name, dst / "target" / sp / s.label / name)
         )
     for s in ti_samples:
-        jobs.append(
-            (
-                s,
-                dst / "paired" / "rgb" / f"{s.stem}.png",
-                dst / "paired" / modality / f"{s.stem}.png",
-            )
-        )
+        name = f"{s.stem}.png"
+        jobs.append(Job(s, dst / "paired" / "rgb" / name, dst / "paired" / modality / name))
+    return jobs
 
-    def run(job: tuple[Sample, Path, Path]) -> tuple[int, int]:
-        s, rgb_path, tgt_path = job
-        rgb = resize_rgb(s.load_rgb(), options.short_side)
-        tgt = _prepare_target(s.load_target(), modality, options.short_side)
-        save_png(rgb_path, rgb)
-        save_png(tgt_path, tgt)
-        return int(np.count_nonzero(tgt == 0)), int(tgt.size)
 
+def write_job(job: Job, modality: str, short_side: int | None) -> tuple[int, int]:
+    """Read, resize and write one frame; (zero pixels, pixels) of its target image."""
+    rgb = resize_rgb(job.sample.load_rgb(), short_side)
+    tgt = _prepare_target(job.sample.load_target(), modality, short_side)
+    save_png(job.rgb_path, rgb)
+    save_png(job.target_path, tgt)
+    return int(np.count_nonzero(tgt == 0)), int(tgt.size)
+
+
+def write_jobs(
+    jobs: list[Job], modality: str, options: ConvertOptions, label: str, show_progress: bool
+) -> float:
+    """Write every job (in ``options.workers`` threads); the share of zero target pixels."""
+    run = partial(write_job, modality=modality, short_side=options.short_side)
     zeros = pixels = 0
-    with bar(f"convert {scan.dataset}", total=len(jobs), show=show_progress) as progress:
+    with bar(label, total=len(jobs), show=show_progress) as progress:
         if options.workers > 1:
             with ThreadPoolExecutor(options.workers) as pool:
                 results = pool.map(run, jobs)
@@ -437,8 +470,20 @@ def write_converted(
                 z, n = run(job)
                 zeros, pixels = zeros + z, pixels + n
                 progress.advance()
+    return round(zeros / pixels, 4) if pixels else 0.0
 
-    summary: dict[str, Any] = {
+
+def _summary(
+    scan: Scan,
+    options: ConvertOptions,
+    chosen: Selection,
+    split: Split,
+    counts: dict[str, dict[str, int]],
+    zero_fraction: float,
+) -> dict[str, Any]:
+    """convert.json: what was converted, from where, and how."""
+    modality, named = scan.modality, set(chosen.task) | set(chosen.ti) | set(chosen.excluded)
+    return {
         "format": "socket-edge-convert",
         "version": 1,
         "tool": f"socket-edge {__version__}",
@@ -449,22 +494,22 @@ def write_converted(
         "target_units": "millimetres, 16-bit PNG, 0 = no reading"
         if modality == "depth"
         else "single-channel PNG, the source's bit depth",
-        "task_classes": task,
-        "ti_classes": ti,
-        "excluded_classes": excluded,
-        "other_classes": [c for c in scan.classes if c not in task_set | ti_set | set(excluded)],
+        "task_classes": chosen.task,
+        "ti_classes": chosen.ti,
+        "excluded_classes": chosen.excluded,
+        "other_classes": [c for c in scan.classes if c not in named],
         "task_rule": scan.task_rule
         if options.task_classes is None and options.ti_classes is None
         else "chosen with --task-classes / --ti-classes",
-        "split": split_info,
+        "split": split.info,
         "counts": {
             "source_rgb": counts,
             "target": counts,
-            "paired": dict(sorted(Counter(s.label for s in ti_samples).items())),
-            "task_frames": len(task_samples),
-            "paired_frames": len(ti_samples),
+            "paired": dict(sorted(Counter(s.label for s in chosen.ti_samples).items())),
+            "task_frames": len(split.samples),
+            "paired_frames": len(chosen.ti_samples),
         },
-        "target_zero_fraction": round(zeros / pixels, 4) if pixels else 0.0,
+        "target_zero_fraction": zero_fraction,
         "options": {
             "short_side": options.short_side,
             "max_per_class": options.max_per_class,
@@ -472,6 +517,34 @@ def write_converted(
         },
         **scan.details,
     }
+
+
+def write_converted(
+    scan: Scan,
+    dst: str | Path,
+    options: ConvertOptions,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Write the scan into DST (socket-edge's layout, README "Data layout"); returns the summary, also DST/convert.json."""
+    dst = Path(dst)
+    if options.short_side is not None and options.short_side < 8:
+        raise DataError(
+            f"short_side must be at least 8 pixels, got {options.short_side}",
+            settings=("short_side",),
+        )
+    chosen = select_samples(scan, options)
+    split = split_samples(scan, chosen.task_samples, options)
+    counts = count_split(chosen.task, split)
+    if not chosen.ti:
+        warn(
+            "no task-irrelevant classes: DST/paired/ is not written, so SOCKET's TI alignment "
+            "has no pairs (choose some with --ti-classes, or adapt with --method shot)"
+        )
+    prepare_dst(dst, options.force)
+    jobs = plan_jobs(dst, scan.modality, split, chosen.ti_samples)
+    label = f"convert {scan.dataset}"
+    zero_fraction = write_jobs(jobs, scan.modality, options, label, show_progress)
+    summary = _summary(scan, options, chosen, split, counts, zero_fraction)
     write_json(dst / "convert.json", summary)
     return summary
 

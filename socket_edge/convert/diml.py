@@ -46,8 +46,9 @@ def _class_root(split_dir: Path, resolution: str) -> Path:
     if other:
         raise DataError(
             f"no {resolution}/ folder (found {', '.join(o + '/' for o in other)}; "
-            f"choose it with --resolution {other[0]})",
+            f"choose it with resolution {other[0]})",
             split_dir,
+            settings=("resolution",),
         )
     return split_dir
 
@@ -81,7 +82,9 @@ def _class_frames(folder: Path) -> list[tuple[str, Path, Path]]:
 def scan(src: str | Path, resolution: str = "LR") -> Scan:
     src = Path(src)
     if resolution not in RESOLUTIONS:
-        raise DataError(f"--resolution must be HR or LR, got {resolution!r}")
+        raise DataError(
+            f"resolution must be HR or LR, got {resolution!r}", settings=("resolution",)
+        )
     if not src.is_dir():
         raise DataError(f"no such folder (expected the {LAYOUT})", src)
     samples: list[Sample] = []

@@ -19,6 +19,7 @@ instead. SOCKET's papers do not use NYU Depth v2, so this split is our choice (o
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -87,27 +88,36 @@ def find_file(src: Path) -> Path:
     return src
 
 
-def scan(src: str | Path, depth: str = "raw", split: str | Path | None = None) -> Scan:
-    """Read the labelled .mat file's frames (lazily: pixels are read while writing)."""
-    if depth not in DEPTH_KEYS:
-        raise DataError(f"--depth must be raw (rawDepths) or filled (depths), got {depth!r}")
+@dataclass
+class Frames:
+    """What the .mat file says about its frames (the pixels are read later, while writing)."""
+
+    count: int
+    labels: list[str]  # scene type of each frame
+    scenes: list[str]  # scene (recording) of each frame; '' where the file has no 'scenes'
+
+
+def _check_keys(f, path: Path, depth_key: str) -> None:
+    missing = [k for k in ("images", depth_key, "sceneTypes") if k not in f]
+    if not missing:
+        return
+    hinted = depth_key in missing and "depths" in f
+    hint = " (depth filled reads 'depths')" if hinted else ""
+    raise DataError(
+        f"missing HDF5 key {', '.join(map(repr, missing))}{hint}: expected the {LAYOUT} "
+        f"(has: {', '.join(sorted(f.keys())) or 'nothing'})",
+        path,
+        settings=("depth",) if hinted else (),
+    )
+
+
+def _read_frames(path: Path, depth_key: str) -> Frames:
+    """The frame count, scene types and scenes, after checking the arrays' shapes."""
     h5py = require_h5py()
-    path = find_file(Path(src))
     if not h5py.is_hdf5(path):
         raise DataError(f"not an HDF5 (MATLAB v7.3) file: expected the {LAYOUT}", path)
-    depth_key = DEPTH_KEYS[depth]
     with h5py.File(path, "r") as f:
-        needed = ["images", depth_key, "sceneTypes"]
-        missing = [k for k in needed if k not in f]
-        if missing:
-            hint = (
-                " (--depth filled reads 'depths')" if depth_key in missing and "depths" in f else ""
-            )
-            raise DataError(
-                f"missing HDF5 key {', '.join(map(repr, missing))}{hint}: expected the {LAYOUT} "
-                f"(has: {', '.join(sorted(f.keys())) or 'nothing'})",
-                path,
-            )
+        _check_keys(f, path, depth_key)
         images, depths = f["images"], f[depth_key]
         if images.ndim != 4 or images.shape[1] != 3 or images.dtype != np.uint8:
             raise DataError(
@@ -122,24 +132,36 @@ def scan(src: str | Path, depth: str = "raw", split: str | Path | None = None) -
             )
         labels = _strings(f, "sceneTypes", n, path)
         scenes = _strings(f, "scenes", n, path) if "scenes" in f else [""] * n
+    return Frames(n, labels, scenes)
+
+
+def scan(src: str | Path, depth: str = "raw", split: str | Path | None = None) -> Scan:
+    """Read the labelled .mat file's frames (lazily: pixels are read while writing)."""
+    if depth not in DEPTH_KEYS:
+        raise DataError(
+            f"depth must be raw (rawDepths) or filled (depths), got {depth!r}", settings=("depth",)
+        )
+    require_h5py()
+    path = find_file(Path(src))
+    depth_key = DEPTH_KEYS[depth]
+    frames = _read_frames(path, depth_key)
     official = (
         read_split_file(split, ("trainNdxs", "testNdxs"), "NYU Depth v2's splits.mat")
         if split
         else None
     )
-
     mat = _MatFile(path, depth_key)
     samples = [
         Sample(
             stem=f"nyu{i + 1:04d}",
-            label=class_name(labels[i]),
+            label=class_name(frames.labels[i]),
             load_rgb=partial(mat.rgb, i),
             load_target=partial(mat.depth, i),
             origin=f"{path}[{i + 1}]",
-            group=scenes[i],
+            group=frames.scenes[i],
             split=official.get(str(i + 1)) if official is not None else None,
         )
-        for i in range(n)
+        for i in range(frames.count)
     ]
     found = {s.label for s in samples}
     return Scan(
@@ -154,7 +176,7 @@ def scan(src: str | Path, depth: str = "raw", split: str | Path | None = None) -
         "the remaining types are task-irrelevant",
         split={"kind": "official", "file": str(split)} if split else {"kind": "seeded"},
         options={"depth": depth, "depth_key": depth_key},
-        details={"frames": n},
+        details={"frames": frames.count},
     )
 
 

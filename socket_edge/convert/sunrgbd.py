@@ -23,6 +23,7 @@ Facts used, and where they come from:
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -143,51 +144,52 @@ def _split_key(text: str) -> str:
     return text.strip("/")
 
 
-def scan(
-    src: str | Path,
-    sensors: tuple[str, ...] | None = None,
-    depth: str = "raw",
-    split: str | Path | None = None,
-    max_depth_mm: int | None = DEFAULT_MAX_DEPTH_MM,
-) -> Scan:
-    """A SUN RGB-D tree as samples: every sensor's frames (task frames only of ``sensors``)."""
-    src = Path(src)
-    if depth not in DEPTH_FOLDERS:
-        raise DataError(f"--depth must be raw (depth/) or filled (depth_bfx/), got {depth!r}")
-    root = find_root(src)
-    present = [s for s in SENSORS if (root / s).is_dir()]
-    if sensors:
-        unknown = [s for s in sensors if s not in SENSORS]
-        if unknown:
-            raise DataError(
-                f"--sensor: unknown sensor {', '.join(unknown)} "
-                f"(SUN RGB-D has {', '.join(SENSORS)})"
-            )
-        absent = [s for s in sensors if s not in present]
-        if absent:
-            raise DataError(
-                f"--sensor {', '.join(absent)}: no such sensor folder here "
-                f"(found {', '.join(present)})",
-                root,
-            )
-    official = (
-        read_split_file(split, ("alltrain", "alltest"), "SUN RGB-D's allsplit.mat")
-        if split
-        else None
-    )
-    if official is not None:
-        official = {_split_key(k): v for k, v in official.items()}
+def _check_sensors(sensors: tuple[str, ...] | None, present: list[str], root: Path) -> None:
+    """The chosen sensors must be SUN RGB-D's and have folders here."""
+    if not sensors:
+        return
+    unknown = [s for s in sensors if s not in SENSORS]
+    if unknown:
+        raise DataError(f"unknown sensor {', '.join(unknown)} (SUN RGB-D has {', '.join(SENSORS)})")
+    absent = [s for s in sensors if s not in present]
+    if absent:
+        raise DataError(
+            f"sensor {', '.join(absent)}: no such sensor folder here (found {', '.join(present)})",
+            root,
+        )
 
-    samples: list[Sample] = []
-    per_sensor: dict[str, set[str]] = {}
+
+def _official_split(split: str | Path | None) -> dict[str, str] | None:
+    """{scene folder relative to SUNRGBD/: 'train' | 'test'} from allsplit.mat or a text list."""
+    if not split:
+        return None
+    official = read_split_file(split, ("alltrain", "alltest"), "SUN RGB-D's allsplit.mat")
+    return {_split_key(k): v for k, v in official.items()}
+
+
+@dataclass
+class SensorFrames:
+    """The scene folders of every sensor found, as samples, and each sensor's classes."""
+
+    samples: list[Sample]
+    classes: dict[str, set[str]]  # sensor -> scene classes with frames
+
+
+def _read_sensors(
+    root: Path,
+    present: list[str],
+    depth: str,
+    max_depth_mm: int | None,
+    official: dict[str, str] | None,
+) -> SensorFrames:
+    frames = SensorFrames([], {})
     for sensor in present:
-        folders = scene_folders(root / sensor)
-        per_sensor[sensor] = set()
-        for scene in folders:
+        frames.classes[sensor] = set()
+        for scene in scene_folders(root / sensor):
             label, image, depth_file = read_scene(scene, depth)
             key = scene.relative_to(root).as_posix()
-            per_sensor[sensor].add(label)
-            samples.append(
+            frames.classes[sensor].add(label)
+            frames.samples.append(
                 Sample(
                     stem=safe_stem(key),
                     label=label,
@@ -199,27 +201,54 @@ def scan(
                     domain=sensor,
                 )
             )
-    if not samples:
+    if not frames.samples:
         raise DataError(
             f"no scene folders found: expected the {LAYOUT} (a scene folder has image/, depth/ "
             "and scene.txt)",
             root,
         )
-    with_frames = [s for s in present if per_sensor[s]]
-    common = set.intersection(*(per_sensor[s] for s in with_frames))
-    everything = set().union(*per_sensor.values())
+    return frames
+
+
+def _common_classes(frames: SensorFrames) -> tuple[list[str], set[str]]:
+    """(sensors with frames, the classes every one of them has); warns when not all four."""
+    with_frames = [s for s in frames.classes if frames.classes[s]]
+    common = set.intersection(*(frames.classes[s] for s in with_frames))
     if len(with_frames) < len(SENSORS):
         warn(
             f"only {', '.join(with_frames)} of the four SUN RGB-D sensors found: the task classes "
             f"are those present for {'all of these' if len(with_frames) > 1 else 'this sensor'} "
             "(the SOCKET protocol intersects all four)"
         )
+    return with_frames, common
+
+
+def scan(
+    src: str | Path,
+    sensors: tuple[str, ...] | None = None,
+    depth: str = "raw",
+    split: str | Path | None = None,
+    max_depth_mm: int | None = DEFAULT_MAX_DEPTH_MM,
+) -> Scan:
+    """A SUN RGB-D tree as samples: every sensor's frames (task frames only of ``sensors``)."""
+    src = Path(src)
+    if depth not in DEPTH_FOLDERS:
+        raise DataError(
+            f"depth must be raw or filled (depth_bfx/, the hole-filled frames), got {depth!r}",
+            settings=("depth",),
+        )
+    root = find_root(src)
+    present = [s for s in SENSORS if (root / s).is_dir()]
+    _check_sensors(sensors, present, root)
+    frames = _read_sensors(root, present, depth, max_depth_mm, _official_split(split))
+    with_frames, common = _common_classes(frames)
+    everything = set().union(*frames.classes.values())
     return Scan(
         dataset="sunrgbd",
         root=root,
         layout=LAYOUT,
         modality="depth",
-        samples=samples,
+        samples=frames.samples,
         default_task=sorted(common),
         default_ti=sorted(everything - common),
         task_rule=f"scene classes present for every sensor found ({', '.join(with_frames)}); "
@@ -235,6 +264,6 @@ def scan(
         },
         details={
             "sensors_found": with_frames,
-            "classes_per_sensor": {s: sorted(per_sensor[s]) for s in with_frames},
+            "classes_per_sensor": {s: sorted(frames.classes[s]) for s in with_frames},
         },
     )

@@ -116,8 +116,9 @@ class _ImageDataset:
                 h, w = arr.shape[-2:]
                 raise DataError(
                     f"image is {h}x{w}, the model takes {self.frame_size[0]}x"
-                    f"{self.frame_size[1]} frames (exported with --frame-size)",
+                    f"{self.frame_size[1]} frames (the frame_size it was exported with)",
                     path,
+                    settings=("frame_size",),
                 )
             if self._cached_bytes + t.nbytes <= CACHE_BYTES:
                 self._cache[path] = t

@@ -93,6 +93,49 @@ def build_encoder(encoding: Encoding):
 _ENCODER_CLASS = None
 
 
+def _value_range(x, valid, e: Encoding):
+    """(lo, hi) per image, (N, 1, 1, 1): the encoding's fixed range, or the valid pixels' own."""
+    import torch
+
+    if e.range == "fixed":
+        lo = torch.full_like(x[:, :1, :1, :1], e.lo)
+        hi = torch.full_like(x[:, :1, :1, :1], e.hi)
+        return lo, hi
+    inf = torch.full_like(x, float("inf"))
+    lo = torch.amin(torch.where(valid, x, inf), dim=(1, 2, 3), keepdim=True)
+    hi = torch.amax(torch.where(valid, x, -inf), dim=(1, 2, 3), keepdim=True)
+    return lo, hi
+
+
+def _fill_invalid(v, valid, fill: str):
+    """Invalid pixels (no depth reading) set to the valid pixels' mean, or to 0."""
+    import torch
+
+    if fill == "mean":
+        count = torch.clamp(valid.float().sum(dim=(1, 2, 3), keepdim=True), min=1.0)
+        value = torch.where(valid, v, torch.zeros_like(v)).sum(dim=(1, 2, 3), keepdim=True)
+        value = value / count
+    else:
+        value = torch.zeros_like(v[:, :1, :1, :1])
+    return torch.where(valid, v, value.expand_as(v))
+
+
+def _colorize(v, colormap: str):
+    """(N, 1, H, W) in [0, 1] -> (N, 3, H, W): the jet colormap, or grey in all three channels."""
+    import torch
+
+    if colormap != "jet":
+        return v.expand(-1, 3, -1, -1)
+    return torch.cat(
+        [
+            torch.clamp(1.5 - torch.abs(4.0 * v - 3.0), 0.0, 1.0),
+            torch.clamp(1.5 - torch.abs(4.0 * v - 2.0), 0.0, 1.0),
+            torch.clamp(1.5 - torch.abs(4.0 * v - 1.0), 0.0, 1.0),
+        ],
+        dim=1,
+    )
+
+
 def _encoder_class():
     # Defined on first use so that importing this module does not import torch.
     global _ENCODER_CLASS
@@ -116,38 +159,15 @@ def _encoder_class():
             if e.modality == "rgb":
                 return (x - self.mean) / self.std
             valid = x > 0 if e.modality == "depth" else torch.ones_like(x, dtype=torch.bool)
-            if e.range == "fixed":
-                lo = torch.full_like(x[:, :1, :1, :1], e.lo)
-                hi = torch.full_like(x[:, :1, :1, :1], e.hi)
-            else:
-                inf = torch.full_like(x, float("inf"))
-                lo = torch.amin(torch.where(valid, x, inf), dim=(1, 2, 3), keepdim=True)
-                hi = torch.amax(torch.where(valid, x, -inf), dim=(1, 2, 3), keepdim=True)
+            lo, hi = _value_range(x, valid, e)
             # 1 mm for depth; for IR a tiny fraction of the [0, 1] scale: flat images stay finite.
             eps = 1.0 if e.modality == "depth" else 1e-6
             v = (x - lo) / torch.clamp(hi - lo, min=eps)
             v = torch.clamp(v, 0.0, 1.0)
             if e.invert:
                 v = 1.0 - v
-            if e.fill == "mean":
-                count = torch.clamp(valid.float().sum(dim=(1, 2, 3), keepdim=True), min=1.0)
-                fill = torch.where(valid, v, torch.zeros_like(v)).sum(dim=(1, 2, 3), keepdim=True)
-                fill = fill / count
-            else:
-                fill = torch.zeros_like(v[:, :1, :1, :1])
-            v = torch.where(valid, v, fill.expand_as(v))
-            if e.colormap == "jet":
-                rgb = torch.cat(
-                    [
-                        torch.clamp(1.5 - torch.abs(4.0 * v - 3.0), 0.0, 1.0),
-                        torch.clamp(1.5 - torch.abs(4.0 * v - 2.0), 0.0, 1.0),
-                        torch.clamp(1.5 - torch.abs(4.0 * v - 1.0), 0.0, 1.0),
-                    ],
-                    dim=1,
-                )
-            else:
-                rgb = v.expand(-1, 3, -1, -1)
-            return (rgb - self.mean) / self.std
+            v = _fill_invalid(v, valid, e.fill)
+            return (_colorize(v, e.colormap) - self.mean) / self.std
 
         def extra_repr(self) -> str:
             return repr(self.encoding)

@@ -376,20 +376,13 @@ def shade_depth(
     return np.clip(np.round(z_mm), 0, 65535).astype(np.uint16)
 
 
-def shade_ir(
-    g: GBuffer, scene: Scene, rng: np.random.Generator, ss: int, shift: Shift | None = None
+def _surroundings_temperature(
+    g: GBuffer, scene: Scene, rng: np.random.Generator, t_room: float, delta: float
 ) -> np.ndarray:
-    """Thermal IR as 14-bit counts in a uint16 array (H, W); ~100 counts per kelvin.
-
-    A low-resolution microbolometer: the scene is seen at half the output resolution, blurred,
-    with AGC/sharpening halos, vignetting, column and temporal noise.
-    """
-    shift = shift or Shift()
-    t_object = rng.uniform(15, 28)  # the object's base temperature is delta above this
-    t_room = t_object + shift.room_warming  # a warmer room; objects keep their temperature
-    delta = rng.uniform(3, 25) * (1 if rng.random() < 0.7 else -0.5)
+    """The temperature (degrees C) of every pixel before the object is painted in:
+    floor and wall offsets and gradients, the object's footprint, warm clutter on the wall."""
     temp = np.full(g.material.shape, t_room, np.float64)
-    floor, wall, obj = g.material == 2, g.material == 3, g.material == 1
+    floor, wall = g.material == 2, g.material == 3
     # Floor and wall: offsets and gradients; a warm (or cool) footprint under the object.
     temp[floor] += rng.normal(-1, 1) + rng.normal(0, 0.4) * g.pos[floor][:, 2]
     temp[wall] += rng.normal(0, 1) + rng.normal(0, 0.4) * g.pos[wall][:, 1]
@@ -403,36 +396,61 @@ def shade_ir(
         p = g.pos[rows, cols]
         inside = (np.abs(p[:, 0] - x0) < half_w) & (np.abs(p[:, 1] - y0) < half_h)
         temp[rows[inside], cols[inside]] += rng.uniform(2, 15)
+    return temp
 
-    def object_temperature(local: np.ndarray) -> np.ndarray:
-        # A gradient along a random axis plus hot spots (motors, batteries) inside the body.
-        t = t_object + delta + grad * abs(delta) * (local @ axis)
-        for centre, width, amp in spots:
+
+@dataclass
+class ObjectHeat:
+    """The object's temperature field: a gradient along ``axis`` plus hot spots (motors,
+    batteries) inside the body, around ``base + delta``."""
+
+    base: float
+    delta: float
+    axis: np.ndarray
+    grad: float
+    spots: list[tuple[np.ndarray, float, float]]  # (centre, width, amplitude)
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, base: float, delta: float) -> ObjectHeat:
+        axis = rng.normal(size=3)
+        axis /= np.linalg.norm(axis)
+        grad = rng.uniform(0, 0.5)
+        spots = [
+            (rng.normal(0, 0.5, 3), rng.uniform(0.15, 0.4), rng.uniform(-0.3, 1.0) * abs(delta))
+            for _ in range(rng.integers(0, 4))
+        ]
+        return cls(base, delta, axis, grad, spots)
+
+    def temperature(self, local: np.ndarray) -> np.ndarray:
+        """At object-local points ``local`` (N, 3)."""
+        t = self.base + self.delta + self.grad * abs(self.delta) * (local @ self.axis)
+        for centre, width, amp in self.spots:
             t = t + amp * np.exp(-((local - centre) ** 2).sum(-1) / (2 * width**2))
         return t
 
-    axis = rng.normal(size=3)
-    axis /= np.linalg.norm(axis)
-    grad = rng.uniform(0, 0.5)
-    spots = [
-        (rng.normal(0, 0.5, 3), rng.uniform(0.15, 0.4), rng.uniform(-0.3, 1.0) * abs(delta))
-        for _ in range(rng.integers(0, 4))
-    ]
-    temp[obj] = object_temperature(g.local[obj])
 
-    def radiance(t):
-        return ((t + 273.15) / 300.0) ** 4
+def _radiance(t):
+    return ((t + 273.15) / 300.0) ** 4
 
-    # Emissivity falls at grazing angles; the rest is reflected: the room, or on a glossy floor
-    # a mirror image of the object.
+
+def _apparent_temperature(
+    g: GBuffer, rng: np.random.Generator, temp: np.ndarray, heat: ObjectHeat, t_room: float
+) -> np.ndarray:
+    """What a perfect sensor would read: emission falls at grazing angles and the rest is
+    reflected: the room, or on a glossy floor a mirror image of the object."""
+    obj, floor = g.material == 1, g.material == 2
     eps0 = np.where(obj, rng.uniform(0.55, 0.97), rng.uniform(0.85, 0.97))
     eps0 = np.where(floor, rng.uniform(0.6, 0.95), eps0)
     eps = eps0 * (1 - 0.7 * (1 - g.cos_view) ** 3)
-    reflected = np.full(g.material.shape, radiance(t_room))
+    reflected = np.full(g.material.shape, _radiance(t_room))
     seen = ~np.isnan(g.mirror[..., 0])
-    reflected[seen] = radiance(object_temperature(g.mirror[seen]))
-    rad = eps * radiance(temp) + (1 - eps) * reflected
-    t_apparent = 300.0 * rad**0.25 - 273.15
+    reflected[seen] = _radiance(heat.temperature(g.mirror[seen]))
+    rad = eps * _radiance(temp) + (1 - eps) * reflected
+    return 300.0 * rad**0.25 - 273.15
+
+
+def _microbolometer(t_apparent: np.ndarray, rng: np.random.Generator, ss: int) -> np.ndarray:
+    """The sensor's reading in degrees: half resolution, blur, AGC halos, vignetting, noise."""
     img = downsample(t_apparent, ss * 2)  # the sensor has half the output resolution
     img = np.kron(img, np.ones((2, 2)))
     img = blur(img.astype(F32), rng.uniform(0.8, 1.4)).astype(np.float64)
@@ -444,6 +462,26 @@ def shade_ir(
     img -= rng.uniform(0, 1.5) * r2  # vignetting, kelvin
     img += rng.normal(0, 0.15, (1, w))  # column fixed-pattern noise
     img += rng.normal(0, rng.uniform(0.03, 0.12), img.shape)  # temporal noise (NETD)
+    return img
+
+
+def shade_ir(
+    g: GBuffer, scene: Scene, rng: np.random.Generator, ss: int, shift: Shift | None = None
+) -> np.ndarray:
+    """Thermal IR as 14-bit counts in a uint16 array (H, W); ~100 counts per kelvin.
+
+    A low-resolution microbolometer: the scene is seen at half the output resolution, blurred,
+    with AGC/sharpening halos, vignetting, column and temporal noise.
+    """
+    shift = shift or Shift()
+    t_object = rng.uniform(15, 28)  # the object's base temperature is delta above this
+    t_room = t_object + shift.room_warming  # a warmer room; objects keep their temperature
+    delta = rng.uniform(3, 25) * (1 if rng.random() < 0.7 else -0.5)
+    temp = _surroundings_temperature(g, scene, rng, t_room, delta)
+    heat = ObjectHeat.draw(rng, t_object, delta)
+    obj = g.material == 1
+    temp[obj] = heat.temperature(g.local[obj])
+    img = _microbolometer(_apparent_temperature(g, rng, temp, heat, t_room), rng, ss)
     counts = shift.ir_offset + shift.ir_gain * (img - 20.0)
     return np.clip(np.round(counts), 0, 16383).astype(np.uint16)
 

@@ -58,7 +58,9 @@ def make_shift(names: list[str] | tuple[str, ...], prior_class: str | None = Non
         else:
             raise SocketEdgeError(f"unknown shift {name!r} (choose from {', '.join(SHIFTS)})")
     if prior_class is not None and "prior" not in names:
-        raise SocketEdgeError("--prior-class goes with --shift prior")
+        raise SocketEdgeError(
+            "prior_class goes with shift prior", settings=("prior_class", "shift")
+        )
     return Shift(**kw)
 
 
@@ -68,7 +70,10 @@ def class_counts(shift: Shift, classes: list[str], per_class: int) -> dict[str, 
         return {c: per_class for c in classes}
     frequent = shift.prior_class or classes[0]
     if frequent not in classes:
-        raise SocketEdgeError(f"--prior-class {frequent!r} is not a class ({', '.join(classes)})")
+        raise SocketEdgeError(
+            f"prior_class {frequent!r} is not a class ({', '.join(classes)})",
+            settings=("prior_class",),
+        )
     others = len(classes) - 1
     # share = n_f / (n_f + others * per_class)  ->  n_f = share * others * per_class / (1 - share)
     n_f = round(shift.prior_share * others * per_class / (1 - shift.prior_share))
