@@ -9,11 +9,13 @@ talk (Migacz, GTC 2017): the threshold whose 128-level quantization loses least 
 
 from __future__ import annotations
 
+import copy
 import math
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -74,16 +76,13 @@ def collect(
     batch_factory: Callable[[], Iterable[np.ndarray]] | None = None,
     show_progress: bool = False,
     total_batches: int | None = None,
+    model: Any = None,
 ) -> ActivationRanges:
     """Ranges of ``tensors`` of the ONNX model over the calibration batches.
 
     ``batch_factory()`` returns a fresh iterable of batches (histogram methods read the data
-    twice); ``batches`` alone suffices for minmax.
+    twice); ``batches`` alone suffices for minmax. ``model``: ``model_path`` already parsed.
     """
-    import onnxruntime as ort
-
-    from socket_edge.console import bar
-
     if method not in METHODS:
         raise DataError(f"unknown calibration method {method!r} (choose from {', '.join(METHODS)})")
     if batch_factory is None:
@@ -91,59 +90,97 @@ def collect(
             raise ValueError("collect() needs batches or batch_factory")
         data = list(batches)
         batch_factory = lambda: data  # noqa: E731
-    with tempfile.TemporaryDirectory(prefix="socket-edge-calib.") as tmp:
-        augmented = Path(tmp) / "augmented.onnx"
-        _expose(model_path, tensors, augmented)
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-        options.log_severity_level = 3
-        session = ort.InferenceSession(str(augmented), options, providers=["CPUExecutionProvider"])
-    input_name = session.get_inputs()[0].name
+    session = _exposing_session(model_path, tensors, model)
+    stats = _Stats(tensors)
     passes = 1 if method == "minmax" else 2
-    lo = {t: math.inf for t in tensors}
-    hi = {t: -math.inf for t in tensors}
-    hists = {t: np.zeros(NUM_BINS, np.int64) for t in tensors}
-    images = 0
     total = None if total_batches is None else total_batches * passes
-    with bar(f"calibrate ({method})", total, show_progress) as progress:
+    _run(session, stats, batch_factory, passes, f"calibrate ({method})", total, show_progress)
+    if stats.images == 0:
+        raise DataError("no calibration images to compute ranges from")
+    for name in tensors:
+        if not math.isfinite(stats.lo[name]) or not math.isfinite(stats.hi[name]):
+            raise ArtifactError(
+                f"tensor {name!r} took non-finite values during calibration", model_path
+            )
+    return ActivationRanges(method, {t: stats.range(t, method) for t in tensors}, stats.images)
+
+
+class _Stats:
+    """Per tensor: min and max (pass 1), histogram of |x| over [0, amax] (pass 2)."""
+
+    def __init__(self, tensors: list[str]) -> None:
+        self.lo = {t: math.inf for t in tensors}
+        self.hi = {t: -math.inf for t in tensors}
+        self.hists = {t: np.zeros(NUM_BINS, np.int64) for t in tensors}
+        self.images = 0
+
+    def amax(self, name: str) -> float:
+        return max(abs(self.lo[name]), abs(self.hi[name]))
+
+    def add(self, name: str, arr: np.ndarray, step: int) -> None:
+        if step > 0:
+            _add_histogram(self.hists[name], arr, self.amax(name))
+        elif arr.size:
+            self.lo[name] = min(self.lo[name], float(arr.min()))
+            self.hi[name] = max(self.hi[name], float(arr.max()))
+
+    def range(self, name: str, method: str) -> tuple[float, float]:
+        """(lo, hi) clipped at ``method``'s threshold."""
+        amax = self.amax(name)
+        if method == "minmax" or amax == 0.0:
+            t = amax
+        elif method == "percentile":
+            t = percentile_threshold(self.hists[name], amax, PERCENTILE)
+        else:
+            t = entropy_threshold(self.hists[name], amax)
+        return (max(self.lo[name], -t), min(self.hi[name], t))
+
+
+def _run(
+    session: Any,
+    stats: _Stats,
+    batch_factory: Callable[[], Iterable[np.ndarray]],
+    passes: int,
+    label: str,
+    total: int | None,
+    show_progress: bool,
+) -> None:
+    """Feed every batch ``passes`` times through ``session`` into ``stats``."""
+    from socket_edge.console import bar
+
+    tensors = list(stats.lo)
+    input_name = session.get_inputs()[0].name
+    with bar(label, total, show_progress) as progress:
         for step in range(passes):
             for batch in batch_factory():
                 outs = session.run(tensors, {input_name: np.ascontiguousarray(batch, np.float32)})
                 if step == 0:
-                    images += len(batch)
+                    stats.images += len(batch)
                 for name, arr in zip(tensors, outs, strict=True):
-                    if step == 0:
-                        if arr.size:
-                            lo[name] = min(lo[name], float(arr.min()))
-                            hi[name] = max(hi[name], float(arr.max()))
-                    else:
-                        _add_histogram(hists[name], arr, max(abs(lo[name]), abs(hi[name])))
+                    stats.add(name, arr, step)
                 progress.advance()
-    if images == 0:
-        raise DataError("no calibration images to compute ranges from")
-    for name in tensors:
-        if not math.isfinite(lo[name]) or not math.isfinite(hi[name]):
-            raise ArtifactError(
-                f"tensor {name!r} took non-finite values during calibration", model_path
-            )
-    ranges: dict[str, tuple[float, float]] = {}
-    for name in tensors:
-        amax = max(abs(lo[name]), abs(hi[name]))
-        if method == "minmax" or amax == 0.0:
-            t = amax
-        elif method == "percentile":
-            t = percentile_threshold(hists[name], amax, PERCENTILE)
-        else:
-            t = entropy_threshold(hists[name], amax)
-        ranges[name] = (max(lo[name], -t), min(hi[name], t))
-    return ActivationRanges(method, ranges, images)
 
 
-def _expose(model_path: str | Path, tensors: list[str], out: Path) -> None:
-    """Save a copy of the model with ``tensors`` added to its outputs."""
+def _exposing_session(model_path: str | Path, tensors: list[str], model: Any = None) -> Any:
+    """A CPU ONNX Runtime session of the model with ``tensors`` as outputs."""
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory(prefix="socket-edge-calib.") as tmp:
+        augmented = Path(tmp) / "augmented.onnx"
+        _expose(model_path, tensors, augmented, model)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        options.log_severity_level = 3
+        return ort.InferenceSession(str(augmented), options, providers=["CPUExecutionProvider"])
+
+
+def _expose(model_path: str | Path, tensors: list[str], out: Path, model: Any = None) -> None:
+    """Save a copy of the model (``model``, else read from ``model_path``) with ``tensors`` added
+    to its outputs."""
     import onnx
 
-    model = onnx.load(str(model_path))
+    # A copy: the caller's graph keeps its outputs.
+    model = onnx.load(str(model_path)) if model is None else copy.deepcopy(model)
     present = {o.name for o in model.graph.output}
     for name in tensors:
         if name not in present:

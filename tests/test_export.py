@@ -292,7 +292,7 @@ def test_failed_gate_writes_nothing(depth_ckpt, synth_root, tmp_path, monkeypatc
 
     root = synth_root / "depth" / "target"
     out = tmp_path / "f" / "model.onnx"
-    with pytest.raises(ArtifactError, match="INT8 stays over budget"):
+    with pytest.raises(ArtifactError, match="INT8 stays over budget") as err:
         # a negative budget cannot be met: every layer ends up in float and it still fails
         export(
             depth_ckpt,
@@ -307,6 +307,10 @@ def test_failed_gate_writes_nothing(depth_ckpt, synth_root, tmp_path, monkeypatc
             ),
         )
     assert not out.parent.exists()  # the folder it made for --out is gone again
+    # the library names settings; the CLI shows them as flags
+    assert "raise max_disagreement / max_drop" in str(err.value)
+    assert "raise --max-disagreement / --max-drop" in err.value.for_cli()
+    assert "another --calib-method" in err.value.for_cli()
 
 
 def test_failed_parity_writes_nothing(depth_ckpt, tmp_path, monkeypatch):

@@ -86,7 +86,7 @@ def test_frame_size_parsing():
     assert parse_frame_size("480x640") == (480, 640)
     assert parse_frame_size("720 X 1280") == (720, 1280)
     for bad in ("640", "0x10", "axb", "99999x2"):
-        with pytest.raises(SocketEdgeError, match="--frame-size"):
+        with pytest.raises(SocketEdgeError, match="frame_size"):
             parse_frame_size(bad)
 
 

@@ -95,7 +95,7 @@ def test_int8_mode_resolution():
     assert resolve_int8_mode("implicit", 10, None) == "implicit"
     with pytest.raises(SocketEdgeError, match="TensorRT 11 removed implicit"):
         resolve_int8_mode("implicit", 11, None)
-    with pytest.raises(SocketEdgeError, match="--int8-mode"):
+    with pytest.raises(SocketEdgeError, match="int8_mode"):
         resolve_int8_mode("fast", 10, None)
 
 

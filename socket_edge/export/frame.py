@@ -29,11 +29,14 @@ def parse_frame_size(text: str) -> tuple[int, int]:
     m = re.fullmatch(r"\s*(\d+)\s*[xX*,]\s*(\d+)\s*", text or "")
     if not m:
         raise SocketEdgeError(
-            f"--frame-size takes HEIGHTxWIDTH in pixels (e.g. 480x640), got {text!r}"
+            f"frame_size takes HEIGHTxWIDTH in pixels (e.g. 480x640), got {text!r}",
+            settings=("frame_size",),
         )
     h, w = int(m.group(1)), int(m.group(2))
     if not (1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE):
-        raise SocketEdgeError(f"--frame-size {h}x{w}: each side must be 1..{MAX_SIDE} pixels")
+        raise SocketEdgeError(
+            f"frame_size {h}x{w}: each side must be 1..{MAX_SIDE} pixels", settings=("frame_size",)
+        )
     return h, w
 
 
@@ -48,7 +51,7 @@ def bake_frame(
 ) -> list[str]:
     """Write ``src`` with a ``frame``-sized input and the resize + crop in front; the new nodes."""
     import onnx
-    from onnx import helper, numpy_helper
+    from onnx import numpy_helper
 
     from ..data.transforms import resize_plan
 
@@ -65,45 +68,8 @@ def bake_frame(
                 node.input[k] = resized
     dims = inp.type.tensor_type.shape.dim
     dims[2].dim_value, dims[3].dim_value = plan.frame
-    if interpolation == "bilinear":
-        rows = plan.rows.reshape(1, 1, size, plan.frame[0]).astype(np.float32)
-        cols = np.ascontiguousarray(plan.cols.T).reshape(1, 1, plan.frame[1], size)
-        consts = [(f"{PREFIX}/cols_t", cols), (f"{PREFIX}/rows", rows)]
-        nodes = [
-            helper.make_node(
-                "MatMul",
-                [inp.name, consts[0][0]],
-                [f"{PREFIX}/cols_out"],
-                name=f"{PREFIX}/MatMul_cols",
-            ),
-            helper.make_node(
-                "MatMul",
-                [consts[1][0], f"{PREFIX}/cols_out"],
-                [resized],
-                name=f"{PREFIX}/MatMul_rows",
-            ),
-        ]
-    else:
-        consts = [
-            (f"{PREFIX}/rows", plan.rows.astype(np.int64)),
-            (f"{PREFIX}/cols", plan.cols.astype(np.int64)),
-        ]
-        nodes = [
-            helper.make_node(
-                "Gather",
-                [inp.name, consts[0][0]],
-                [f"{PREFIX}/rows_out"],
-                name=f"{PREFIX}/Gather_rows",
-                axis=2,
-            ),
-            helper.make_node(
-                "Gather",
-                [f"{PREFIX}/rows_out", consts[1][0]],
-                [resized],
-                name=f"{PREFIX}/Gather_cols",
-                axis=3,
-            ),
-        ]
+    make = _matmul_resize if interpolation == "bilinear" else _gather_resize
+    consts, nodes = make(plan, size, inp.name, resized)
     graph.initializer.extend(numpy_helper.from_array(v, name) for name, v in consts)
     for node in reversed(nodes):
         graph.node.insert(0, node)
@@ -111,6 +77,54 @@ def bake_frame(
     # parity run below loads every baked model in ONNX Runtime)
     onnx.save(model, str(dst))
     return [n.name for n in nodes]
+
+
+Resize = tuple[list[tuple[str, np.ndarray]], list[Any]]  # (initializers, nodes)
+
+
+def _matmul_resize(plan: Any, size: int, src: str, dst: str) -> Resize:
+    """Antialiased bilinear: ``rows @ x @ cols_t``, the filter weights as two matrices."""
+    from onnx import helper
+
+    rows = plan.rows.reshape(1, 1, size, plan.frame[0]).astype(np.float32)
+    cols = np.ascontiguousarray(plan.cols.T).reshape(1, 1, plan.frame[1], size)
+    consts = [(f"{PREFIX}/cols_t", cols), (f"{PREFIX}/rows", rows)]
+    nodes = [
+        helper.make_node(
+            "MatMul", [src, consts[0][0]], [f"{PREFIX}/cols_out"], name=f"{PREFIX}/MatMul_cols"
+        ),
+        helper.make_node(
+            "MatMul", [consts[1][0], f"{PREFIX}/cols_out"], [dst], name=f"{PREFIX}/MatMul_rows"
+        ),
+    ]
+    return consts, nodes
+
+
+def _gather_resize(plan: Any, size: int, src: str, dst: str) -> Resize:
+    """Nearest-exact: gather the source rows, then the source columns."""
+    from onnx import helper
+
+    consts = [
+        (f"{PREFIX}/rows", plan.rows.astype(np.int64)),
+        (f"{PREFIX}/cols", plan.cols.astype(np.int64)),
+    ]
+    nodes = [
+        helper.make_node(
+            "Gather",
+            [src, consts[0][0]],
+            [f"{PREFIX}/rows_out"],
+            name=f"{PREFIX}/Gather_rows",
+            axis=2,
+        ),
+        helper.make_node(
+            "Gather",
+            [f"{PREFIX}/rows_out", consts[1][0]],
+            [dst],
+            name=f"{PREFIX}/Gather_cols",
+            axis=3,
+        ),
+    ]
+    return consts, nodes
 
 
 def frame_parity(plain: Path, baked: Path, frames: np.ndarray, preprocess: dict) -> dict[str, Any]:

@@ -23,6 +23,7 @@ import contextlib
 import io
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,10 @@ def engine_path(onnx_path: str | Path, settings: EngineSettings) -> Path:
 
 def resolve_int8_mode(mode: str, trt_major: int, dla_core: int | None) -> str:
     if mode not in INT8_MODES:
-        raise SocketEdgeError(f"--int8-mode must be one of {', '.join(INT8_MODES)}, got {mode!r}")
+        raise SocketEdgeError(
+            f"int8_mode must be one of {', '.join(INT8_MODES)}, got {mode!r}",
+            settings=("int8_mode",),
+        )
     if mode == "auto":
         return (
             "implicit"
@@ -87,7 +91,8 @@ def resolve_int8_mode(mode: str, trt_major: int, dla_core: int | None) -> str:
     if mode == "implicit" and trt_major >= 11:
         raise SocketEdgeError(
             "TensorRT 11 removed implicit INT8 calibration; build from the Q/DQ "
-            "model (--int8-mode explicit)"
+            "model (int8_mode explicit)",
+            settings=("int8_mode",),
         )
     return mode
 
@@ -100,8 +105,9 @@ def require_tensorrt() -> str:
     if version is None:
         raise ArtifactError(
             "TensorRT is not installed here (engines are built on the device that runs them: "
-            "copy model.onnx and its sidecar there and run `socket-edge export model.onnx --trt`; "
-            "pip install tensorrt, or JetPack's python3-libnvinfer)"
+            "copy model.onnx and its sidecar there and export it there with trt; "
+            "pip install tensorrt, or JetPack's python3-libnvinfer)",
+            settings=("trt",),
         )
     return version
 
@@ -117,7 +123,8 @@ class CacheSource:
     path: Path
     stamp: str | None  # expected stamp; None: no calibration set given, any stamp for this model
     model_sha256: str
-    sidecar: dict[str, Any] | None = None  # sidecar to write with a new cache
+    # The ``calibration`` record of a cache TensorRT writes (None: kept without a sidecar).
+    calibration: dict[str, Any] | None = None
 
 
 def cache_usable(source: CacheSource) -> tuple[bool, str]:
@@ -161,22 +168,34 @@ def _calibrator(trt: Any, batcher: Any, source: CacheSource, input_name: str, sc
         warn(f"{source.path}: not reused: {why}; calibrating again")
     if batcher is None:
         raise ArtifactError(
-            f"no usable calibration cache ({why}) and no --calib folder to calibrate with",
+            f"no usable calibration cache ({why}) and no calibration folder to calibrate with",
             source.path,
         )
     return Calibrator(({input_name: batch} for batch in batcher), cache=str(scratch))
 
 
-def _keep_cache(scratch: Path, source: CacheSource) -> None:
-    """Move the cache TensorRT wrote into place, with its sidecar."""
+def _keep_cache(implicit: Implicit, model_sidecar: dict[str, Any]) -> None:
+    """Move the cache TensorRT wrote into place, with its sidecar (the model's, retitled)."""
     from ..artifact import write_sidecar
     from ..files import sha256_file
 
-    os.replace(scratch, source.path)
-    if source.sidecar is not None:
-        doc = dict(source.sidecar)
-        doc["sha256"] = sha256_file(source.path)
-        write_sidecar(source.path, doc)
+    source = implicit.cache
+    if not implicit.scratch.exists():
+        return  # the cache was reused: TensorRT wrote none
+    os.replace(implicit.scratch, source.path)
+    if source.calibration is None:
+        return
+    doc = dict(model_sidecar)
+    doc.update(
+        {
+            "artifact": source.path.name,
+            "kind": "calibration-cache",
+            "precision": "int8",
+            "calibration": source.calibration,
+        }
+    )
+    doc["sha256"] = sha256_file(source.path)
+    write_sidecar(source.path, doc)
 
 
 def quiet_polygraphy() -> None:
@@ -208,98 +227,161 @@ def build_engine(
     ``sidecar`` is the ONNX model's sidecar (classes, preprocessing...) to derive the engine's.
     Implicit INT8 needs ``cache`` (and ``calib_batcher`` unless the cache is reusable).
     """
-    from socket_edge.runtime.tensorrt import gpu_info
-
     from ..artifact import write_sidecar
-    from ..files import sha256_file
-
-    version = require_tensorrt()
-    import tensorrt as trt
-    from polygraphy.backend.trt import (
-        CreateConfig,
-        EngineBytesFromNetwork,
-        NetworkFromOnnxPath,
-        PostprocessConfig,
-        Profile,
-    )
 
     onnx_path, out = Path(onnx_path), Path(out)
-    major = int(version.split(".")[0])
+    plan = plan_build(onnx_path, settings, sidecar)
+    quiet_polygraphy()
+    network = _parse(onnx_path, plan)
+    try:
+        with _implicit_int8(plan, network[1], calib_batcher, cache, out) as implicit:
+            info(
+                f"building {out.name} with TensorRT {plan.version} on {plan.gpu['name']} "
+                "(minutes, once per device)"
+            )
+            built = _build(onnx_path, network, settings, plan, implicit)
+            write_bytes(out, built.engine)  # atomic, unlike Polygraphy's SaveEngine
+            if implicit is not None:
+                _keep_cache(implicit, sidecar)
+    finally:
+        del network  # TensorRT frees its objects with their last reference
+    doc = _engine_sidecar(sidecar, out, onnx_path, settings, plan, built)
+    write_sidecar(out, doc)
+    return doc
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """Where the engine is built and how it quantizes."""
+
+    version: str  # TensorRT's
+    gpu: dict[str, Any]
+    mode: str  # INT8 path: "explicit", "implicit" or "none"
+    qdq: bool  # the ONNX model carries Q/DQ nodes (model.int8.onnx)
+
+    @property
+    def strongly_typed(self) -> bool:
+        """TensorRT 11 builds strongly typed networks only."""
+        return int(self.version.split(".")[0]) >= 11
+
+
+def plan_build(onnx_path: Path, settings: EngineSettings, sidecar: dict[str, Any]) -> BuildPlan:
+    """Check that this machine can build what ``settings`` ask from ``onnx_path``."""
+    from socket_edge.runtime.tensorrt import gpu_info
+
+    version = require_tensorrt()
     gpu = gpu_info()
     if gpu is None:
         raise ArtifactError("no CUDA GPU found: TensorRT builds engines on the GPU that runs them")
     qdq = sidecar.get("precision") == "int8-qdq"
-    mode = (
-        "explicit"
-        if qdq
-        else (
-            resolve_int8_mode(settings.int8_mode, major, settings.dla_core)
-            if settings.int8
-            else "none"
-        )
-    )
+    mode = "none"
+    if qdq:
+        mode = "explicit"
+    elif settings.int8:
+        mode = resolve_int8_mode(settings.int8_mode, int(version.split(".")[0]), settings.dla_core)
     if settings.int8 and mode == "explicit" and not qdq:
         raise SocketEdgeError(
-            f"{onnx_path.name} has no Q/DQ nodes: explicit INT8 builds from "
-            "model.int8.onnx (export --int8 --calib DIR makes it)"
+            "has no Q/DQ nodes: explicit INT8 builds from model.int8.onnx, which an INT8 "
+            "export with calib images writes",
+            onnx_path,
+            settings=("calib",),
         )
-    strongly_typed = major >= 11
-    if strongly_typed and settings.fp16:
+    plan = BuildPlan(version, gpu, mode, qdq)
+    if plan.strongly_typed and settings.fp16:
         raise SocketEdgeError(
             "TensorRT 11 builds strongly typed networks only: FP16 needs an FP16 "
             "ONNX model; build INT8 from model.int8.onnx instead"
         )
-    quiet_polygraphy()
+    return plan
+
+
+def _parse(onnx_path: Path, plan: BuildPlan) -> tuple[Any, Any, Any]:
+    """TensorRT's (builder, network, parser) of ``onnx_path``, through Polygraphy."""
+    from polygraphy.backend.trt import NetworkFromOnnxPath
+
     try:
-        builder, network, parser = NetworkFromOnnxPath(
-            str(onnx_path), strongly_typed=True if strongly_typed else None
+        return NetworkFromOnnxPath(
+            str(onnx_path), strongly_typed=True if plan.strongly_typed else None
         )()
     except Exception as exc:  # Polygraphy raises PolygraphyException with the parser's errors
         raise ArtifactError(f"TensorRT cannot parse it ({_first_line(exc)})", onnx_path) from None
 
+
+@dataclass(frozen=True)
+class Implicit:
+    """Implicit INT8: Polygraphy's calibrator, the profile it calibrates on, and the scratch file
+    of the cache it writes."""
+
+    calibrator: Any
+    profile: Any
+    scratch: Path
+    cache: CacheSource
+
+
+@contextlib.contextmanager
+def _implicit_int8(
+    plan: BuildPlan, network: Any, batcher: Any, cache: CacheSource | None, out: Path
+) -> Iterator[Implicit | None]:
+    """The calibrator for implicit INT8 (None for other builds); freed, and its scratch cache
+    removed unless kept, on the way out."""
+    import tensorrt as trt
+    from polygraphy.backend.trt import Profile
+
+    if plan.mode != "implicit":
+        yield None
+        return
+    if cache is None:
+        raise SocketEdgeError("implicit INT8 needs a calibration cache path")
     inp = network.get_input(0)
-    chw = [int(inp.shape[i]) for i in range(1, len(inp.shape))]
-    bmin, bopt, bmax = settings.batch
-    profiles = [Profile().add(inp.name, [bmin, *chw], [bopt, *chw], [bmax, *chw])]
-    calibrator, scratch = None, None
-    if mode == "implicit":
-        if cache is None:
-            raise SocketEdgeError("implicit INT8 needs a calibration cache path")
-        cbatch = calib_batcher.batch_size if calib_batcher is not None else CALIB_BATCH
-        # Polygraphy calibrates on the last profile: one fixed at the calibration batch size.
-        profiles.append(Profile().add(inp.name, *([cbatch, *chw],) * 3))
-        scratch = out.with_name(f".{cache.path.name}.{os.getpid()}.tmp")
-        calibrator = _calibrator(trt, calib_batcher, cache, inp.name, scratch)
+    cbatch = batcher.batch_size if batcher is not None else CALIB_BATCH
+    # Polygraphy calibrates on the last profile: one fixed at the calibration batch size.
+    profile = Profile().add(inp.name, *([cbatch, *_chw(network)],) * 3)
+    scratch = out.with_name(f".{cache.path.name}.{os.getpid()}.tmp")
+    calibrator = _calibrator(trt, batcher, cache, inp.name, scratch)
+    try:
+        yield Implicit(calibrator, profile, scratch, cache)
+    finally:
+        with contextlib.suppress(Exception):
+            calibrator.free()
+        scratch.unlink(missing_ok=True)
 
-    pinned = _pin_float_layers(trt, network, settings.float_layers) if not strongly_typed else []
-    dla: dict[str, Any] = {}
 
-    def place(builder: Any, network: Any, config: Any) -> None:
-        if settings.dla_core is not None:
-            dla.update(_use_dla(trt, builder, config, network, settings))
+def _chw(network: Any) -> list[int]:
+    """The network input's shape without its batch axis."""
+    inp = network.get_input(0)
+    return [int(inp.shape[i]) for i in range(1, len(inp.shape))]
 
-    ws = settings.workspace_mib
-    config = PostprocessConfig(
-        CreateConfig(
-            fp16=settings.fp16 and not strongly_typed,
-            int8=settings.int8 and not strongly_typed,
-            profiles=profiles,
-            calibrator=calibrator,
-            precision_constraints="obey" if pinned else None,
-            memory_pool_limits={trt.MemoryPoolType.WORKSPACE: int(ws) << 20} if ws else None,
-            load_timing_cache=(
-                str(settings.timing_cache)
-                if settings.timing_cache and settings.timing_cache.exists()
-                else None
-            ),
-        ),
-        place,
+
+@dataclass(frozen=True)
+class Built:
+    """A serialized engine and what its build did, for the sidecar."""
+
+    engine: bytes
+    pinned: list[str]  # TensorRT layers pinned to FP32
+    dla: dict[str, Any]
+    seconds: float
+
+
+def _build(
+    onnx_path: Path,
+    network: tuple[Any, Any, Any],
+    settings: EngineSettings,
+    plan: BuildPlan,
+    implicit: Implicit | None,
+) -> Built:
+    """Configure (precisions, profiles, pinning, DLA) and build with Polygraphy."""
+    import tensorrt as trt
+    from polygraphy.backend.trt import EngineBytesFromNetwork
+
+    pinned = (
+        [] if plan.strongly_typed else _pin_float_layers(trt, network[1], settings.float_layers)
     )
-    info(f"building {out.name} with TensorRT {version} on {gpu['name']} (minutes, once per device)")
+    dla: dict[str, Any] = {}
+    config = _config(network[1], settings, plan, implicit, pinned, dla)
     start = time.perf_counter()
     try:
         serialized = EngineBytesFromNetwork(
-            (builder, network, parser),
+            network,
             config=config,
             save_timing_cache=str(settings.timing_cache) if settings.timing_cache else None,
         )()
@@ -309,43 +391,83 @@ def build_engine(
         raise ArtifactError(
             f"TensorRT could not build the engine ({_first_line(exc)})", onnx_path
         ) from None
-    finally:
-        if calibrator is not None:
-            with contextlib.suppress(Exception):
-                calibrator.free()
-    seconds = time.perf_counter() - start
-    write_bytes(out, bytes(serialized))  # atomic, unlike Polygraphy's SaveEngine
-    if scratch is not None and cache is not None and scratch.exists():
-        _keep_cache(scratch, cache)
+    return Built(bytes(serialized), pinned, dla, time.perf_counter() - start)
 
+
+def _config(
+    network: Any,
+    settings: EngineSettings,
+    plan: BuildPlan,
+    implicit: Implicit | None,
+    pinned: list[str],
+    dla: dict[str, Any],
+) -> Any:
+    """Polygraphy's builder config; DLA placement (recorded in ``dla``) once it exists."""
+    import tensorrt as trt
+    from polygraphy.backend.trt import CreateConfig, PostprocessConfig, Profile
+
+    def place(builder: Any, network: Any, config: Any) -> None:
+        if settings.dla_core is not None:
+            dla.update(_use_dla(trt, builder, config, network, settings))
+
+    bmin, bopt, bmax = settings.batch
+    chw = _chw(network)
+    profiles = [Profile().add(network.get_input(0).name, [bmin, *chw], [bopt, *chw], [bmax, *chw])]
+    if implicit is not None:
+        profiles.append(implicit.profile)
+    ws = settings.workspace_mib
+    timing = settings.timing_cache
+    create = CreateConfig(
+        fp16=settings.fp16 and not plan.strongly_typed,
+        int8=settings.int8 and not plan.strongly_typed,
+        profiles=profiles,
+        calibrator=implicit.calibrator if implicit is not None else None,
+        precision_constraints="obey" if pinned else None,
+        memory_pool_limits={trt.MemoryPoolType.WORKSPACE: int(ws) << 20} if ws else None,
+        load_timing_cache=str(timing) if timing and timing.exists() else None,
+    )
+    return PostprocessConfig(create, place)
+
+
+def _engine_sidecar(
+    sidecar: dict[str, Any],
+    out: Path,
+    onnx_path: Path,
+    settings: EngineSettings,
+    plan: BuildPlan,
+    built: Built,
+) -> dict[str, Any]:
+    """The engine's sidecar: the ONNX model's, with what TensorRT built and where."""
+    from ..files import sha256_file
+
+    bmin, bopt, bmax = settings.batch
     doc = dict(sidecar)
     doc.update(
         {
             "artifact": out.name,
             "kind": "engine",
             "sha256": sha256_file(out),
-            "precision": settings.precision if not qdq else "int8",
+            "precision": settings.precision if not plan.qdq else "int8",
             "parity": None,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "tensorrt": {
-                "version": version,
-                "compute_capability": gpu["compute_capability"],
-                "gpu": gpu["name"],
+                "version": plan.version,
+                "compute_capability": plan.gpu["compute_capability"],
+                "gpu": plan.gpu["name"],
                 "fp16": settings.fp16,
-                "int8": settings.int8 or qdq,
-                "int8_mode": mode,
+                "int8": settings.int8 or plan.qdq,
+                "int8_mode": plan.mode,
                 "profile": {"min": bmin, "opt": bopt, "max": bmax},
-                "dla": dla or None,
+                "dla": built.dla or None,
                 "workspace_mib": settings.workspace_mib,
                 "timing_cache": str(settings.timing_cache) if settings.timing_cache else None,
-                "float_layers": pinned,
+                "float_layers": built.pinned,
                 "built_from": {"artifact": onnx_path.name, "sha256": sha256_file(onnx_path)},
-                "build_seconds": round(seconds, 1),
+                "build_seconds": round(built.seconds, 1),
                 "builder": "polygraphy",
             },
         }
     )
-    write_sidecar(out, doc)
     return doc
 
 
@@ -390,11 +512,14 @@ def _use_dla(trt: Any, builder: Any, config: Any, network: Any, settings: Engine
     cores = builder.num_DLA_cores
     if settings.dla_core is None or settings.dla_core >= cores:
         raise SocketEdgeError(
-            f"--dla-core {settings.dla_core}: this device has {cores} DLA "
-            "core(s)" + (" (DLA exists on Jetson Xavier/Orin only)" if not cores else "")
+            f"dla_core {settings.dla_core}: this device has {cores} DLA "
+            "core(s)" + (" (DLA exists on Jetson Xavier/Orin only)" if not cores else ""),
+            settings=("dla_core",),
         )
     if not (settings.fp16 or settings.int8):
-        raise SocketEdgeError("DLA runs FP16 or INT8 only: add --fp16 and/or --int8")
+        raise SocketEdgeError(
+            "DLA runs FP16 or INT8 only: add fp16 and/or int8", settings=("fp16", "int8")
+        )
     config.default_device_type = trt.DeviceType.DLA
     config.DLA_core = settings.dla_core
     config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
