@@ -74,6 +74,9 @@ def quantize(
         quantizer.quantize_model()
     finally:
         root.setLevel(level)
+    # The quantizer appends Q/DQ nodes after the graph; ONNX (its checker, TensorRT's parser) wants
+    # every node after the producers of its inputs. quantize_static sorts when it saves.
+    quantizer.model.topological_sort()
     model = quantizer.model.model
     if float_outputs:
         _unquantize_outputs(model)

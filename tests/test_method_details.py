@@ -441,3 +441,14 @@ def test_cpu_int8_model_has_uint8_activations_and_int8_weights(int8_models):
         dq = producer[node.input[2]]
         assert dq.op_type == "DequantizeLinear", node.name
         assert arrays[dq.input[0]].dtype == np.int32, node.name
+
+
+def test_int8_models_pass_the_onnx_checker(int8_models):
+    """Both INT8 files are valid ONNX: every node after the producers of its inputs (the
+    quantizer appends its Q/DQ nodes; TensorRT's parser and `export MODEL.int8.onnx --trt` run
+    the checker)."""
+    import onnx
+
+    _, paths, _, _ = int8_models
+    for path in paths.values():
+        onnx.checker.check_model(onnx.load(str(path)))
