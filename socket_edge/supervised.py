@@ -27,12 +27,12 @@ from .guard import (
 )
 from .outputs import file_digest, listing_digest, single_writer
 from .training import (
-    append_log,
     autocast,
     continue_from,
     epoch_seed,
     make_loader,
     resolve_device,
+    save_epoch_state,
     saved_state,
     seed_everything,
     state_path,
@@ -275,22 +275,6 @@ def evaluate(model, val_set: LabelledFolder, device) -> float:
     return evaluate_model(model, val_set, device=device).top1
 
 
-def _save_state(out: str | Path, setup: Setup, epoch: int, history: list[dict[str, Any]]) -> None:
-    """The log line and the resumable state of (0-based) ``epoch``, just finished."""
-    from .models.checkpoint import save_checkpoint
-
-    append_log(out, history[-1])
-    save_checkpoint(
-        state_path(out),
-        setup.model,
-        setup.meta,
-        optimizer=setup.optimizer.state_dict(),
-        epoch=epoch + 1,
-        history=history,
-        config=setup.settings,
-    )
-
-
 @single_writer("train-source")
 def train_supervised(
     data: str | Path,
@@ -335,7 +319,9 @@ def train_supervised(
                     epoch=f"{epoch + 1}/{epochs}", loss=record["loss"], val=record["val_acc"]
                 )
             history.append(record)
-            _save_state(out, setup, epoch, history)
+            save_epoch_state(
+                out, setup.model, setup.meta, setup.optimizer, epoch, history, setup.settings
+            )
             for cb in callbacks or ():
                 cb(epoch + 1, record)
     _warn_if_still_improving(history)

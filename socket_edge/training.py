@@ -189,6 +189,31 @@ def saved_state(out: str | Path, resume: bool) -> dict[str, Any] | None:
     return None
 
 
+def save_epoch_state(
+    out: str | Path,
+    model,
+    meta: dict[str, Any],
+    optimizer,
+    epoch: int,
+    history: list[dict[str, Any]],
+    settings: dict[str, Any],
+) -> None:
+    """The log line and the resumable state of (0-based) ``epoch``, just finished; what
+    ``saved_state``/``continue_from`` read back."""
+    from .models.checkpoint import save_checkpoint
+
+    append_log(out, history[-1])
+    save_checkpoint(
+        state_path(out),
+        model,
+        meta,
+        optimizer=optimizer.state_dict(),
+        epoch=epoch + 1,
+        history=history,
+        config=settings,
+    )
+
+
 def continue_from(state: dict[str, Any], out: str | Path, settings: dict[str, Any]) -> int:
     """Check that ``state`` was saved by a run with these ``settings`` (naming what changed),
     drop the log lines of epochs after it, and return its epoch."""

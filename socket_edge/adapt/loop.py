@@ -50,11 +50,11 @@ from ..models.checkpoint import (
 from ..models.network import SocketNet
 from ..outputs import check_resume, file_digest, listing_digest, single_writer
 from ..training import (
-    append_log,
     autocast,
     continue_from,
     epoch_seed,
     make_loader,
+    save_epoch_state,
     saved_state,
     seed_everything,
     shard_loader,
@@ -660,15 +660,8 @@ class Output:
 
     def save_epoch(self, run: Run, epoch: int, history: list[dict[str, Any]]) -> None:
         """The log line and the resumable state of (0-based) ``epoch``, just finished."""
-        append_log(self.path, history[-1])
-        save_checkpoint(
-            state_path(self.path),
-            run.model,
-            self.meta,
-            optimizer=run.optimizer.state_dict(),
-            epoch=epoch + 1,
-            history=history,
-            config=self.settings,
+        save_epoch_state(
+            self.path, run.model, self.meta, run.optimizer, epoch, history, self.settings
         )
 
     def save_final(self, run: Run, history: list[dict[str, Any]]) -> None:
