@@ -21,7 +21,10 @@ def demo(
     ] = None,
     quick: Annotated[
         bool | None,
-        typer.Option("--quick", help="A smaller run (about 2 minutes; the CI smoke test)."),
+        typer.Option(
+            "--quick",
+            help="A smoke test of every step (a few minutes; its barely trained models score near chance).",
+        ),
     ] = None,
     device: Annotated[
         str | None,
