@@ -88,14 +88,16 @@ class DemoPaths:
     def target(self, split: str) -> Path:
         return self.data / self.modality / "target" / split
 
-    def int8(self) -> list[Path]:
-        """The INT8 ONNX files the export step wrote (CPU QOperator, QDQ)."""
-        m = self.modality
-        return [
-            p
-            for p in (self.artifacts / f"{m}.int8-cpu.onnx", self.artifacts / f"{m}.int8.onnx")
-            if p.exists()
-        ]
+    @property
+    def onnx(self) -> Path:
+        return self.artifacts / f"{self.modality}.onnx"
+
+    def int8_files(self) -> dict[str, Path]:
+        """The export's INT8 ONNX files by variant ("int8-cpu", "int8-qdq"), written or not."""
+        from .export.pipeline import int8_paths
+
+        files = int8_paths(self.onnx)
+        return {v: files[v] for v in ("int8-cpu", "int8-qdq")}
 
 
 def _synth_step(paths: DemoPaths, cfg: DemoConfig, show_progress: bool) -> None:
@@ -178,11 +180,11 @@ def _bench_step(
 
 def _bench_accuracy(rows: list[dict[str, Any]], paths: DemoPaths, socket: Path) -> dict:
     """Top-1 on the target test images of the SOCKET model and its INT8 variants (benched)."""
-    m = paths.modality
+    int8 = paths.int8_files()
     return {
         "after_socket": _row_top1(rows, socket),
-        "after_int8_cpu": _row_top1(rows, paths.artifacts / f"{m}.int8-cpu.onnx"),
-        "after_int8_qdq": _row_top1(rows, paths.artifacts / f"{m}.int8.onnx"),
+        "after_int8_cpu": _row_top1(rows, int8["int8-cpu"]),
+        "after_int8_qdq": _row_top1(rows, int8["int8-qdq"]),
     }
 
 
@@ -213,9 +215,9 @@ def run_demo(config: DemoConfig | None = None, show_progress: bool = True) -> di
 
     _step("4/6 export: ONNX (parity-checked) and INT8 calibrated on target images", steps)
     onnx, engines, int8_refused = _export_step(
-        adapted["socket"], paths.artifacts / f"{m}.onnx", paths.target("train"), cfg, show_progress
+        adapted["socket"], paths.onnx, paths.target("train"), cfg, show_progress
     )
-    int8 = paths.int8()
+    int8 = [p for p in paths.int8_files().values() if p.exists()]
 
     _step("5/6 bench: latency and accuracy side by side", steps)
     report = _bench_step(paths, [adapted["socket"], onnx, *int8, *engines], cfg, show_progress)
