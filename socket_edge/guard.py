@@ -130,9 +130,12 @@ def diverged(
     terms: list[str],
     hint: str,
     kept: str,
+    settings: tuple[str, ...] = (),
 ) -> DivergenceError:
-    """The one-line error of a run whose loss went NaN/inf at (1-based) ``epoch`` and ``step``."""
+    """The one-line error of a run whose loss went NaN/inf at (1-based) ``epoch`` and ``step``;
+    ``settings`` are those that ``hint`` and ``kept`` name."""
     return DivergenceError(
         f"{what} diverged at epoch {epoch}, step {step}/{steps}: {describe_terms(terms)} "
-        f"not finite (NaN/inf); {hint}; {kept}; nothing written"
+        f"not finite (NaN/inf); {hint}; {kept}; nothing written",
+        settings=settings,
     )

@@ -98,11 +98,16 @@ def _diverged(
 ) -> DivergenceError:
     """The error for a NaN/inf at (0-based) ``epoch`` and ``step`` of ``steps``."""
     kept = f"{spath} keeps epoch {epoch} for resume" if epoch > 0 else "no epoch had finished"
-    err = diverged(
-        "training", epoch + 1, step + 1, steps, terms, f"try a smaller lr (now {cfg.lr:g})", kept
+    return diverged(
+        "training",
+        epoch + 1,
+        step + 1,
+        steps,
+        terms,
+        f"try a smaller lr (now {cfg.lr:g})",
+        kept,
+        settings=("lr", "resume"),
     )
-    err.settings = ("lr", "resume")
-    return err
 
 
 def train_one_epoch(

@@ -351,7 +351,7 @@ class Run:
             kept = f"{self.state_file} keeps epoch {epoch} for resume"
         else:
             kept = "no epoch had finished"
-        err = guard.diverged(
+        return guard.diverged(
             "adaptation",
             epoch + 1,
             step + 1,
@@ -359,9 +359,8 @@ class Run:
             terms,
             f"try a smaller lr (now {self.cfg.lr:g}) or smaller loss weights",
             kept,
+            settings=("lr", "resume"),
         )
-        err.settings = ("lr", "resume")
-        return err
 
     def train_epoch(self, epoch: int, progress) -> dict[str, Any]:
         cfg, weights = self.cfg, self.weights
