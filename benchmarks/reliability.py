@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import random
-import re
 import shutil
 import signal
 import statistics
@@ -57,15 +56,6 @@ def kill_after(args: list[str], seconds: float) -> int | None:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         return None
-
-
-def cpu_flags() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "?"
-    flags = sorted(set(re.findall(r"\b(avx512[a-z_0-9]*|avx2)\b", text)))
-    return " ".join(flags) or "none"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -457,7 +447,7 @@ def main() -> None:
     lines = [
         "## Reliability",
         "",
-        f"Machine: {machine_line()}; CPU flags {cpu_flags()}; load average {load0:.1f} "
+        f"Machine: {machine_line()}; load average {load0:.1f} "
         f"at the start, {load1:.1f} at the end (shared machine). Written by "
         "`python benchmarks/reliability.py`.",
         "",

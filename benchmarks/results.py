@@ -19,10 +19,15 @@ HEADER = (
 
 
 def machine_line() -> str:
-    """One line naming the machine: CPU model, cores, Python and torch versions."""
-    from socket_edge.doctor import cpu_model
+    """One line naming the machine: CPU model, cores and flags, Python and torch versions."""
+    from socket_edge.doctor import cpu_flags, cpu_model
 
-    parts = [f"CPU {cpu_model()}", f"{os.cpu_count()} cores", f"Python {platform.python_version()}"]
+    parts = [
+        f"CPU {cpu_model()}",
+        f"{os.cpu_count()} cores",
+        f"flags {cpu_flags()}",
+        f"Python {platform.python_version()}",
+    ]
     try:
         import torch
 

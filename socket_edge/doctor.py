@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import platform
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -36,6 +37,16 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def cpu_flags() -> str:
+    """The instruction-set flags that decide CPU speed here (AVX2/AVX-512/AMX; NEON/SVE on ARM)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown"
+    pattern = r"\b(avx2|avx512[a-z_0-9]*|amx_[a-z_0-9]+|asimd[a-z]*|sve2?|i8mm|bf16)\b"
+    return " ".join(sorted(set(re.findall(pattern, text)))) or "none of avx2/avx512/amx/neon"
 
 
 def jetson_info() -> dict[str, Any] | None:
@@ -73,6 +84,7 @@ def report() -> dict[str, Any]:
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpu": cpu_model(),
+        "cpu_flags": cpu_flags(),
         "socket_edge": _version("socket_edge"),
     }
     try:

@@ -13,6 +13,7 @@ _GPU_DEVFREQ = ("gpu", "gv11b", "ga10b", "gp10b", "gm20b", "gb10b")
 
 KEYS = (
     "cpu",
+    "cpu_flags",
     "python",
     "platform",
     "machine",
@@ -112,6 +113,8 @@ def _numpy_version() -> str:
 def describe(machine: dict[str, Any]) -> str:
     """One line: CPU, cores, GPU, Jetson model and power mode, library versions."""
     parts = [f"CPU {machine.get('cpu')}", f"{machine.get('cores')} cores"]
+    if machine.get("cpu_flags"):
+        parts.append(f"flags {machine['cpu_flags']}")
     for gpu in machine.get("gpus") or []:
         parts.append(f"GPU {gpu.get('name')}")
     jetson = machine.get("jetson")
