@@ -27,6 +27,8 @@ import json
 import os
 import statistics
 import sys
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -121,59 +123,135 @@ def parse_candidate(text: str) -> tuple[str, dict]:
     return label, overrides
 
 
-def train(data: Path, out: Path, seed: int, args, modality: str = "rgb", **kw) -> Path:
+def source_key(variant: str) -> str:
+    """Which source model a variant adapts from (several variants share today's)."""
+    return {"small": "small", "weak-source": "weak"}.get(variant, "today")
+
+
+def oracle_key(variant: str) -> str:
+    """Which oracle a variant is scored against (the oracle depends on the target set only)."""
+    return variant if variant in ("small", "imbalanced") else "today"
+
+
+@dataclass(frozen=True)
+class Training:
+    """One supervised run: a source model (RGB) or an oracle (labelled target images)."""
+
+    data: Path
+    out: Path
+    seed: int
+    modality: str = "rgb"
+    steps: int | None = None
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One variant x seed x modality: adapt with every method, score against the oracle."""
+
+    variant: str
+    seed: int
+    modality: str
+    folders: dict[str, Path]
+    source: Path
+    oracle: Path | None  # None: --oracle gave a recorded figure
+
+
+def plan(args, variants: list[str], seeds: list[int]) -> tuple[list[Training], list[Cell]]:
+    """Every training run (deduplicated: they write shared files) and every cell, in order."""
+    trainings: dict[Path, Training] = {}
+    cells = []
+    for variant in variants:
+        for seed in seeds:
+            for m in args.modalities:
+                d = variant_data(variant, args.data, args.work, m)
+                steps = args.weak_steps if variant == "weak-source" else args.train_steps
+                src = args.work / f"source-{source_key(variant)}-s{seed}.pt"
+                trainings.setdefault(src, Training(d["source_train"], src, seed, steps=steps))
+                oracle = None
+                if m not in args.oracle:
+                    oracle = args.work / f"oracle-{oracle_key(variant)}-{m}-s{seed}.pt"
+                    trainings.setdefault(
+                        oracle, Training(d["target"], oracle, seed, m, args.train_steps)
+                    )
+                cells.append(Cell(variant, seed, m, d, src, oracle))
+    return list(trainings.values()), cells
+
+
+def run_training(job: Training, device: str | None) -> None:
     from socket_edge.supervised import TrainConfig, train_supervised
 
-    if not out.exists():
-        train_supervised(
-            data,
-            out,
-            TrainConfig(seed=seed, device=args.device, **kw),
-            modality=modality,
-            stage="source" if modality == "rgb" else "oracle",
-            show_progress=False,
-            resume=True,
-        )
-    return out
+    if job.out.exists():
+        return
+    steps = {"steps": job.steps} if job.steps is not None else {}
+    train_supervised(
+        job.data,
+        job.out,
+        TrainConfig(seed=job.seed, device=device, **steps),
+        modality=job.modality,
+        stage="source" if job.modality == "rgb" else "oracle",
+        show_progress=False,
+        resume=True,
+    )
 
 
-def run_variant(name: str, seed: int, args, candidates: dict[str, dict]) -> dict:
+def run_cell(cell: Cell, args, candidates: dict[str, dict]) -> dict:
+    """Adapt with every method (resuming what a killed run left) and score each on the test set."""
     from socket_edge.adapt import AdaptConfig, adapt
     from socket_edge.evaluate import evaluate_artifact
 
-    work = args.work
-    out: dict = {"variant": name, "seed": seed}
     methods = {"source-only": ("source-only", {}), "SHOT": ("shot", {}), "SOCKET": ("socket", {})}
     methods.update({label: ("socket", o) for label, o in candidates.items()})
-    for m in args.modalities:
-        d = variant_data(name, args.data, work, m)
-        src_key = {"small": "small", "weak-source": "weak"}.get(name, "today")
-        steps = {"steps": args.weak_steps} if name == "weak-source" else {}
-        src = train(d["source_train"], work / f"source-{src_key}-s{seed}.pt", seed, args, **steps)
-        out["source_val"] = evaluate_artifact(src, d["source_val"], show_progress=False).top1
-        res: dict = {}
-        for label, (method, overrides) in methods.items():
-            path = work / f"{name}-{m}-{label.replace(' ', '_')}-s{seed}.pt"
-            if not path.exists():
-                cfg = AdaptConfig(
-                    method=method, epochs=args.epochs, seed=seed, device=args.device, **overrides
-                )
-                adapt(
-                    src, d["target"], path, m, paired=d["paired"], config=cfg,
-                    show_progress=False, resume=True,
-                )  # fmt: skip
-            res[label] = evaluate_artifact(path, d["test"], show_progress=False).top1
-            print(f"{name} seed {seed} {m} {label}: {res[label]:.3f}", flush=True)
-        if m in args.oracle:  # a figure measured before (--oracle), not trained again
-            res["oracle"] = args.oracle[m]
-            out["oracle_recorded"] = True
-        else:
-            key = name if name in ("small", "imbalanced") else "today"
-            oracle = train(d["target"], work / f"oracle-{key}-{m}-s{seed}.pt", seed, args, m)
-            res["oracle"] = evaluate_artifact(oracle, d["test"], show_progress=False).top1
-        print(f"{name} seed {seed} {m} oracle: {res['oracle']:.3f}", flush=True)
-        out[m] = res
-    return out
+    d, m, seed = cell.folders, cell.modality, cell.seed
+    res: dict = {}
+    for label, (method, overrides) in methods.items():
+        path = args.work / f"{cell.variant}-{m}-{label.replace(' ', '_')}-s{seed}.pt"
+        if not path.exists():
+            cfg = AdaptConfig(
+                method=method, epochs=args.epochs, seed=seed, device=args.device, **overrides
+            )
+            adapt(
+                cell.source, d["target"], path, m, paired=d["paired"], config=cfg,
+                show_progress=False, resume=True,
+            )  # fmt: skip
+        res[label] = evaluate_artifact(path, d["test"], show_progress=False).top1
+        print(f"{cell.variant} seed {seed} {m} {label}: {res[label]:.3f}", flush=True)
+    if cell.oracle is None:
+        res["oracle"] = args.oracle[m]
+    else:
+        res["oracle"] = evaluate_artifact(cell.oracle, d["test"], show_progress=False).top1
+    print(f"{cell.variant} seed {seed} {m} oracle: {res['oracle']:.3f}", flush=True)
+    source_val = evaluate_artifact(cell.source, d["source_val"], show_progress=False).top1
+    return {"source_val": source_val, m: res, "oracle_recorded": cell.oracle is None}
+
+
+def _threads(jobs: int) -> None:
+    """Each of ``jobs`` worker processes gets its share of the cores (set before torch loads)."""
+    share = max(1, (os.cpu_count() or 1) // jobs)
+    os.environ["OMP_NUM_THREADS"] = str(share)
+
+
+def run_all(fn, items: list, jobs: int, on_done=None) -> list:
+    """``fn`` over ``items``: in this process, or in ``jobs`` fresh processes (one per core share)."""
+    if jobs <= 1:
+        out = []
+        for item in items:
+            out.append(fn(item))
+            if on_done:
+                on_done(item, out[-1])
+        return out
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    ctx = mp.get_context("spawn")  # fresh interpreters: no forked torch/CUDA state
+    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_threads, initargs=(jobs,)) as pool:
+        futures = {pool.submit(fn, item): i for i, item in enumerate(items)}
+        results: list = [None] * len(items)
+        for future in as_completed(futures):
+            i = futures[future]
+            results[i] = future.result()
+            if on_done:
+                on_done(items[i], results[i])
+        return results
 
 
 def table(raw: dict) -> str:
@@ -253,8 +331,22 @@ def main() -> None:
         default="",
         help="'depth=94.1,ir=89.4': recorded oracle top-1 (%%) to use instead of training one",
     )
+    p.add_argument(
+        "--train-steps",
+        type=int,
+        default=None,
+        help="updates of every source and oracle (default: train-source's; change for smoke runs)",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="runs in this many processes at once, each with its share of the cores (a GPU is "
+        "shared by all); trainings first, then one job per variant x seed x modality",
+    )
     p.add_argument("--device", default=None)
     p.add_argument("--json-out", type=Path, default=HERE / "adaptation_suite.json")
+    p.add_argument("--results", type=Path, default=None, help="default: benchmarks/RESULTS.md")
     p.add_argument("--no-write", action="store_true", help="print, do not touch RESULTS.md")
     args = p.parse_args()
     os.environ.setdefault("SOCKET_EDGE_PROGRESS", "0")
@@ -269,23 +361,43 @@ def main() -> None:
         synth(args.data)
     raw = {
         "machine": machine_line(),
-        "threads": int(os.environ.get("OMP_NUM_THREADS", "0")) or os.cpu_count(),
+        "threads": (
+            max(1, (os.cpu_count() or 1) // args.jobs)
+            if args.jobs > 1
+            else int(os.environ.get("OMP_NUM_THREADS", "0")) or os.cpu_count()
+        ),
+        "jobs": args.jobs,
         "epochs": args.epochs,
+        "train_steps": args.train_steps,
         "modalities": args.modalities,
         "methods": [*BASELINES, *candidates],
         "runs": [],
     }
     if args.json_out.exists():  # an interrupted run: keep what it finished
         old = json.loads(args.json_out.read_text())
-        if old.get("methods") == raw["methods"] and old.get("epochs") == args.epochs:
+        same = ("methods", "epochs", "train_steps", "modalities")
+        if all(old.get(k) == raw[k] for k in same):
             raw["runs"] = old["runs"]
-    done = {(r["variant"], r["seed"]) for r in raw["runs"]}
-    for variant in args.variants.split(","):
-        for seed in (int(s) for s in args.seeds.split(",")):
-            if (variant, seed) in done:
-                continue
-            raw["runs"].append(run_variant(variant, seed, args, candidates))
-            args.json_out.write_text(json.dumps(raw, indent=2))
+    runs = {(r["variant"], r["seed"]): r for r in raw["runs"]}
+    trainings, cells = plan(args, args.variants.split(","), [int(x) for x in args.seeds.split(",")])
+    cells = [c for c in cells if c.modality not in runs.get((c.variant, c.seed), {})]
+    needed = {c.source for c in cells} | {c.oracle for c in cells}
+    run_all(partial(run_training, device=args.device), [t for t in trainings if t.out in needed],
+            args.jobs)  # fmt: skip
+
+    def keep(cell: Cell, result: dict) -> None:  # after each cell: an interrupted run continues
+        run = runs.setdefault(
+            (cell.variant, cell.seed), {"variant": cell.variant, "seed": cell.seed}
+        )
+        recorded = run.get("oracle_recorded", False) or result.pop("oracle_recorded")
+        run.update(result, oracle_recorded=recorded)
+        order = {v: i for i, v in enumerate(VARIANTS)}
+        raw["runs"] = sorted(runs.values(), key=lambda r: (order.get(r["variant"], 99), r["seed"]))
+        tmp = args.json_out.with_name(args.json_out.name + ".tmp")
+        tmp.write_text(json.dumps(raw, indent=2))
+        os.replace(tmp, args.json_out)
+
+    run_all(partial(run_cell, args=args, candidates=candidates), cells, args.jobs, keep)
     text = (
         table(raw)
         + "\n\nCommand: `python benchmarks/adaptation_suite.py "
@@ -294,7 +406,7 @@ def main() -> None:
     )
     print(text)
     if not args.no_write:
-        update_section("adaptation_suite", text)
+        update_section("adaptation_suite", text, *([args.results] if args.results else []))
 
 
 if __name__ == "__main__":

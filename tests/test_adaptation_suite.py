@@ -1,0 +1,59 @@
+"""benchmarks/adaptation_suite.py runs every variant end to end (tiny data, two processes) and
+continues an interrupted run without redoing finished cells."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+VARIANTS = ("today", "small", "weak-source", "ti-unlike", "imbalanced")
+
+
+def _suite(data: Path, work: Path, results: Path, *extra: str) -> subprocess.CompletedProcess:
+    cmd = [
+        sys.executable, str(REPO / "benchmarks" / "adaptation_suite.py"),
+        "--data", str(data), "--work", str(work / "runs"), "--json-out", str(work / "suite.json"),
+        "--results", str(results), "--variants", ",".join(VARIANTS), "--seeds", "0",
+        "--modalities", "depth", "--epochs", "1", "--train-steps", "3", "--weak-steps", "1",
+        *extra,
+    ]  # fmt: skip
+    env = {**os.environ, "SOCKET_EDGE_PROGRESS": "0", "OMP_NUM_THREADS": "1"}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
+
+
+def test_suite_runs_every_variant_in_two_processes_and_resumes(synth_root, tmp_path):
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# results\n\n<!-- other:begin -->\nkept\n<!-- other:end -->\n")
+    r = _suite(synth_root, tmp_path, results, "--jobs", "2")
+    assert r.returncode == 0, r.stderr[-3000:]
+    raw = json.loads((tmp_path / "suite.json").read_text())
+    assert [run["variant"] for run in raw["runs"]] == list(
+        VARIANTS
+    )  # in order, whatever finished first
+    for run in raw["runs"]:
+        scores = run["depth"]
+        assert set(scores) == {"source-only", "SHOT", "SOCKET", "oracle"}
+        assert all(0.0 <= v <= 1.0 for v in scores.values())
+        assert 0.0 <= run["source_val"] <= 1.0
+    # Variants that share a source or an oracle reuse the one file; each variant adapts its own.
+    runs = tmp_path / "runs"
+    assert sorted(p.name for p in runs.glob("source-*.pt")) == [
+        "source-small-s0.pt", "source-today-s0.pt", "source-weak-s0.pt",
+    ]  # fmt: skip
+    assert len(list(runs.glob("oracle-*.pt"))) == 3  # today, small, imbalanced
+    assert len(list(runs.glob("*-depth-SOCKET-s0.pt"))) == len(VARIANTS)
+    text = results.read_text()
+    assert "<!-- other:begin -->\nkept\n<!-- other:end -->" in text
+    section = text[text.index("<!-- adaptation_suite:begin -->") :]
+    for variant in VARIANTS:
+        assert f"| {variant} | depth | 1 |" in section
+
+    # A second run finds every cell done: nothing adapted or scored again, the same table.
+    again = _suite(synth_root, tmp_path, results)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "SOCKET:" not in again.stdout
+    assert json.loads((tmp_path / "suite.json").read_text())["runs"] == raw["runs"]
