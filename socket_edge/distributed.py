@@ -55,12 +55,15 @@ class Group:
     def is_main(self) -> bool:
         return self.rank == 0
 
-    def split(self, batch_size: int, option: str) -> int:
-        """This process's share of a global batch; the batch must split evenly."""
+    def split(self, batch_size: int, setting: str = "batch_size") -> int:
+        """This process's share of a global batch; the batch must split evenly.
+
+        ``setting`` is the settings field that set the batch (the CLI shows it as its flag)."""
         if batch_size % self.world_size:
             raise GroupSetupError(
-                f"{option} {batch_size} does not split across {self.world_size} processes; "
-                f"use a multiple of {self.world_size} (the global batch is shared, not repeated)"
+                f"{setting} {batch_size} does not split across {self.world_size} processes; "
+                f"use a multiple of {self.world_size} (the global batch is shared, not repeated)",
+                settings=(setting,),
             )
         return batch_size // self.world_size
 

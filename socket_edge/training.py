@@ -65,7 +65,9 @@ def make_loader(
     )
 
 
-def shard_loader(dataset, batch_size: int, seed: int, group, workers: int = 0):
+def shard_loader(
+    dataset, batch_size: int, seed: int, group, workers: int = 0, setting: str = "batch_size"
+):
     """This process's share of ``make_loader(dataset, batch_size, True, seed, drop_last=True)``.
 
     Global batch k is split across the processes of ``group`` (DistributedSampler's stride over
@@ -86,7 +88,7 @@ def shard_loader(dataset, batch_size: int, seed: int, group, workers: int = 0):
     )
     return DataLoader(
         subset,
-        batch_size=group.split(batch_size, "batch size"),
+        batch_size=group.split(batch_size, setting),
         sampler=sampler,
         num_workers=workers,
     )

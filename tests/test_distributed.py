@@ -106,9 +106,10 @@ def test_group_from_torchrun_environment(monkeypatch):
     monkeypatch.setenv("LOCAL_RANK", "1")
     group = distributed.group_from_env()
     assert (group.rank, group.world_size, group.local_rank, group.active) == (3, 4, 1, True)
-    assert group.split(64, "--batch-size") == 16
-    with pytest.raises(GroupSetupError, match="--batch-size 63 does not split across 4"):
-        group.split(63, "--batch-size")
+    assert group.split(64, "ti_batch_size") == 16
+    with pytest.raises(GroupSetupError, match="ti_batch_size 63 does not split across 4") as err:
+        group.split(63, "ti_batch_size")
+    assert err.value.for_cli().startswith("--ti-batch-size 63 does not split across 4 processes")
     monkeypatch.setenv("RANK", "4")
     with pytest.raises(GroupSetupError, match="inconsistent"):
         distributed.group_from_env()

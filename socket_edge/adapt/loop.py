@@ -303,7 +303,9 @@ class Run:
         self.ti_set.set_epoch(es)
         cfg, ti_set = self.cfg, self.ti_set
         return _cycle(
-            lambda k: shard_loader(ti_set, cfg.ti_batch_size, es + 1 + k, self.group, cfg.workers)
+            lambda k: shard_loader(
+                ti_set, cfg.ti_batch_size, es + 1 + k, self.group, cfg.workers, "ti_batch_size"
+            )
         )
 
     def set_lr(self, step: int) -> None:
@@ -592,12 +594,8 @@ def _inputs(source: Path, target, paired) -> dict[str, str | None]:
 
 def _check_batches(cfg: AdaptConfig, group: Group) -> None:
     """Both global batches must split evenly across the processes of ``group``."""
-    try:
-        group.split(cfg.batch_size, "batch_size")
-        group.split(cfg.ti_batch_size, "ti_batch_size")
-    except SocketEdgeError as exc:
-        exc.settings = ("batch_size", "ti_batch_size")
-        raise
+    group.split(cfg.batch_size, "batch_size")
+    group.split(cfg.ti_batch_size, "ti_batch_size")
 
 
 @dataclass
