@@ -68,8 +68,7 @@ def settings(cls: type, ctx: typer.Context, table: str | None, **converted: Any)
         return cls(**{**from_file, **given})
     except SocketEdgeError as exc:
         if config is not None and any(s in from_file and s not in given for s in exc.settings):
-            exc.path, exc.message, exc.settings = Path(config), f"[{table}] {exc.message}", ()
-            exc.args = (f"{config}: {exc.message}",)
+            exc.blame(config, f"[{table}] {exc.message}")
         raise
 
 

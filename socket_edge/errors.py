@@ -20,6 +20,12 @@ class SocketEdgeError(Exception):
         self.message = message
         super().__init__(f"{path}: {message}" if path is not None else message)
 
+    def blame(self, path: str | Path, message: str) -> None:
+        """Make this the error of ``path`` (e.g. the config file that gave the bad value), with
+        ``message``; it then names no settings."""
+        self.path, self.message, self.settings = Path(path), message, ()
+        self.args = (f"{path}: {message}",)
+
     def for_cli(self, flags: Mapping[str, str] | None = None) -> str:
         """The message with each named setting shown as its flag (max_drop -> --max-drop);
         ``flags`` names the flags of settings whose flag is not ``--field-name``.
