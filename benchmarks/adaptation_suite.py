@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import sys
@@ -198,6 +199,7 @@ def run_cell(cell: Cell, args, candidates: dict[str, dict]) -> dict:
     """Adapt with every method (resuming what a killed run left) and score each on the test set."""
     from socket_edge.adapt import AdaptConfig, adapt
     from socket_edge.evaluate import evaluate_artifact
+    from socket_edge.guard import DivergenceError
 
     methods = {"source-only": ("source-only", {}), "SHOT": ("shot", {}), "SOCKET": ("socket", {})}
     methods.update({label: ("socket", o) for label, o in candidates.items()})
@@ -209,10 +211,16 @@ def run_cell(cell: Cell, args, candidates: dict[str, dict]) -> dict:
             cfg = AdaptConfig(
                 method=method, epochs=args.epochs, seed=seed, device=args.device, **overrides
             )
-            adapt(
-                cell.source, d["target"], path, m, paired=d["paired"], config=cfg,
-                show_progress=False, resume=True,
-            )  # fmt: skip
+            try:
+                adapt(
+                    cell.source, d["target"], path, m, paired=d["paired"], config=cfg,
+                    show_progress=False, resume=True,
+                )  # fmt: skip
+            except DivergenceError as exc:  # a result of the method, not a failure of the suite
+                res[label] = None
+                res.setdefault("diverged", {})[label] = str(exc)
+                print(f"{cell.variant} seed {seed} {m} {label}: diverged ({exc})", flush=True)
+                continue
         res[label] = evaluate_artifact(path, d["test"], show_progress=False).top1
         print(f"{cell.variant} seed {seed} {m} {label}: {res[label]:.3f}", flush=True)
     if cell.oracle is None:
@@ -286,21 +294,34 @@ def table(raw: dict) -> str:
                 vals = [r[m][key] for r in have if key in r[m]]
                 if not vals:
                     return "-"
+                if None in vals:  # stopped by the divergence guard: no model to score
+                    return f"diverged ({vals.count(None)} of {len(vals)})"
                 sd = f" ± {100 * statistics.stdev(vals):.1f}" if len(vals) > 1 else ""
                 return f"{100 * statistics.mean(vals):.1f}{sd}"
 
             def mean(key: str, have=have, m=m) -> float:
-                return statistics.mean(r[m][key] for r in have)
+                vals = [r[m][key] for r in have]
+                return float("nan") if None in vals else statistics.mean(vals)
 
             gap = mean("oracle") - mean("source-only")
             closed = (mean("SOCKET") - mean("source-only")) / gap if gap > 0 else float("nan")
             rgb = statistics.mean(r["source_val"] for r in have)
+            edge = 100 * (mean("SOCKET") - mean("SHOT"))
             lines.append(
                 f"| {variant} | {m} | {len(have)} | {100 * rgb:.1f} | "
                 + " | ".join(cell(k) for k in labels)
-                + f" | {cell('oracle')} | {100 * (mean('SOCKET') - mean('SHOT')):+.1f} | "
-                f"{100 * closed:.0f}% |"
+                + f" | {cell('oracle')} | {'-' if math.isnan(edge) else f'{edge:+.1f}'} | "
+                f"{'-' if math.isnan(closed) else f'{100 * closed:.0f}%'} |"
             )
+    diverged = [
+        f"{r['variant']} seed {r['seed']} {m} {label}: {why}"
+        for r in raw["runs"]
+        for m in mods
+        for label, why in r.get(m, {}).get("diverged", {}).items()
+    ]
+    if diverged:
+        lines += ["", "Stopped by the divergence guard (no model written):", ""]
+        lines += [f"- {d}" for d in diverged]
     if any(r.get("oracle_recorded") for r in raw["runs"]):
         lines += [
             "",

@@ -19,6 +19,8 @@ def _suite(data: Path, work: Path, results: Path, *extra: str) -> subprocess.Com
         "--data", str(data), "--work", str(work / "runs"), "--json-out", str(work / "suite.json"),
         "--results", str(results), "--variants", ",".join(VARIANTS), "--seeds", "0",
         "--modalities", "depth", "--epochs", "1", "--train-steps", "3", "--weak-steps", "1",
+        # a candidate whose loss overflows at once: the divergence guard stops it, the suite goes on
+        "--candidate", "blown=bn_first_weight=1e300",
         *extra,
     ]  # fmt: skip
     env = {**os.environ, "SOCKET_EDGE_PROGRESS": "0", "OMP_NUM_THREADS": "1"}
@@ -35,7 +37,10 @@ def test_suite_runs_every_variant_in_two_processes_and_resumes(synth_root, tmp_p
         VARIANTS
     )  # in order, whatever finished first
     for run in raw["runs"]:
-        scores = run["depth"]
+        scores = dict(run["depth"])
+        diverged = scores.pop("diverged")
+        assert set(diverged) == {"blown"} and "not finite" in diverged["blown"]
+        assert scores.pop("blown") is None
         assert set(scores) == {"source-only", "SHOT", "SOCKET", "oracle"}
         assert all(0.0 <= v <= 1.0 for v in scores.values())
         assert 0.0 <= run["source_val"] <= 1.0
@@ -50,7 +55,9 @@ def test_suite_runs_every_variant_in_two_processes_and_resumes(synth_root, tmp_p
     assert "<!-- other:begin -->\nkept\n<!-- other:end -->" in text
     section = text[text.index("<!-- adaptation_suite:begin -->") :]
     for variant in VARIANTS:
-        assert f"| {variant} | depth | 1 |" in section
+        row = next(line for line in section.splitlines() if line.startswith(f"| {variant} | depth"))
+        assert row.startswith(f"| {variant} | depth | 1 |") and "| diverged (1 of 1) |" in row
+    assert "Stopped by the divergence guard" in section
 
     # A second run finds every cell done: nothing adapted or scored again, the same table.
     again = _suite(synth_root, tmp_path, results)
