@@ -26,6 +26,7 @@ import argparse
 import json
 import math
 import os
+import re
 import statistics
 import sys
 from dataclasses import dataclass
@@ -206,7 +207,7 @@ def run_cell(cell: Cell, args, candidates: dict[str, dict]) -> dict:
     d, m, seed = cell.folders, cell.modality, cell.seed
     res: dict = {}
     for label, (method, overrides) in methods.items():
-        path = args.work / f"{cell.variant}-{m}-{label.replace(' ', '_')}-s{seed}.pt"
+        path = args.work / f"{cell.variant}-{m}-{re.sub(r'[^A-Za-z0-9.-]+', '_', label)}-s{seed}.pt"
         if not path.exists():
             cfg = AdaptConfig(
                 method=method, epochs=args.epochs, seed=seed, device=args.device, **overrides
