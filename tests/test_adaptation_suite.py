@@ -57,6 +57,7 @@ def test_suite_runs_every_variant_in_two_processes_and_resumes(synth_root, tmp_p
     for variant in VARIANTS:
         row = next(line for line in section.splitlines() if line.startswith(f"| {variant} | depth"))
         assert row.startswith(f"| {variant} | depth | 1 |") and "| diverged (1 of 1) |" in row
+        assert row.endswith("| - |")  # best candidate: none, the only one diverged
     assert "Stopped by the divergence guard" in section
 
     # A second run finds every cell done: nothing adapted or scored again, the same table.
