@@ -444,8 +444,9 @@ def test_diverging_adaptation_stops_and_keeps_the_last_good_epoch(
     r = cli(*args, "--lr", "100", "--device", "cpu")
     assert r.returncode == 2
     assert_one_line_error(
-        r, "adaptation diverged at epoch 2, step", "(L_BN)", "not finite", "smaller --lr (now 100)"
-    )
+        r, "adaptation diverged at epoch 2, step", "(L_BN)", "not finite", "smaller --lr (now 100)",
+        "or --bn-scale rms (the scale-free BN term)",
+    )  # fmt: skip
     assert "z.state.pt keeps epoch 1 for --resume" in r.stderr
     assert not out.exists()
     from socket_edge.models.checkpoint import read_checkpoint
