@@ -137,10 +137,12 @@ def oracle_key(variant: str) -> str:
 
 @dataclass(frozen=True)
 class Training:
-    """One supervised run: a source model (RGB) or an oracle (labelled target images)."""
+    """One supervised run: a source model (RGB) or an oracle (labelled target images), and the
+    folder it is scored on (RGB val for a source, the target test split for an oracle)."""
 
     data: Path
     out: Path
+    score_on: Path
     seed: int
     modality: str = "rgb"
     steps: int | None = None
@@ -168,36 +170,41 @@ def plan(args, variants: list[str], seeds: list[int]) -> tuple[list[Training], l
                 d = variant_data(variant, args.data, args.work, m)
                 steps = args.weak_steps if variant == "weak-source" else args.train_steps
                 src = args.work / f"source-{source_key(variant)}-s{seed}.pt"
-                trainings.setdefault(src, Training(d["source_train"], src, seed, steps=steps))
+                trainings.setdefault(
+                    src, Training(d["source_train"], src, d["source_val"], seed, steps=steps)
+                )
                 oracle = None
                 if m not in args.oracle:
                     oracle = args.work / f"oracle-{oracle_key(variant)}-{m}-s{seed}.pt"
                     trainings.setdefault(
-                        oracle, Training(d["target"], oracle, seed, m, args.train_steps)
+                        oracle, Training(d["target"], oracle, d["test"], seed, m, args.train_steps)
                     )
                 cells.append(Cell(variant, seed, m, d, src, oracle))
     return list(trainings.values()), cells
 
 
-def run_training(job: Training, device: str | None) -> None:
+def run_training(job: Training, device: str | None) -> float:
+    """Train ``job.out`` unless it exists; its top-1 on ``job.score_on`` (once per model)."""
+    from socket_edge.evaluate import evaluate_artifact
     from socket_edge.supervised import TrainConfig, train_supervised
 
-    if job.out.exists():
-        return
-    steps = {"steps": job.steps} if job.steps is not None else {}
-    train_supervised(
-        job.data,
-        job.out,
-        TrainConfig(seed=job.seed, device=device, **steps),
-        modality=job.modality,
-        stage="source" if job.modality == "rgb" else "oracle",
-        show_progress=False,
-        resume=True,
-    )
+    if not job.out.exists():
+        steps = {"steps": job.steps} if job.steps is not None else {}
+        train_supervised(
+            job.data,
+            job.out,
+            TrainConfig(seed=job.seed, device=device, **steps),
+            modality=job.modality,
+            stage="source" if job.modality == "rgb" else "oracle",
+            show_progress=False,
+            resume=True,
+        )
+    return evaluate_artifact(job.out, job.score_on, show_progress=False).top1
 
 
 def run_cell(cell: Cell, args, candidates: dict[str, dict]) -> dict:
-    """Adapt with every method (resuming what a killed run left) and score each on the test set."""
+    """Adapt with every method (resuming what a killed run left) and score each on the test set;
+    the source and oracle are scored once, by their training jobs."""
     from socket_edge.adapt import AdaptConfig, adapt
     from socket_edge.evaluate import evaluate_artifact
     from socket_edge.guard import DivergenceError
@@ -224,13 +231,7 @@ def run_cell(cell: Cell, args, candidates: dict[str, dict]) -> dict:
                 continue
         res[label] = evaluate_artifact(path, d["test"], show_progress=False).top1
         print(f"{cell.variant} seed {seed} {m} {label}: {res[label]:.3f}", flush=True)
-    if cell.oracle is None:
-        res["oracle"] = args.oracle[m]
-    else:
-        res["oracle"] = evaluate_artifact(cell.oracle, d["test"], show_progress=False).top1
-    print(f"{cell.variant} seed {seed} {m} oracle: {res['oracle']:.3f}", flush=True)
-    source_val = evaluate_artifact(cell.source, d["source_val"], show_progress=False).top1
-    return {"source_val": source_val, m: res, "oracle_recorded": cell.oracle is None}
+    return res
 
 
 def _threads(jobs: int) -> None:
@@ -418,15 +419,19 @@ def main() -> None:
     trainings, cells = plan(args, args.variants.split(","), [int(x) for x in args.seeds.split(",")])
     cells = [c for c in cells if c.modality not in runs.get((c.variant, c.seed), {})]
     needed = {c.source for c in cells} | {c.oracle for c in cells}
-    run_all(partial(run_training, device=args.device), [t for t in trainings if t.out in needed],
-            args.jobs)  # fmt: skip
+    todo = [t for t in trainings if t.out in needed]
+    top1 = run_all(partial(run_training, device=args.device), todo, args.jobs)
+    scores = dict(zip([t.out for t in todo], top1, strict=True))
 
     def keep(cell: Cell, result: dict) -> None:  # after each cell: an interrupted run continues
+        m = cell.modality
+        result["oracle"] = args.oracle[m] if cell.oracle is None else scores[cell.oracle]
+        print(f"{cell.variant} seed {cell.seed} {m} oracle: {result['oracle']:.3f}", flush=True)
         run = runs.setdefault(
             (cell.variant, cell.seed), {"variant": cell.variant, "seed": cell.seed}
         )
-        recorded = run.get("oracle_recorded", False) or result.pop("oracle_recorded")
-        run.update(result, oracle_recorded=recorded)
+        recorded = run.get("oracle_recorded", False) or cell.oracle is None
+        run.update({m: result, "source_val": scores[cell.source]}, oracle_recorded=recorded)
         order = {v: i for i, v in enumerate(VARIANTS)}
         raw["runs"] = sorted(runs.values(), key=lambda r: (order.get(r["variant"], 99), r["seed"]))
         tmp = args.json_out.with_name(args.json_out.name + ".tmp")
