@@ -1,22 +1,32 @@
 """Adaptation suite: source-only, SHOT, SOCKET (as published) and candidate settings on several
 variants of the built-in benchmark, each with several seeds, depth and IR.
 
-Variants (all from one `socket-edge synth` folder; the small and imbalanced ones are subsets of
-it, linked, not copied; `ti-unlike` renders its TI pairs with `--ti-shapes unlike`):
+The variants are robot-sized (what a team collects in an afternoon), subsets of one
+`socket-edge synth` folder, linked, not copied:
 
-- today:        the built-in benchmark as it is.
-- small:        300 RGB images per class, 150 target images per class, 50 TI pairs per TI class.
-- weak-source:  the same data, the source trained for --weak-steps updates only (~50% RGB val).
-- ti-unlike:    TI objects unlike the task objects (thin, flat, open shapes).
-- imbalanced:   one target class (the first) 4x as frequent as each other one.
+- base:         300 RGB images per class (source), 200 unlabelled target images per class,
+                400 TI pairs (50 per TI class).
+- weak-source:  the same data, the source trained for --weak-steps updates only (~50-60% RGB val).
+- ti-unlike:    base, with 400 TI pairs of objects unlike the task (thin, flat, open shapes:
+                `--ti-shapes unlike`, 100 per TI class).
+- imbalanced:   base, with the first target class 4x as frequent as each other one (test balanced).
+- today:        the built-in benchmark at full size, first seed only (a confirmation).
 
-Every source model trains with train-source's defaults (a step budget), every oracle with the
-same trainer on the labelled target images. Test splits are the built-in ones. Target labels
-are used only to score. Writes the `adaptation_suite` section of benchmarks/RESULTS.md and the
-raw figures to --json-out (kept after each run, so an interrupted run continues).
+Sources and oracles are shared wherever their data are: one source per source set and seed (base
+serves base, ti-unlike and imbalanced), one oracle per target set, trained with seed 0 only.
+Every source trains with train-source's defaults (a step budget), every oracle with the same
+trainer on the labelled target images. Test splits are the built-in ones. Target labels are used
+only to score: each adapted model also gets label-free scores on the unlabelled target images
+(`validators`), and the label-free rule (`--rule`) picks among the candidates with them.
 
-    python benchmarks/adaptation_suite.py --data data/synth
-    python benchmarks/adaptation_suite.py --data data/synth --variants small --seeds 0 \\
+Cost on a 2-core AVX-512 CPU, one thread per process, --jobs 2 (seed 0 measured; the rest
+estimated from it): a source or oracle ~30 min (3,000 steps of 32), a SHOT run ~6 min and a SOCKET
+run ~10 min on a base cell (10 epochs over 2,000 images); the 13 trainings plus 3 seeds x 4 robot
+variants x 2 modalities with SHOT, SOCKET and two candidates is ~16 hours of this machine, ~8 with
+two processes; the raw JSON is written after each cell, so a killed run continues.
+
+    python benchmarks/adaptation_suite.py --data data/synth --jobs 2
+    python benchmarks/adaptation_suite.py --data data/synth --variants base --seeds 0 \\
         --candidate "cosine TI=ti_distance=cosine" --candidate "joint rms=joint_batch=1,bn_scale=rms"
 """
 
@@ -29,7 +39,7 @@ import os
 import re
 import statistics
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from functools import partial
 from pathlib import Path
 
@@ -38,7 +48,9 @@ sys.path.insert(0, str(HERE))
 
 from results import machine_line, update_section  # noqa: E402
 
-VARIANTS = ("today", "small", "weak-source", "ti-unlike", "imbalanced")
+VARIANTS = ("base", "weak-source", "ti-unlike", "imbalanced", "today")
+# Robot size: images per class of the source and the target set, TI pairs in all.
+ROBOT = {"source": 300, "target": 200, "ti_pairs": 400}
 BASELINES = ("source-only", "SHOT", "SOCKET")
 
 
@@ -75,8 +87,28 @@ def link_pairs(src: Path, dst: Path, modality: str, per_ti_class: int) -> Path:
     return dst
 
 
+def _per_ti_class(synth_root: Path) -> int:
+    """TI pairs per TI class that make ROBOT's pairs in all."""
+    classes = json.loads((synth_root / "synth.json").read_text())["ti_classes"]
+    return max(1, ROBOT["ti_pairs"] // len(classes))
+
+
+def _unlike_synth(data: Path, work: Path) -> Path:
+    """The same benchmark rendered with TI objects unlike the task (once, shared by all cells)."""
+    from socket_edge.data.synth import SynthConfig, synth
+
+    unlike = work / "data" / "ti-unlike-synth"
+    if not (unlike / "synth.json").exists():
+        settings = {**json.loads((data / "synth.json").read_text())["config"]}
+        settings |= {"ti_shapes": "unlike", "modalities": tuple(settings["modalities"])}
+        synth(unlike, SynthConfig(**settings), show_progress=False)
+    return unlike
+
+
 def variant_data(name: str, data: Path, work: Path, modality: str) -> dict[str, Path]:
     """Folders of one variant: source train/val, target train, TI pairs, target test."""
+    if name not in VARIANTS:
+        raise SystemExit(f"unknown variant {name!r} (choose from {', '.join(VARIANTS)})")
     d = {
         "source_train": data / "source_rgb" / "train",
         "source_val": data / "source_rgb" / "val",
@@ -84,34 +116,42 @@ def variant_data(name: str, data: Path, work: Path, modality: str) -> dict[str, 
         "paired": data / modality / "paired",
         "test": data / modality / "target" / "test",
     }
-    v = work / "data" / name
-    if name == "small":
-        d["source_train"] = link_subset(d["source_train"], v / "source_train", 300)
-        d["target"] = link_subset(d["target"], v / f"{modality}_target", 150)
-        d["paired"] = link_pairs(d["paired"], v / f"{modality}_paired", modality, 50)
-    elif name == "imbalanced":
-        d["target"] = link_subset(d["target"], v / f"{modality}_target", None, first_ratio=4)
-    elif name == "ti-unlike":
-        from socket_edge.data.synth import SynthConfig, synth
-
-        manifest = json.loads((data / "synth.json").read_text())
-        unlike = work / "data" / "ti-unlike-synth"
-        if not (unlike / "synth.json").exists():
-            settings = {**manifest["config"], "ti_shapes": "unlike"}
-            settings["modalities"] = tuple(settings["modalities"])
-            synth(unlike, SynthConfig(**settings), show_progress=False)
-        d["paired"] = unlike / modality / "paired"
-    elif name != "today" and name != "weak-source":
-        raise SystemExit(f"unknown variant {name!r} (choose from {', '.join(VARIANTS)})")
+    if name == "today":
+        return d
+    robot = work / "data" / "robot"
+    d["source_train"] = link_subset(d["source_train"], robot / "source_train", ROBOT["source"])
+    if name == "imbalanced":
+        # the first class: every image the data has (up to 4x robot size); the others a quarter
+        first = sorted(p for p in d["target"].iterdir() if p.is_dir())[0]
+        per = min(4 * ROBOT["target"], len(list(first.iterdir()))) // 4
+        d["target"] = link_subset(d["target"], robot / f"{modality}_target_imbalanced", per, 4)
+    else:
+        d["target"] = link_subset(d["target"], robot / f"{modality}_target", ROBOT["target"])
+    unlike = name == "ti-unlike"
+    pairs_from = _unlike_synth(data, work) if unlike else data
+    d["paired"] = link_pairs(
+        pairs_from / modality / "paired",
+        robot / f"{modality}_paired{'_unlike' if unlike else ''}",
+        modality,
+        _per_ti_class(pairs_from),
+    )
     return d
 
 
 def parse_candidate(text: str) -> tuple[str, dict]:
     """'label=key=value,key=value' -> (label, {key: value}) for AdaptConfig (method socket)."""
+    from socket_edge.adapt import AdaptConfig
+
+    types = {f.name: f.type for f in fields(AdaptConfig)}
     label, _, spec = text.partition("=")
     overrides: dict = {}
     for item in filter(None, spec.split(",")):
         key, _, value = item.partition("=")
+        if key not in types:
+            raise SystemExit(f"--candidate {label}: AdaptConfig has no setting {key!r}")
+        if types[key] in ("bool", bool):
+            overrides[key] = value.lower() in ("1", "true", "yes")
+            continue
         for cast in (int, float):
             try:
                 overrides[key] = cast(value)
@@ -120,19 +160,17 @@ def parse_candidate(text: str) -> tuple[str, dict]:
                 continue
         else:
             overrides[key] = value
-        if key == "joint_batch":
-            overrides[key] = bool(int(value))
     return label, overrides
 
 
 def source_key(variant: str) -> str:
-    """Which source model a variant adapts from (several variants share today's)."""
-    return {"small": "small", "weak-source": "weak"}.get(variant, "today")
+    """Which source model a variant adapts from (robot-sized variants share base's)."""
+    return {"today": "today", "weak-source": "weak"}.get(variant, "base")
 
 
 def oracle_key(variant: str) -> str:
     """Which oracle a variant is scored against (the oracle depends on the target set only)."""
-    return variant if variant in ("small", "imbalanced") else "today"
+    return variant if variant in ("today", "imbalanced") else "base"
 
 
 @dataclass(frozen=True)
@@ -158,14 +196,19 @@ class Cell:
     folders: dict[str, Path]
     source: Path
     oracle: Path | None  # None: --oracle gave a recorded figure
+    previous: dict | None = None  # what an earlier run of this cell already scored
 
 
 def plan(args, variants: list[str], seeds: list[int]) -> tuple[list[Training], list[Cell]]:
-    """Every training run (deduplicated: they write shared files) and every cell, in order."""
+    """Every training run (deduplicated: they write shared files) and every cell, seed by seed
+    (the first seed's work comes first). `today` runs with the first seed only; every oracle is
+    trained once, with seed 0."""
     trainings: dict[Path, Training] = {}
     cells = []
-    for variant in variants:
-        for seed in seeds:
+    for seed in seeds:
+        for variant in variants:
+            if variant == "today" and seed != seeds[0]:
+                continue
             for m in args.modalities:
                 d = variant_data(variant, args.data, args.work, m)
                 steps = args.weak_steps if variant == "weak-source" else args.train_steps
@@ -175,9 +218,9 @@ def plan(args, variants: list[str], seeds: list[int]) -> tuple[list[Training], l
                 )
                 oracle = None
                 if m not in args.oracle:
-                    oracle = args.work / f"oracle-{oracle_key(variant)}-{m}-s{seed}.pt"
+                    oracle = args.work / f"oracle-{oracle_key(variant)}-{m}.pt"
                     trainings.setdefault(
-                        oracle, Training(d["target"], oracle, d["test"], seed, m, args.train_steps)
+                        oracle, Training(d["target"], oracle, d["test"], 0, m, args.train_steps)
                     )
                 cells.append(Cell(variant, seed, m, d, src, oracle))
     return list(trainings.values()), cells
@@ -203,17 +246,22 @@ def run_training(job: Training, device: str | None) -> float:
 
 
 def run_cell(cell: Cell, args, candidates: dict[str, dict]) -> dict:
-    """Adapt with every method (resuming what a killed run left) and score each on the test set;
-    the source and oracle are scored once, by their training jobs."""
+    """Adapt with every method (resuming what a killed run left), score each on the test set
+    and with the label-free validators on the (unlabelled) target images; what ``cell.previous``
+    holds is kept. The source and oracle are scored once, by their training jobs."""
     from socket_edge.adapt import AdaptConfig, adapt
+    from socket_edge.adapt.validators import score_checkpoint
     from socket_edge.evaluate import evaluate_artifact
     from socket_edge.guard import DivergenceError
 
     methods = {"source-only": ("source-only", {}), "SHOT": ("shot", {}), "SOCKET": ("socket", {})}
     methods.update({label: ("socket", o) for label, o in candidates.items()})
     d, m, seed = cell.folders, cell.modality, cell.seed
-    res: dict = {}
+    res: dict = json.loads(json.dumps(cell.previous or {}))
+    res.setdefault("validators", {})
     for label, (method, overrides) in methods.items():
+        if label in res and (res[label] is None or label in res["validators"]):
+            continue
         path = args.work / f"{cell.variant}-{m}-{re.sub(r'[^A-Za-z0-9.-]+', '_', label)}-s{seed}.pt"
         if not path.exists():
             cfg = AdaptConfig(
@@ -230,6 +278,7 @@ def run_cell(cell: Cell, args, candidates: dict[str, dict]) -> dict:
                 print(f"{cell.variant} seed {seed} {m} {label}: diverged ({exc})", flush=True)
                 continue
         res[label] = evaluate_artifact(path, d["test"], show_progress=False).top1
+        res["validators"][label] = score_checkpoint(path, d["target"], args.device)
         print(f"{cell.variant} seed {seed} {m} {label}: {res[label]:.3f}", flush=True)
     return res
 
@@ -410,35 +459,66 @@ def main() -> None:
         "methods": [*BASELINES, *candidates],
         "runs": [],
     }
-    if args.json_out.exists():  # an interrupted run: keep what it finished
+    if args.json_out.exists():  # an interrupted run (or fewer methods): keep what it finished
         old = json.loads(args.json_out.read_text())
-        same = ("methods", "epochs", "train_steps", "modalities")
-        if all(old.get(k) == raw[k] for k in same):
+        if all(old.get(k) == raw[k] for k in ("epochs", "train_steps", "modalities")):
             raw["runs"] = old["runs"]
     runs = {(r["variant"], r["seed"]): r for r in raw["runs"]}
     trainings, cells = plan(args, args.variants.split(","), [int(x) for x in args.seeds.split(",")])
-    cells = [c for c in cells if c.modality not in runs.get((c.variant, c.seed), {})]
-    needed = {c.source for c in cells} | {c.oracle for c in cells}
-    todo = [t for t in trainings if t.out in needed]
-    top1 = run_all(partial(run_training, device=args.device), todo, args.jobs)
-    scores = dict(zip([t.out for t in todo], top1, strict=True))
 
-    def keep(cell: Cell, result: dict) -> None:  # after each cell: an interrupted run continues
-        m = cell.modality
-        result["oracle"] = args.oracle[m] if cell.oracle is None else scores[cell.oracle]
-        print(f"{cell.variant} seed {cell.seed} {m} oracle: {result['oracle']:.3f}", flush=True)
-        run = runs.setdefault(
-            (cell.variant, cell.seed), {"variant": cell.variant, "seed": cell.seed}
+    def previous(c: Cell) -> dict | None:
+        return runs.get((c.variant, c.seed), {}).get(c.modality)
+
+    def finished(c: Cell) -> bool:
+        done = previous(c) or {}
+        return all(k in done for k in raw["methods"]) and all(
+            done[k] is None or k in done.get("validators", {}) for k in raw["methods"]
         )
-        recorded = run.get("oracle_recorded", False) or cell.oracle is None
-        run.update({m: result, "source_val": scores[cell.source]}, oracle_recorded=recorded)
+
+    cells = [replace(c, previous=previous(c)) for c in cells if not finished(c)]
+    # Sources first (every cell needs one), then the cells, then the oracles (only the table
+    # needs them): a cell starts as soon as the sources are there.
+    sources = [t for t in trainings if t.modality == "rgb" and t.out in {c.source for c in cells}]
+    scores = dict(
+        zip(
+            [t.out for t in sources],
+            run_all(partial(run_training, device=args.device), sources, args.jobs),
+            strict=True,
+        )
+    )
+
+    def save() -> None:
         order = {v: i for i, v in enumerate(VARIANTS)}
         raw["runs"] = sorted(runs.values(), key=lambda r: (order.get(r["variant"], 99), r["seed"]))
         tmp = args.json_out.with_name(args.json_out.name + ".tmp")
         tmp.write_text(json.dumps(raw, indent=2))
         os.replace(tmp, args.json_out)
 
+    def keep(cell: Cell, result: dict) -> None:  # after each cell: an interrupted run continues
+        run = runs.setdefault(
+            (cell.variant, cell.seed), {"variant": cell.variant, "seed": cell.seed}
+        )
+        run.update({cell.modality: result, "source_val": scores[cell.source]})
+        save()
+
     run_all(partial(run_cell, args=args, candidates=candidates), cells, args.jobs, keep)
+    _, every = plan(args, args.variants.split(","), [int(x) for x in args.seeds.split(",")])
+    wanted = {c.oracle for c in every if c.oracle is not None}
+    oracles = [t for t in trainings if t.out in wanted]
+    scores |= dict(
+        zip(
+            [t.out for t in oracles],
+            run_all(partial(run_training, device=args.device), oracles, args.jobs),
+            strict=True,
+        )
+    )
+    for c in every:  # every cell of this command gets its oracle's figure
+        result = runs.get((c.variant, c.seed), {}).get(c.modality)
+        if result is not None:
+            result["oracle"] = args.oracle[c.modality] if c.oracle is None else scores[c.oracle]
+            run = runs[(c.variant, c.seed)]
+            run["oracle_recorded"] = run.get("oracle_recorded", False) or c.oracle is None
+    save()
     text = (
         table(raw)
         + "\n\nCommand: `python benchmarks/adaptation_suite.py "

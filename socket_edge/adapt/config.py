@@ -24,6 +24,8 @@ RULES: dict[str, dict[str, Any]] = {
     "bn_first_weight": {"minimum": 0},
     "collapse_fraction": {"minimum": 0, "maximum": 1},
     "ti_views": {"minimum": 1, "integer": True},
+    "nc_weight": {"minimum": 0},
+    "nc_neighbours": {"minimum": 1, "integer": True},
     "seed": {"minimum": 0, "integer": True},
     "workers": {"minimum": 0, "integer": True},
 }
@@ -53,6 +55,9 @@ class AdaptConfig:
     ti_distance: str = "euclidean"  # "cosine": scale-free TI alignment
     joint_batch: bool = False  # one forward (and BatchNorm batch) for target + TI images
     ti_views: int = 4  # augmented views of each TI pair whose source features are cached
+    pl_keep_classes: bool = False  # a class with no assigned image keeps its centroid
+    nc_weight: float = 0.0  # neighbourhood consistency (pull towards the K nearest targets)
+    nc_neighbours: int = 5
     # adapt warns when a class gets less than this fraction of a uniform share of predictions
     collapse_fraction: float = 0.25
     seed: int = 0
@@ -80,6 +85,8 @@ class AdaptConfig:
         if self.method == "source-only":
             return {"pl": 0.0, "im": 0.0, "bn": 0.0, "ti": 0.0}
         w = {"pl": self.pl_weight, "im": self.im_weight, "bn": self.bn_weight, "ti": self.ti_weight}
+        if self.nc_weight > 0:
+            w["nc"] = self.nc_weight
         if self.method == "shot":
             w["bn"] = w["ti"] = 0.0
         return w

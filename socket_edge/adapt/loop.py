@@ -159,14 +159,45 @@ def score_targets(
     )
 
 
+@dataclass
+class EpochTargets:
+    """What one epoch trains towards, from the model at its start: the pseudo-label of every
+    target image, and the predictions of each image's nearest neighbours (None when unused)."""
+
+    labels: torch.Tensor | None
+    neighbour_probs: torch.Tensor | None  # (images, k, classes)
+
+
+def refresh_targets(
+    model,
+    dataset: UnlabelledFolder,
+    device,
+    cfg: AdaptConfig,
+    weights: dict[str, float],
+    group: Group | None = None,
+) -> EpochTargets:
+    """Pseudo-labels and neighbour predictions of every target image from the current model.
+
+    Computed over all images; rank 0's are sent to every process so that all train on the same.
+    """
+    group = group or Group()
+    if weights["pl"] == 0 and weights.get("nc", 0) == 0:
+        return EpochTargets(None, None)
+    feats, logits = score_targets(model, dataset, device, group=group)
+    labels = neighbour_probs = None
+    if weights["pl"] > 0:
+        labels = losses.centroid_pseudo_labels(feats, logits, keep_classes=cfg.pl_keep_classes)
+        labels = distributed.broadcast(labels, group).cpu()
+    if weights.get("nc", 0) > 0:
+        knn = losses.nearest_neighbours(feats, cfg.nc_neighbours)
+        neighbour_probs = distributed.broadcast(logits.softmax(1)[knn].contiguous(), group).cpu()
+    return EpochTargets(labels, neighbour_probs)
+
+
 def refresh_pseudo_labels(
     model, dataset: UnlabelledFolder, device, batch_size: int = 256, group: Group | None = None
 ) -> torch.Tensor:
-    """Pseudo-labels of every target image from the current model.
-
-    The centroids are computed over all images, and rank 0's labels are sent to every process
-    so that all train on the same ones.
-    """
+    """SHOT's pseudo-labels of every target image from the current model (rank 0's, everywhere)."""
     group = group or Group()
     feats, logits = score_targets(model, dataset, device, batch_size, group)
     labels = losses.centroid_pseudo_labels(feats, logits)
@@ -314,7 +345,7 @@ class Run:
         for group in self.optimizer.param_groups:
             group["lr"] = self.cfg.lr * group["lr_mult"] * factor
 
-    def losses(self, x, idx, ti_batch, labels) -> dict[str, torch.Tensor]:
+    def losses(self, x, idx, ti_batch, targets: EpochTargets) -> dict[str, torch.Tensor]:
         """Each weighted loss term of one step; target and TI images share one forward pass."""
         n = len(x)
         batch = x if ti_batch is None else torch.cat([x, ti_batch[0]])
@@ -327,8 +358,12 @@ class Run:
             terms["im"] = losses.information_maximization(
                 logits, lambda p: distributed.batch_mean(p, self.group)
             )
-        if w["pl"] > 0:
-            terms["pl"] = losses.pseudo_label_loss(logits, labels[idx].to(self.device))
+        if targets.labels is not None:
+            terms["pl"] = losses.pseudo_label_loss(logits, targets.labels[idx].to(self.device))
+        if targets.neighbour_probs is not None:
+            terms["nc"] = losses.neighbourhood_consistency(
+                logits, targets.neighbour_probs[idx].to(self.device)
+            )
         if w["bn"] > 0:
             layers = len(self.src_means)  # the target pass's moments come first
             terms["bn"] = losses.bn_moment_loss(
@@ -370,10 +405,8 @@ class Run:
         es = epoch_seed(cfg.seed, epoch)
         torch.manual_seed(es)
         t0 = time.perf_counter()
-        labels = (
-            refresh_pseudo_labels(self.model, self.target_set, self.device, group=self.group)
-            if weights["pl"] > 0
-            else None
+        targets = refresh_targets(
+            self.model, self.target_set, self.device, cfg, weights, self.group
         )
         self.target_set.set_epoch(es)
         loader = shard_loader(self.target_set, cfg.batch_size, es, self.group, cfg.workers)
@@ -384,7 +417,7 @@ class Run:
         for i, (x, idx) in enumerate(loader):
             self.set_lr(epoch * self.steps_per_epoch + i)
             ti_batch = next(ti_batches) if ti_batches is not None else None
-            terms = self.losses(x, idx, ti_batch, labels)
+            terms = self.losses(x, idx, ti_batch, targets)
             loss = sum(weights[k] * v for k, v in terms.items())
             named = {"loss": loss, **terms}
             # One read-back of all terms serves the log and the divergence check.
@@ -413,8 +446,8 @@ class Run:
             "seconds": seconds,
             "images_per_s": images * self.group.world_size / seconds,
         }
-        if labels is not None:
-            record["pseudo_label_classes"] = int(labels.unique().numel())
+        if targets.labels is not None:
+            record["pseudo_label_classes"] = int(targets.labels.unique().numel())
         return record
 
 
@@ -436,7 +469,7 @@ def _training_forward(
     if group.active:
         globalize_batchnorm(model, group)
         # The BN-moment term alone leaves the last layers without gradient; DDP must know.
-        only_bn = weights["im"] == weights["pl"] == weights["ti"] == 0
+        only_bn = weights["im"] == weights["pl"] == weights["ti"] == weights.get("nc", 0) == 0
         forward = distributed.data_parallel(forward, device, static_graph=only_bn)
     return forward
 

@@ -5,6 +5,8 @@
 - pseudo_label_loss: cross-entropy to labels from feature centroids (``centroid_pseudo_labels``).
 - ti_alignment: distance between target features of TI target images and the frozen source's
   features of their RGB partners (Euclidean as published, or scale-free cosine).
+- neighbourhood_consistency: each prediction pulled towards the predictions of its nearest
+  target images in feature space (a departure: NRC / AaD's attraction term).
 - bn_moment_loss: for each BatchNorm2d, the distance between the batch mean/variance of its input
   on target data and the running mean/variance stored in the source model; first layer weighted
   higher (``first_weight``). As published a weighted sum of L2 norms, or per-channel RMS with
@@ -104,23 +106,55 @@ def rare_classes(predictions: torch.Tensor, classes: int, fraction: float) -> di
 
 @torch.no_grad()
 def centroid_pseudo_labels(
-    features: torch.Tensor, logits: torch.Tensor, iterations: int = 1, min_share: float = 0.0
+    features: torch.Tensor,
+    logits: torch.Tensor,
+    iterations: int = 1,
+    min_share: float = 0.0,
+    keep_classes: bool = False,
 ) -> torch.Tensor:
     """SHOT's self-supervised pseudo-labels: nearest class centroid in cosine distance.
 
     Centroids start as the softmax-weighted means of the (L2-normalised, bias-augmented)
     features, then ``iterations`` rounds of hard assignment refine them (as k-means would).
-    Classes predicted for fewer than ``min_share`` of the samples get no centroid.
+    Classes predicted for fewer than ``min_share`` of the samples get no centroid. As in SHOT, a
+    class that no sample is assigned to loses its centroid, so it can never come back;
+    ``keep_classes`` keeps its previous centroid instead (every class stays a candidate label).
     """
     f = torch.cat([features.float(), torch.ones_like(features[:, :1])], 1)
     f = F.normalize(f, dim=1)
     weights = logits.float().softmax(1)
+    previous = None
     for _ in range(iterations + 1):
         centroids = F.normalize(weights.t() @ f / (weights.sum(0)[:, None] + 1e-8), dim=1)
         share = weights.sum(0) / weights.sum()
         usable = (share > 0) & (share >= min_share)
+        if keep_classes and previous is not None:
+            centroids[~usable] = previous[~usable]
+            usable[:] = True
+        previous = centroids
         distance = 1 - f @ centroids.t()
         distance[:, ~usable] = float("inf")
         labels = distance.argmin(1)
         weights = F.one_hot(labels, logits.shape[1]).float()
     return labels
+
+
+@torch.no_grad()
+def nearest_neighbours(features: torch.Tensor, k: int, chunk: int = 4096) -> torch.Tensor:
+    """(N, k) indexes of each row's ``k`` nearest other rows in cosine similarity."""
+    f = F.normalize(features.float(), dim=1)
+    k = min(k, len(f) - 1)
+    out = []
+    for start in range(0, len(f), chunk):
+        sim = f[start : start + chunk] @ f.t()
+        rows = torch.arange(start, start + len(sim), device=f.device)
+        sim[torch.arange(len(sim), device=f.device), rows] = -float("inf")  # not itself
+        out.append(sim.topk(k, dim=1).indices)
+    return torch.cat(out)
+
+
+def neighbourhood_consistency(logits: torch.Tensor, neighbour_probs: torch.Tensor) -> torch.Tensor:
+    """-mean_i mean_k p_i . q_ik: each prediction pulled towards those of its feature-space
+    neighbours ``neighbour_probs`` (N, k, C; held fixed), as NRC and AaD do. In [-1, 0]."""
+    p = logits.float().softmax(-1)
+    return -(p[:, None, :] * neighbour_probs.float()).sum(-1).mean()
