@@ -17,7 +17,7 @@ serves base, ti-unlike and imbalanced), one oracle per target set, trained with 
 Every source trains with train-source's defaults (a step budget), every oracle with the same
 trainer on the labelled target images. Test splits are the built-in ones. Target labels are used
 only to score: each adapted model also gets label-free scores on the unlabelled target images
-(`validators`), and the label-free rule (`--rule`) picks among the candidates with them.
+(`validators`), and the label-free rule (the highest mean RankMe) picks among the candidates.
 
 Cost on a 2-core AVX-512 CPU, one thread per process, --jobs 2 (seed 0 measured; the rest
 estimated from it): a source or oracle ~30 min (3,000 steps of 32), a SHOT run ~6 min and a SOCKET
@@ -313,38 +313,89 @@ def run_all(fn, items: list, jobs: int, on_done=None) -> list:
         return results
 
 
-def best(runs: list[dict], modality: str) -> str:
-    """The candidate (non-baseline) column with the highest mean top-1, or '-'."""
-    means = {}
-    for label in {k for r in runs for k in r[modality]} - {*BASELINES, "oracle", "diverged"}:
-        vals = [r[modality].get(label) for r in runs]
-        if None not in vals:
-            means[label] = statistics.mean(vals)
+VALIDATOR = "rankme"  # the label-free rule: highest mean RankMe (socket_edge.adapt.validators)
+
+
+def _mean_of(runs: list[dict], modality: str, label: str, key: str | None = None) -> float | None:
+    """Mean top-1 (or validator ``key``) of ``label`` over ``runs``; None if any run lacks it
+    or diverged."""
+    vals = []
+    for r in runs:
+        res = r.get(modality, {})
+        v = res.get(label) if key is None else res.get("validators", {}).get(label, {}).get(key)
+        if v is None:
+            return None
+        vals.append(v)
+    return statistics.mean(vals) if vals else None
+
+
+def best(runs: list[dict], modality: str, candidates: list[str], key: str | None = None) -> str:
+    """The candidate with the highest mean top-1 (``key``: label-free score), as 'label (top-1)'."""
+    means = {c: _mean_of(runs, modality, c, key) for c in candidates}
+    means = {c: v for c, v in means.items() if v is not None}
     if not means:
         return "-"
     label = max(means, key=means.__getitem__)
-    return f"{label} ({100 * means[label]:.1f})"
+    return f"{label} ({100 * _mean_of(runs, modality, label):.1f})"
+
+
+def rule_summary(raw: dict) -> list[str]:
+    """The label-free rule's choice over every finished cell, beside the label-chosen best.
+
+    A candidate that diverged in any cell is out (a default must never diverge); the rest are
+    compared on the cells where all of them finished."""
+    cells = [(r, m) for r in raw["runs"] for m in raw["modalities"] if m in r]
+    labels = [m for m in raw["methods"] if m not in BASELINES]
+    out = [c for c in labels if any(c in r[m].get("diverged", {}) for r, m in cells)]
+    candidates = [c for c in labels if c not in out]
+    complete = [
+        (r, m) for r, m in cells if all(r[m].get("validators", {}).get(c) for c in candidates)
+    ]
+    if not candidates or not complete:
+        return []
+
+    def over_cells(label: str, key: str | None) -> float:
+        return statistics.mean(
+            r[m]["validators"][label][key] if key else r[m][label] for r, m in complete
+        )
+
+    by_rule = max(candidates, key=lambda c: over_cells(c, VALIDATOR))
+    by_labels = max(candidates, key=lambda c: over_cells(c, None))
+    scores = ", ".join(
+        f"{c} {over_cells(c, VALIDATOR):.1f} ({100 * over_cells(c, None):.1f}%)" for c in candidates
+    )
+    dropped = f" Out, for diverging: {', '.join(out)}." if out else ""
+    return [
+        "",
+        f"Label-free rule over the {len(complete)} cells where every candidate finished: the "
+        f"candidate with the highest mean {VALIDATOR} on the unlabelled target images is "
+        f"**{by_rule}**; by test labels (reporting only) **{by_labels}**. Mean {VALIDATOR} "
+        f"(mean top-1): {scores}.{dropped}",
+    ]
 
 
 def table(raw: dict) -> str:
     """One row per variant and modality: each method's mean ± std, the best, the gap closed."""
     mods, labels = raw["modalities"], raw["methods"]
+    candidates = [m for m in labels if m not in BASELINES]
     lines = [
         "## Adaptation suite: variants of the built-in benchmark (`benchmarks/adaptation_suite.py`)",
         "",
         f"top-1 (%) on each variant's target test split, mean ± std over the seeds run; "
         f"{raw['epochs']} adaptation epochs; source and oracle with train-source's defaults. "
-        "`best` is the best candidate column by mean (chosen with labels: reporting only); "
+        "`best (labels)` is the best candidate column by mean top-1 (chosen with labels: "
+        f"reporting only); `rule's pick` the candidate with the highest mean {VALIDATOR} on the "
+        "unlabelled target images (the label-free rule), with its top-1; "
         "gap closed = (SOCKET - source-only) / (oracle - source-only).",
         f"Machine: {raw['machine']}; {raw.get('jobs', 1)} process(es) at once, "
         f"torch threads {raw['threads']} each.",
         "",
         "| variant | modality | seeds | RGB val | "
         + " | ".join(labels)
-        + " | oracle | SOCKET - SHOT | gap closed | best |",
+        + " | oracle | SOCKET - SHOT | gap closed | best (labels) | rule's pick |",
         "| --- | --- | ---: | ---: | "
         + " | ".join("---:" for _ in labels)
-        + " | ---: | ---: | ---: | --- |",
+        + " | ---: | ---: | ---: | --- | --- |",
     ]
     by_variant: dict[str, list[dict]] = {}
     for r in raw["runs"]:
@@ -365,7 +416,7 @@ def table(raw: dict) -> str:
                 return f"{100 * statistics.mean(vals):.1f}{sd}"
 
             def mean(key: str, have=have, m=m) -> float:
-                vals = [r[m][key] for r in have]
+                vals = [r[m].get(key) for r in have]  # (no oracle yet: an unfinished run)
                 return float("nan") if None in vals else statistics.mean(vals)
 
             gap = mean("oracle") - mean("source-only")
@@ -376,7 +427,8 @@ def table(raw: dict) -> str:
                 f"| {variant} | {m} | {len(have)} | {100 * rgb:.1f} | "
                 + " | ".join(cell(k) for k in labels)
                 + f" | {cell('oracle')} | {'-' if math.isnan(edge) else f'{edge:+.1f}'} | "
-                f"{'-' if math.isnan(closed) else f'{100 * closed:.0f}%'} | {best(have, m)} |"
+                f"{'-' if math.isnan(closed) else f'{100 * closed:.0f}%'} | "
+                f"{best(have, m, candidates)} | {best(have, m, candidates, VALIDATOR)} |"
             )
     diverged = [
         f"{r['variant']} seed {r['seed']} {m} {label}: {why}"
@@ -387,6 +439,7 @@ def table(raw: dict) -> str:
     if diverged:
         lines += ["", "Stopped by the divergence guard (no model written):", ""]
         lines += [f"- {d}" for d in diverged]
+    lines += rule_summary(raw)
     if any(r.get("oracle_recorded") for r in raw["runs"]):
         lines += [
             "",

@@ -31,6 +31,7 @@ FLAGS = {
     "workspace_mib": "--workspace",
     "modalities": "--modality",
     "eval_data": "--eval",
+    "pl_keep_classes": "--keep-classes",
 }
 
 # Options every command that writes a report shares.

@@ -137,6 +137,22 @@ def adapt(
             help="One forward (one BatchNorm batch) for target + TI images; published: separate.",
         ),
     ] = None,
+    pl_keep_classes: Annotated[
+        bool | None,
+        typer.Option(
+            "--keep-classes/--drop-empty-classes",
+            help="Pseudo-labels: a class no image is assigned to keeps its centroid; "
+            "published (SHOT): it is dropped for good.",
+        ),
+    ] = None,
+    nc_weight: Annotated[
+        float | None,
+        typer.Option(
+            "--nc-weight",
+            help="Neighbourhood consistency weight: each prediction pulled towards those of its "
+            "nearest target images (0: off, as published).",
+        ),
+    ] = None,
     seed: Seed = None,
     device: Device = None,
     config: config_option("adapt") = None,

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-VARIANTS = ("today", "small", "weak-source", "ti-unlike", "imbalanced")
+VARIANTS = ("base", "weak-source", "ti-unlike", "imbalanced", "today")
 
 
 def _suite(data: Path, work: Path, results: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -41,15 +41,22 @@ def test_suite_runs_every_variant_in_two_processes_and_resumes(synth_root, tmp_p
         diverged = scores.pop("diverged")
         assert set(diverged) == {"blown"} and "not finite" in diverged["blown"]
         assert scores.pop("blown") is None
+        validators = scores.pop("validators")
         assert set(scores) == {"source-only", "SHOT", "SOCKET", "oracle"}
         assert all(0.0 <= v <= 1.0 for v in scores.values())
         assert 0.0 <= run["source_val"] <= 1.0
+        # every model that was written has its label-free scores (the diverged one has none)
+        assert set(validators) == {"source-only", "SHOT", "SOCKET"}
+        for v in validators.values():
+            assert v["rankme"] >= 1.0 and 0.0 <= v["prediction_balance"] <= 1.0
     # Variants that share a source or an oracle reuse the one file; each variant adapts its own.
     runs = tmp_path / "runs"
     assert sorted(p.name for p in runs.glob("source-*.pt")) == [
-        "source-small-s0.pt", "source-today-s0.pt", "source-weak-s0.pt",
+        "source-base-s0.pt", "source-today-s0.pt", "source-weak-s0.pt",
     ]  # fmt: skip
-    assert len(list(runs.glob("oracle-*.pt"))) == 3  # today, small, imbalanced
+    assert sorted(p.name for p in runs.glob("oracle-*.pt")) == [
+        "oracle-base-depth.pt", "oracle-imbalanced-depth.pt", "oracle-today-depth.pt",
+    ]  # fmt: skip
     assert len(list(runs.glob("*-depth-SOCKET-s0.pt"))) == len(VARIANTS)
     text = results.read_text()
     assert "<!-- other:begin -->\nkept\n<!-- other:end -->" in text
@@ -57,7 +64,7 @@ def test_suite_runs_every_variant_in_two_processes_and_resumes(synth_root, tmp_p
     for variant in VARIANTS:
         row = next(line for line in section.splitlines() if line.startswith(f"| {variant} | depth"))
         assert row.startswith(f"| {variant} | depth | 1 |") and "| diverged (1 of 1) |" in row
-        assert row.endswith("| - |")  # best candidate: none, the only one diverged
+        assert row.endswith("| - | - |")  # best candidate, rule's pick: none, the only one diverged
     assert "Stopped by the divergence guard" in section
 
     # A second run finds every cell done: nothing adapted or scored again, the same table.
@@ -65,3 +72,17 @@ def test_suite_runs_every_variant_in_two_processes_and_resumes(synth_root, tmp_p
     assert again.returncode == 0, again.stderr[-3000:]
     assert "SOCKET:" not in again.stdout
     assert json.loads((tmp_path / "suite.json").read_text())["runs"] == raw["runs"]
+
+    # A new candidate: only it runs (the baselines' models and scores are kept), and the
+    # label-free rule names its choice among the candidates that finished.
+    more = _suite(synth_root, tmp_path, results, "--candidate", "nc=nc_weight=1,nc_neighbours=2")
+    assert more.returncode == 0, more.stderr[-3000:]
+    assert "SHOT:" not in more.stdout and more.stdout.count("depth nc:") == len(VARIANTS)
+    after = json.loads((tmp_path / "suite.json").read_text())
+    for old, new in zip(raw["runs"], after["runs"], strict=True):
+        assert new["depth"]["SHOT"] == old["depth"]["SHOT"]
+        assert 0.0 <= new["depth"]["nc"] <= 1.0 and new["depth"]["validators"]["nc"]["rankme"] > 0
+    section = results.read_text()
+    assert f"Label-free rule over the {len(VARIANTS)} cells" in section
+    assert "is **nc**; by test labels (reporting only) **nc**" in section
+    assert "Out, for diverging: blown." in section
