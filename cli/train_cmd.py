@@ -8,7 +8,18 @@ from typing import Annotated
 import typer
 
 from .choices import Arch, BNScale, Method, Modality, TIDistance
-from .common import JsonOut, config_option, defaults_from, emit_json, examples, settings
+from .common import (
+    Every,
+    JsonOut,
+    Stride,
+    Tolerance,
+    config_option,
+    defaults_from,
+    emit_json,
+    examples,
+    sampling,
+    settings,
+)
 
 # Options train-source and adapt share.
 Seed = Annotated[int | None, typer.Option("--seed", help="Seed; CPU runs are deterministic.")]
@@ -83,15 +94,33 @@ def adapt(
         Path,
         typer.Option(
             "--target",
-            help="Unlabelled target images (flat, or class subfolders whose names are ignored).",
+            help="Unlabelled target images (flat, or class subfolders whose names are ignored), "
+            "or a bag (.bag, .db3, .mcap) with --target-topic.",
         ),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Adapted checkpoint to write (.pt).")],
     modality: Annotated[Modality, typer.Option("--modality", help="Target modality.")],
     paired: Annotated[
         Path | None,
-        typer.Option("--paired", help="Task-irrelevant pairs: rgb/<stem> + <modality>/<stem>."),
+        typer.Option(
+            "--paired",
+            help="Task-irrelevant pairs: rgb/<stem> + <modality>/<stem>, or a bag with "
+            "--pair-topics.",
+        ),
     ] = None,
+    target_topic: Annotated[
+        str | None, typer.Option("--target-topic", help="The --target bag's image topic.")
+    ] = None,
+    pair_topics: Annotated[
+        str | None,
+        typer.Option(
+            "--pair-topics",
+            help="RGB_TOPIC,TARGET_TOPIC of the --paired bag, matched on header.stamp.",
+        ),
+    ] = None,
+    every: Every = None,
+    stride: Stride = None,
+    tolerance: Tolerance = None,
     method: Annotated[
         Method | None,
         typer.Option("--method", help="socket (as published), shot or source-only."),
@@ -174,9 +203,17 @@ def adapt(
     from socket_edge.adapt import AdaptConfig
     from socket_edge.adapt import adapt as run
     from socket_edge.console import main_process
+    from socket_edge.data import bags
     from socket_edge.data.encoding import default_encoding
 
     cfg = settings(AdaptConfig, ctx, "adapt")
+    pick = sampling(every, stride)
+    target_src = bags.source(target, target_topic, pick, "target_topic")
+    paired_src = (
+        bags.pairs_source(paired, pair_topics, modality.value, tolerance, pick)
+        if paired is not None
+        else None
+    )
     enc = (
         default_encoding(modality.value, **parse_encoding(encoding))
         if init is None or encoding is not None
@@ -184,10 +221,10 @@ def adapt(
     )
     result = run(
         source,
-        target,
+        target_src,
         out,
         modality.value,
-        paired=paired,
+        paired=paired_src,
         config=cfg,
         encoding=enc,
         eval_data=eval_data,
@@ -287,6 +324,10 @@ def register(app: typer.Typer) -> None:
             "socket-edge adapt ... --out depth.pt --resume   # continue a killed run",
             "socket-edge adapt --init depth.pt --source src.pt --target robot/new_frames "
             "--paired data/synth/depth/paired --modality depth --epochs 3 --out depth-v2.pt",
+            "socket-edge adapt --source src.pt --target drive.mcap --target-topic "
+            "/camera/depth/image_rect_raw --paired drive.mcap --pair-topics "
+            "/camera/color/image_raw,/camera/depth/image_rect_raw --modality depth --every 10 "
+            "--out depth.pt",
             "torchrun --nproc-per-node 4 -m socket_edge adapt ... --batch-size 256 --out depth.pt"
             "   # 4 GPUs, the same result as one",
         ),

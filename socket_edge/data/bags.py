@@ -644,8 +644,8 @@ def read_pairs(
     matching = match_stamps([h.stamp for h in rgb_h], [h.stamp for h in tgt_h], tol)
     if not matching.pairs:
         raise BagError(
-            f"topics {pairs.rgb_topic} and {pairs.target_topic}: no frames within "
-            f"{tol / 1e6:g} ms of each other ({len(rgb_h)} and {len(tgt_h)} frames; are both "
+            f"topics {pairs.rgb_topic} and {pairs.target_topic}: no frames within tolerance "
+            f"({tol / 1e6:g} ms) of each other ({len(rgb_h)} and {len(tgt_h)} frames; are both "
             "cameras stamped on one clock?)",
             bag.path,
             settings=("tolerance",),

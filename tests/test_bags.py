@@ -1,0 +1,320 @@
+"""Robot recordings as a data source: real ROS 2 (mcap, sqlite3) and ROS 1 bags written with
+rosbags' own writers (tests/bagfiles.py), read back through socket_edge.data.bags and compared
+with the folder path on the same frames."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rosbags")
+
+from socket_edge.data import bags  # noqa: E402
+from socket_edge.data.readers import read_image  # noqa: E402
+from socket_edge.errors import BagError  # noqa: E402
+
+from . import bagfiles as bf  # noqa: E402
+from .helpers import assert_one_line_error  # noqa: E402
+
+N = 6
+KINDS = ["mcap", "sqlite3", "ros1"]
+
+
+def _path(tmp: Path, kind: str, name: str = "rec") -> Path:
+    return tmp / (f"{name}.bag" if kind == "ros1" else f"{name}-{kind}")
+
+
+def _encoding_topics(fr: dict, st: list[int]):
+    """topic -> (modality, messages, the stored-form arrays a reader must give back)."""
+    d, m, ir, rgb = fr["depth"], fr["metres"], fr["ir"], fr["rgb"]
+    ir8 = [(a >> 6).astype(np.uint8) for a in ir]
+    rgba = [np.dstack([a, np.full(a.shape[:2], 200, np.uint8)]) for a in rgb]
+    jpeg = [bf.jpeg_bytes(a) for a in rgb]
+    return {
+        "/d16": ("depth", [bf.raw(s, a, "16UC1") for s, a in zip(st, d)], d),
+        "/d16_pad": ("depth", [bf.raw(s, a, "16UC1", pad=6) for s, a in zip(st, d)], d),
+        "/d16_be": ("depth", [bf.raw(s, a, "16UC1", big=True) for s, a in zip(st, d)], d),
+        "/d32": (
+            "depth",
+            [bf.raw(s, a, "32FC1", pad=4) for s, a in zip(st, m)],
+            [bags._depth_mm(a) for a in m],
+        ),
+        "/d32_be": (
+            "depth",
+            [bf.raw(s, a, "32FC1", big=True) for s, a in zip(st, m)],
+            [bags._depth_mm(a) for a in m],
+        ),
+        "/ir16": ("ir", [bf.raw(s, a, "mono16") for s, a in zip(st, ir)], ir),
+        "/ir16_be": ("ir", [bf.raw(s, a, "mono16", pad=2, big=True) for s, a in zip(st, ir)], ir),
+        "/ir8": ("ir", [bf.raw(s, a, "mono8", pad=3) for s, a in zip(st, ir8)], ir8),
+        "/rgb8": ("rgb", [bf.raw(s, a, "rgb8") for s, a in zip(st, rgb)], rgb),
+        "/bgr8": ("rgb", [bf.raw(s, a[..., ::-1], "bgr8", pad=5) for s, a in zip(st, rgb)], rgb),
+        "/rgba8": ("rgb", [bf.raw(s, a, "rgba8") for s, a in zip(st, rgba)], rgb),
+        "/bgra8": (
+            "rgb",
+            [bf.raw(s, a[..., [2, 1, 0, 3]], "bgra8") for s, a in zip(st, rgba)],
+            rgb,
+        ),
+        "/mono8_rgb": (
+            "rgb",
+            [bf.raw(s, a, "mono8") for s, a in zip(st, ir8)],
+            [np.repeat(a[..., None], 3, 2) for a in ir8],
+        ),
+        "/rgb_png": (
+            "rgb",
+            [
+                bf.compressed(s, bf.png_bytes(a), "bgr8; png compressed bgr8")
+                for s, a in zip(st, rgb)
+            ],
+            rgb,
+        ),
+        "/rgb_jpeg": (
+            "rgb",
+            [bf.compressed(s, b, "bgr8; jpeg compressed bgr8") for s, b in zip(st, jpeg)],
+            [_pil_rgb(b) for b in jpeg],
+        ),
+        "/d_png": ("depth", [bf.compressed(s, bf.png_bytes(a), "png") for s, a in zip(st, d)], d),
+        "/ir_png": ("ir", [bf.compressed(s, bf.png_bytes(a), "png") for s, a in zip(st, ir)], ir),
+        "/d_cd16": ("depth", [bf.compressed_depth_16(s, a) for s, a in zip(st, d)], d),
+        "/d_cd32": (
+            "depth",
+            [bf.compressed_depth_32(s, a) for s, a in zip(st, m)],
+            [bf.inverse_depth_mm(a) for a in m],
+        ),
+    }
+
+
+def _pil_rgb(data: bytes) -> np.ndarray:
+    import io
+
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+@pytest.fixture(scope="module")
+def encodings_bags(tmp_path_factory):
+    """One bag of each kind holding every encoding, compressed and not, 6 frames at 30 Hz."""
+    tmp = tmp_path_factory.mktemp("enc")
+    fr, st = bf.rendered(N), bf.stamps(N)
+    topics = _encoding_topics(fr, st)
+    out = {}
+    for kind in KINDS:
+        path = _path(tmp, kind)
+        bf.write_bag(path, {t: v[1] for t, v in topics.items()}, kind, other={"/status": 4})
+        out[kind] = path
+    return out, topics
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_encoding_reads_as_the_folder_path_reads_its_extracted_png(
+    encodings_bags, kind, tmp_path
+):
+    paths, topics = encodings_bags
+    path = paths[kind]
+    for topic, (modality, _, expected) in topics.items():
+        with bags.Bag(path) as bag:
+            frames = list(bag.frames(topic, modality))
+        assert [f.index for f in frames] == list(range(N))
+        for f, want in zip(frames, expected, strict=True):
+            assert f.array.dtype == want.dtype and np.array_equal(f.array, want), topic
+        out = tmp_path / topic.strip("/")
+        result = bags.extract(bags.BagTopic(path, topic), out, modality)
+        assert result.frames == N
+        files = sorted(out.glob("*.png"))
+        assert [p.stem for p in files] == [f"{k:06d}" for k in range(N)]
+        for f, p in zip(frames, files, strict=True):
+            via_folder = read_image(p, modality)
+            via_bag = bags.canonical(f.array, modality)
+            assert via_bag.dtype == via_folder.dtype == np.float32
+            assert np.array_equal(via_bag, via_folder), (topic, p)
+
+
+def test_depth_units_and_missing_readings(encodings_bags):
+    paths, topics = encodings_bags
+    with bags.Bag(paths["mcap"]) as bag:
+        d32 = next(bag.frames("/d32", "depth")).array
+        cd32 = next(bag.frames("/d_cd32", "depth")).array
+    metres = topics["/d32"][1][0]
+    m = bf.rendered(N)["metres"][0]
+    assert metres is not None
+    assert d32[0, 0] == 0 and (d32[np.isnan(m)] == 0).all()  # inf and NaN: no reading
+    ok = np.isfinite(m)
+    assert np.abs(d32[ok].astype(np.int64) - m[ok] * 1000).max() <= 0.5 + 1e-3  # mm, rounded
+    # compressedDepth's inverse-depth quantisation: within its step at 1.5-3 m (a few mm)
+    assert (cd32[np.isnan(m)] == 0).all()
+    assert np.abs(cd32[ok].astype(np.int64) - m[ok] * 1000).max() < 40
+
+
+def test_sampling_every_and_stride():
+    st = bf.stamps(30, jitter_ms=3)
+    assert bags.Sampling(every=10).select(st) == [0, 10, 20]
+    kept = bags.Sampling(stride=0.2).select(st)
+    assert all(st[b] - st[a] >= 200_000_000 for a, b in zip(kept, kept[1:]))
+    assert len(kept) == 5  # 7 frames per 0.2 s at 30 Hz (jitter +-3 ms): 0, 7, 14, 21, 28
+    assert bags.Sampling().select(st) == list(range(30))
+
+
+def _pairs_bag(tmp: Path, kind: str, drop_rgb=(7,), drop_depth=(19, 20), n=30, offset_ms=4.0):
+    fr = bf.rendered(n)
+    rs = bf.stamps(n, jitter_ms=3, seed=1)
+    ds = bf.stamps(n, jitter_ms=3, seed=2, offset_ns=int(offset_ms * 1e6))
+    rgb = [bf.raw(s, a, "rgb8") for k, (s, a) in enumerate(zip(rs, fr["rgb"])) if k not in drop_rgb]
+    depth = [
+        bf.raw(s, a, "16UC1")
+        for k, (s, a) in enumerate(zip(ds, fr["depth"]))
+        if k not in drop_depth
+    ]
+    path = _path(tmp, kind, "pairs")
+    bf.write_bag(path, {"/color": rgb, "/depth": depth}, kind)
+    return path, fr
+
+
+@pytest.mark.parametrize("kind", ["mcap", "ros1"])
+def test_pair_matcher_counts_are_exact_with_drops_and_jitter(tmp_path, kind):
+    path, fr = _pairs_bag(tmp_path, kind)
+    data = bags.PairedBag(bags.BagPairs(path, "/color", "/depth"), "depth", 64)
+    m = data.matching
+    # 30 frames each; RGB lost frame 7, depth lost 19 and 20: 27 true pairs, nothing guessed.
+    assert len(m.pairs) == 27 and m.unmatched_rgb == 2 and m.unmatched_target == 1
+    assert len(data) == 27
+    assert 15_000_000 < m.tolerance_ns < 18_000_000  # half of 33.3 ms, from the stamps
+    for pair in data.pairs:  # each pair is the same scene: stems name the depth frame's position
+        k = int(pair.target.rsplit("#", 1)[1])
+        depth_index = k
+        true_index = depth_index + (2 if depth_index >= 19 else 0)
+        rgb_k = int(pair.rgb.rsplit("#", 1)[1])
+        true_rgb = rgb_k + (1 if rgb_k >= 7 else 0)
+        assert true_index == true_rgb
+    # sampled pairs: every 5th of the 27
+    sampled = bags.PairedBag(bags.BagPairs(path, "/color", "/depth", sampling=bags.Sampling(5)),
+                             "depth", 64)  # fmt: skip
+    assert len(sampled) == 6
+    # a tolerance tighter than the offset between the cameras (4 ms +- 6 ms) loses pairs
+    tight = bags.match_stamps(
+        *(
+            [h.stamp for h in bags.Bag(path).__enter__().headers(t)]  # noqa: PLC2801
+            for t in ("/color", "/depth")
+        ),
+        tolerance_ns=1_000_000,
+    )
+    assert len(tight.pairs) < 27
+
+
+def test_match_stamps_is_one_to_one_and_mutual():
+    m = bags.match_stamps([0, 100, 200, 300], [5, 95, 110, 400], 20)
+    assert m.pairs == [(0, 0), (1, 1)]  # 110 is nearest 100, but 95 is nearer still
+    assert (m.unmatched_rgb, m.unmatched_target) == (2, 2)
+    assert bags.match_stamps([], [1, 2], 5).pairs == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input: one line naming the bag and the topic; nothing written
+
+
+@pytest.fixture(scope="module")
+def small_bag(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bad")
+    fr, st = bf.rendered(4), bf.stamps(4)
+    d = fr["depth"][0]
+    topics = {
+        "/depth": [bf.raw(s, a, "16UC1") for s, a in zip(st, fr["depth"])],
+        "/color": [bf.raw(s + 400_000_000_000, a, "rgb8") for s, a in zip(st, fr["rgb"])],
+        "/yuv": [bf.raw(st[0], np.zeros((8, 16), np.uint8), "yuv422")],
+        "/short": [
+            bf.Msg(st[0], "Image", {**bf.raw(st[0], d, "16UC1").fields, "step": 2 * 64 + 2})
+        ],
+        "/jpeg_depth": [bf.compressed(st[0], bf.jpeg_bytes((d >> 8).astype(np.uint8)), "jpeg")],
+    }
+    out = {}
+    for kind in ("mcap", "ros1"):
+        out[kind] = bf.write_bag(_path(tmp, kind, "small"), topics, kind, other={"/status": 2})
+    return out
+
+
+@pytest.mark.parametrize(
+    "topic, modality, fragments",
+    [
+        ("/nope", "depth", ["no topic /nope", "/depth (Image, 4)", "/color (Image, 4)"]),
+        ("/status", "depth", ["topic /status holds std_msgs/msg/String", "/depth (Image, 4)"]),
+        ("/yuv", "depth", ["topic /yuv, message 0", "unsupported encoding 'yuv422'"]),
+        ("/color", "depth", ["topic /color", "encoding 'rgb8' is not depth"]),
+        ("/short", "depth", ["topic /short", "step 130", "the message holds 8192"]),
+        ("/jpeg_depth", "depth", ["topic /jpeg_depth", "where 16-bit depth in mm is expected"]),
+    ],
+)
+def test_bad_topics_are_one_line_errors_and_write_nothing(
+    cli, small_bag, tmp_path, topic, modality, fragments
+):
+    bag = small_bag["mcap"]
+    with pytest.raises(BagError) as err, bags.Bag(bag) as b:
+        list(b.frames(topic, modality))
+    assert str(bag) in str(err.value)
+    out = tmp_path / "out"
+    r = cli("data", "extract", str(bag), str(out), "--topic", topic, "--modality", modality)
+    assert_one_line_error(r, str(bag), *fragments)
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_bad_bags_are_one_line_errors(cli, small_bag, tmp_path):
+    missing = tmp_path / "nothere.mcap"
+    r = cli("data", "extract", str(missing), str(tmp_path / "o"), "--topic", "/d", "--modality",
+            "depth")  # fmt: skip
+    assert_one_line_error(r, str(missing), "no such bag")
+    for kind, bag in small_bag.items():
+        data = bag.read_bytes() if bag.is_file() else next(bag.glob("*.mcap")).read_bytes()
+        cut = tmp_path / (f"cut-{kind}.bag" if kind == "ros1" else f"cut-{kind}.mcap")
+        cut.write_bytes(data[: len(data) // 2])
+        r = cli("data", "extract", str(cut), str(tmp_path / "o"), "--topic", "/depth",
+                "--modality", "depth")  # fmt: skip
+        assert_one_line_error(r, str(cut), "not a readable bag, corrupt or truncated")
+        junk = tmp_path / (f"junk-{kind}.bag" if kind == "ros1" else f"junk-{kind}.db3")
+        junk.write_bytes(b"not a bag at all" * 10)
+        r = cli("data", "extract", str(junk), str(tmp_path / "o"), "--topic", "/depth",
+                "--modality", "depth")  # fmt: skip
+        assert_one_line_error(r, str(junk), "not a readable bag")
+    assert not (tmp_path / "o").exists()
+
+
+def test_pairs_without_a_match_are_an_error(cli, small_bag, tmp_path):
+    bag = small_bag["ros1"]  # /color is stamped 400 s after /depth
+    out = tmp_path / "pairs"
+    r = cli("data", "extract", str(bag), str(out), "--pair-topics", "/color,/depth",
+            "--modality", "depth")  # fmt: skip
+    assert_one_line_error(r, str(bag), "/color and /depth: no frames within --tolerance")
+    assert not out.exists()
+
+
+def test_topic_needed_for_a_bag_and_refused_for_a_folder(cli, small_bag, tmp_path):
+    from socket_edge.errors import SocketEdgeError
+
+    with pytest.raises(BagError, match=r"name the image topic .*/depth \(Image, 4\)"):
+        bags.source(small_bag["mcap"], None)
+    with pytest.raises(SocketEdgeError, match="is for bags"):
+        bags.source(tmp_path, "/depth")
+
+
+def test_extract_writes_pairs_and_reports_counts(cli, tmp_path):
+    path, fr = _pairs_bag(tmp_path, "sqlite3")
+    out = tmp_path / "ti"
+    r = cli("data", "extract", str(path), str(out), "--pair-topics", "/color,/depth",
+            "--modality", "depth", "--every", "2", "--json", "-")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert (doc["pairs"], doc["unmatched_rgb"], doc["unmatched_target"]) == (27, 2, 1)
+    assert doc["frames"] == 14
+    rgb, depth = sorted((out / "rgb").iterdir()), sorted((out / "depth").iterdir())
+    assert [p.name for p in rgb] == [p.name for p in depth] and len(rgb) == 14
+    # a pair holds one scene: the depth frame's own RGB partner
+    k = int(depth[-1].stem)
+    true = k + (2 if k >= 19 else 0)
+    assert np.array_equal(read_image(depth[-1], "depth")[0], fr["depth"][true].astype(np.float32))
+    assert np.array_equal(
+        (read_image(rgb[-1], "rgb") * 255).round().astype(np.uint8).transpose(1, 2, 0),
+        fr["rgb"][true],
+    )
+    r = cli("data", "extract", str(path), str(out), "--topic", "/depth", "--modality", "depth")
+    assert_one_line_error(r, str(out), "not an empty folder")
