@@ -34,54 +34,81 @@ def _encoding_topics(fr: dict, st: list[int]):
     rgba = [np.dstack([a, np.full(a.shape[:2], 200, np.uint8)]) for a in rgb]
     jpeg = [bf.jpeg_bytes(a) for a in rgb]
     return {
-        "/d16": ("depth", [bf.raw(s, a, "16UC1") for s, a in zip(st, d)], d),
-        "/d16_pad": ("depth", [bf.raw(s, a, "16UC1", pad=6) for s, a in zip(st, d)], d),
-        "/d16_be": ("depth", [bf.raw(s, a, "16UC1", big=True) for s, a in zip(st, d)], d),
+        "/d16": ("depth", [bf.raw(s, a, "16UC1") for s, a in zip(st, d, strict=True)], d),
+        "/d16_pad": (
+            "depth",
+            [bf.raw(s, a, "16UC1", pad=6) for s, a in zip(st, d, strict=True)],
+            d,
+        ),
+        "/d16_be": (
+            "depth",
+            [bf.raw(s, a, "16UC1", big=True) for s, a in zip(st, d, strict=True)],
+            d,
+        ),
         "/d32": (
             "depth",
-            [bf.raw(s, a, "32FC1", pad=4) for s, a in zip(st, m)],
+            [bf.raw(s, a, "32FC1", pad=4) for s, a in zip(st, m, strict=True)],
             [bags._depth_mm(a) for a in m],
         ),
         "/d32_be": (
             "depth",
-            [bf.raw(s, a, "32FC1", big=True) for s, a in zip(st, m)],
+            [bf.raw(s, a, "32FC1", big=True) for s, a in zip(st, m, strict=True)],
             [bags._depth_mm(a) for a in m],
         ),
-        "/ir16": ("ir", [bf.raw(s, a, "mono16") for s, a in zip(st, ir)], ir),
-        "/ir16_be": ("ir", [bf.raw(s, a, "mono16", pad=2, big=True) for s, a in zip(st, ir)], ir),
-        "/ir8": ("ir", [bf.raw(s, a, "mono8", pad=3) for s, a in zip(st, ir8)], ir8),
-        "/rgb8": ("rgb", [bf.raw(s, a, "rgb8") for s, a in zip(st, rgb)], rgb),
-        "/bgr8": ("rgb", [bf.raw(s, a[..., ::-1], "bgr8", pad=5) for s, a in zip(st, rgb)], rgb),
-        "/rgba8": ("rgb", [bf.raw(s, a, "rgba8") for s, a in zip(st, rgba)], rgb),
+        "/ir16": ("ir", [bf.raw(s, a, "mono16") for s, a in zip(st, ir, strict=True)], ir),
+        "/ir16_be": (
+            "ir",
+            [bf.raw(s, a, "mono16", pad=2, big=True) for s, a in zip(st, ir, strict=True)],
+            ir,
+        ),
+        "/ir8": ("ir", [bf.raw(s, a, "mono8", pad=3) for s, a in zip(st, ir8, strict=True)], ir8),
+        "/rgb8": ("rgb", [bf.raw(s, a, "rgb8") for s, a in zip(st, rgb, strict=True)], rgb),
+        "/bgr8": (
+            "rgb",
+            [bf.raw(s, a[..., ::-1], "bgr8", pad=5) for s, a in zip(st, rgb, strict=True)],
+            rgb,
+        ),
+        "/rgba8": ("rgb", [bf.raw(s, a, "rgba8") for s, a in zip(st, rgba, strict=True)], rgb),
         "/bgra8": (
             "rgb",
-            [bf.raw(s, a[..., [2, 1, 0, 3]], "bgra8") for s, a in zip(st, rgba)],
+            [bf.raw(s, a[..., [2, 1, 0, 3]], "bgra8") for s, a in zip(st, rgba, strict=True)],
             rgb,
         ),
         "/mono8_rgb": (
             "rgb",
-            [bf.raw(s, a, "mono8") for s, a in zip(st, ir8)],
+            [bf.raw(s, a, "mono8") for s, a in zip(st, ir8, strict=True)],
             [np.repeat(a[..., None], 3, 2) for a in ir8],
         ),
         "/rgb_png": (
             "rgb",
             [
                 bf.compressed(s, bf.png_bytes(a), "bgr8; png compressed bgr8")
-                for s, a in zip(st, rgb)
+                for s, a in zip(st, rgb, strict=True)
             ],
             rgb,
         ),
         "/rgb_jpeg": (
             "rgb",
-            [bf.compressed(s, b, "bgr8; jpeg compressed bgr8") for s, b in zip(st, jpeg)],
+            [
+                bf.compressed(s, b, "bgr8; jpeg compressed bgr8")
+                for s, b in zip(st, jpeg, strict=True)
+            ],
             [_pil_rgb(b) for b in jpeg],
         ),
-        "/d_png": ("depth", [bf.compressed(s, bf.png_bytes(a), "png") for s, a in zip(st, d)], d),
-        "/ir_png": ("ir", [bf.compressed(s, bf.png_bytes(a), "png") for s, a in zip(st, ir)], ir),
-        "/d_cd16": ("depth", [bf.compressed_depth_16(s, a) for s, a in zip(st, d)], d),
+        "/d_png": (
+            "depth",
+            [bf.compressed(s, bf.png_bytes(a), "png") for s, a in zip(st, d, strict=True)],
+            d,
+        ),
+        "/ir_png": (
+            "ir",
+            [bf.compressed(s, bf.png_bytes(a), "png") for s, a in zip(st, ir, strict=True)],
+            ir,
+        ),
+        "/d_cd16": ("depth", [bf.compressed_depth_16(s, a) for s, a in zip(st, d, strict=True)], d),
         "/d_cd32": (
             "depth",
-            [bf.compressed_depth_32(s, a) for s, a in zip(st, m)],
+            [bf.compressed_depth_32(s, a) for s, a in zip(st, m, strict=True)],
             [bf.inverse_depth_mm(a) for a in m],
         ),
     }
@@ -153,7 +180,7 @@ def test_sampling_every_and_stride():
     st = bf.stamps(30, jitter_ms=3)
     assert bags.Sampling(every=10).select(st) == [0, 10, 20]
     kept = bags.Sampling(stride=0.2).select(st)
-    assert all(st[b] - st[a] >= 200_000_000 for a, b in zip(kept, kept[1:]))
+    assert all(st[b] - st[a] >= 200_000_000 for a, b in zip(kept, kept[1:], strict=False))
     assert len(kept) == 5  # 7 frames per 0.2 s at 30 Hz (jitter +-3 ms): 0, 7, 14, 21, 28
     assert bags.Sampling().select(st) == list(range(30))
 
@@ -162,10 +189,14 @@ def _pairs_bag(tmp: Path, kind: str, drop_rgb=(7,), drop_depth=(19, 20), n=30, o
     fr = bf.rendered(n)
     rs = bf.stamps(n, jitter_ms=3, seed=1)
     ds = bf.stamps(n, jitter_ms=3, seed=2, offset_ns=int(offset_ms * 1e6))
-    rgb = [bf.raw(s, a, "rgb8") for k, (s, a) in enumerate(zip(rs, fr["rgb"])) if k not in drop_rgb]
+    rgb = [
+        bf.raw(s, a, "rgb8")
+        for k, (s, a) in enumerate(zip(rs, fr["rgb"], strict=True))
+        if k not in drop_rgb
+    ]
     depth = [
         bf.raw(s, a, "16UC1")
-        for k, (s, a) in enumerate(zip(ds, fr["depth"]))
+        for k, (s, a) in enumerate(zip(ds, fr["depth"], strict=True))
         if k not in drop_depth
     ]
     path = _path(tmp, kind, "pairs")
@@ -221,8 +252,10 @@ def small_bag(tmp_path_factory):
     fr, st = bf.rendered(4), bf.stamps(4)
     d = fr["depth"][0]
     topics = {
-        "/depth": [bf.raw(s, a, "16UC1") for s, a in zip(st, fr["depth"])],
-        "/color": [bf.raw(s + 400_000_000_000, a, "rgb8") for s, a in zip(st, fr["rgb"])],
+        "/depth": [bf.raw(s, a, "16UC1") for s, a in zip(st, fr["depth"], strict=True)],
+        "/color": [
+            bf.raw(s + 400_000_000_000, a, "rgb8") for s, a in zip(st, fr["rgb"], strict=True)
+        ],
         "/yuv": [bf.raw(st[0], np.zeros((8, 16), np.uint8), "yuv422")],
         "/short": [
             bf.Msg(st[0], "Image", {**bf.raw(st[0], d, "16UC1").fields, "step": 2 * 64 + 2})
