@@ -351,3 +351,71 @@ def test_extract_writes_pairs_and_reports_counts(cli, tmp_path):
     )
     r = cli("data", "extract", str(path), str(out), "--topic", "/depth", "--modality", "depth")
     assert_one_line_error(r, str(out), "not an empty folder")
+
+
+# ---------------------------------------------------------------------------------------------
+# The pipeline on a bag gives what it gives on the extracted folder
+
+
+@pytest.fixture(scope="module")
+def robot_bag(synth_root, tmp_path_factory):
+    """A ROS 2 mcap recording of the built-in benchmark: the depth target frames on
+    /camera/depth_target, the TI pairs on /camera/color + /camera/depth (30 Hz, jittered, the
+    depth camera 4 ms behind), and a status topic."""
+    from PIL import Image
+
+    paired = synth_root / "depth" / "paired"
+    stems = sorted(p.stem for p in (paired / "rgb").glob("*.png"))
+    rgb = [np.asarray(Image.open(paired / "rgb" / f"{s}.png").convert("RGB")) for s in stems]
+    depth = [np.asarray(Image.open(paired / "depth" / f"{s}.png")) for s in stems]
+    target = [
+        np.asarray(Image.open(p)) for p in sorted((synth_root / "depth" / "target").rglob("*.png"))
+    ]
+    n = len(stems)
+    rs, ds = bf.stamps(n, seed=3), bf.stamps(n, seed=4, offset_ns=4_000_000)
+    ts = bf.stamps(len(target), seed=5, offset_ns=n * bf.PERIOD_NS + 10**9)
+    topics = {
+        "/camera/color": [bf.raw(s, a, "rgb8") for s, a in zip(rs, rgb, strict=True)],
+        "/camera/depth": [bf.raw(s, a, "16UC1") for s, a in zip(ds, depth, strict=True)],
+        "/camera/depth_target": [
+            bf.raw(s, a.astype(np.uint16), "16UC1") for s, a in zip(ts, target, strict=True)
+        ],
+    }
+    tmp = tmp_path_factory.mktemp("robot")
+    bag = bf.write_bag(tmp / "drive", topics, "mcap", other={"/status": 3})
+    return bag, n, len(target)
+
+
+def test_adapt_on_a_bag_gives_the_weights_of_adapt_on_its_extracted_folders(
+    cli, robot_bag, source_ckpt, tmp_path
+):
+    import torch
+
+    bag, n_pairs, n_target = robot_bag
+    t_dir, p_dir = tmp_path / "target", tmp_path / "paired"
+    r = cli("data", "extract", str(bag), str(t_dir), "--topic", "/camera/depth_target",
+            "--modality", "depth", "--every", "2")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert f"{(n_target + 1) // 2} of {n_target} frames" in r.stdout
+    r = cli("data", "extract", str(bag), str(p_dir), "--pair-topics",
+            "/camera/color,/camera/depth", "--modality", "depth", "--every", "2")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert f"{n_pairs} pairs within" in r.stdout and "unmatched: 0 RGB, 0 target" in r.stdout
+    common = ["--source", str(source_ckpt), "--modality", "depth", "--epochs", "1",
+              "--batch-size", "4", "--seed", "0", "--device", "cpu", "--method", "socket"]  # fmt: skip
+    on_bag = tmp_path / "bag.pt"
+    r = cli("adapt", *common, "--target", str(bag), "--target-topic", "/camera/depth_target",
+            "--paired", str(bag), "--pair-topics", "/camera/color,/camera/depth",
+            "--every", "2", "--out", str(on_bag))  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert f"{(n_target + 1) // 2} of {n_target} frames of /camera/depth_target" in r.stderr
+    on_folder = tmp_path / "folder.pt"
+    r = cli("adapt", *common, "--target", str(t_dir), "--paired", str(p_dir), "--out",
+            str(on_folder))  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    a = torch.load(on_bag, map_location="cpu", weights_only=False)["state_dict"]
+    b = torch.load(on_folder, map_location="cpu", weights_only=False)["state_dict"]
+    src = torch.load(source_ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)  # bit-equal
+    assert any(not torch.equal(a[k], src[k]) for k in a if k in src)  # and it did train

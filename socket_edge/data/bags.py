@@ -117,7 +117,7 @@ class Sampling:
     def describe(self) -> str:
         parts = []
         if self.every > 1:
-            parts.append(f"every {self.every}th")
+            parts.append(f"1 frame in {self.every}")
         if self.stride > 0:
             parts.append(f"at least {self.stride:g} s apart")
         return ", ".join(parts) or "all"
@@ -313,6 +313,7 @@ class Bag:
         if not self.path.exists():
             raise BagError("no such bag (file or ROS 2 bag folder)", self.path)
         self._reader: Any = None
+        self.count = 0
 
     def __enter__(self) -> Bag:
         AnyReader, Stores, get_typestore = _rosbags()
@@ -380,8 +381,10 @@ class Bag:
     def _messages(self, topic: str) -> Iterator[tuple[int, int, Any, str]]:
         """(index, bag time, message, type) of every message of ``topic``, in bag order."""
         conns = self._connections(topic)
+        self.count = 0  # messages of the topic read so far
         with self._errors(topic):
             for k, (conn, t, raw) in enumerate(self._reader.messages(connections=conns)):
+                self.count = k + 1
                 yield k, int(t), self._reader.deserialize(raw, conn.msgtype), conn.msgtype
 
     def headers(self, topic: str) -> list[Header]:
@@ -704,9 +707,9 @@ class UnlabelledBag(_BagDataset):
                 self.files.append(key)
                 self.stamps.append(frame.stamp)
                 self._hold(key, frame.array, modality)
-                self.total = frame.index + 1
+            self.total = bag.count
         info(
-            f"{src.path}: {len(self.files)} frames of {src.topic} "
+            f"{src.path}: {len(self.files)} of {self.total} frames of {src.topic} "
             f"(sampling: {src.sampling.describe()})"
         )
 
@@ -801,11 +804,11 @@ def extract(src: BagTopic | BagPairs, out: str | Path, modality: str) -> Extract
                     write_png(stage / modality / f"{tgt.stem}.png", tgt.array)
                 result = Extracted(out, len(frames), len(matching.pairs), matching)
             else:
-                n = total = 0
+                n = 0
                 for frame in bag.frames(src.topic, modality, src.sampling):
                     write_png(stage / f"{frame.stem}.png", frame.array)
-                    n, total = n + 1, frame.index + 1
-                result = Extracted(out, n, total)
+                    n += 1
+                result = Extracted(out, n, bag.count)
         if out.exists():
             out.rmdir()
         stage.rename(out)
