@@ -419,3 +419,72 @@ def test_adapt_on_a_bag_gives_the_weights_of_adapt_on_its_extracted_folders(
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)  # bit-equal
     assert any(not torch.equal(a[k], src[k]) for k in a if k in src)  # and it did train
+
+
+@pytest.fixture(scope="module")
+def depth_onnx(depth_ckpt, synth_root, tmp_path_factory):
+    """depth_ckpt exported with reference statistics on target/train."""
+    from socket_edge.export.pipeline import ExportOptions, export
+
+    out = tmp_path_factory.mktemp("bag-onnx") / "depth.onnx"
+    ref = synth_root / "depth" / "target" / "train"
+    export(depth_ckpt, out, ExportOptions(show_progress=False, reference=ref, batch=(1, 8)))
+    return out
+
+
+def test_classify_and_monitor_on_a_bag_without_torch_match_the_extracted_folder(
+    robot_bag, depth_onnx, tmp_path
+):
+    import subprocess
+    import sys
+
+    from .test_robot import _no_torch_env
+
+    bag, _, n_target = robot_bag
+    env = _no_torch_env(tmp_path)
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "socket_edge.cli.main", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+
+    assert subprocess.run([sys.executable, "-c", "import torch"], env=env).returncode != 0
+    folder = tmp_path / "frames"
+    topic = "/camera/depth_target"
+    r = run("data", "extract", str(bag), str(folder), "--topic", topic, "--modality", "depth",
+            "--stride", "0.1")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    files = sorted(folder.glob("*.png"))
+    assert 0 < len(files) < n_target
+
+    r = run("classify", str(depth_onnx), str(bag), "--topic", topic, "--stride", "0.1", "--json",
+            "-")  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    on_bag = json.loads(r.stdout)["predictions"]
+    r = run("classify", str(depth_onnx), str(folder), "--json", "-")
+    assert r.returncode == 0, r.stderr[-2000:]
+    on_folder = json.loads(r.stdout)["predictions"]
+    assert len(on_bag) == len(on_folder) == len(files)
+    for a, b, f in zip(on_bag, on_folder, files, strict=True):
+        assert a["file"] == f"{bag}:{topic}#{f.stem}"
+        assert a["label"] == b["label"] and a["probabilities"] == b["probabilities"]
+
+    args = ["--window", "4", "--json", "-"]
+    r = run("monitor", str(depth_onnx), str(bag), "--topic", topic, "--stride", "0.1", *args)
+    assert r.returncode in (0, 3, 4), r.stderr[-2000:]
+    mon_bag = json.loads(r.stdout)
+    r = run("monitor", str(depth_onnx), str(folder), *args)
+    assert r.returncode in (0, 3, 4), r.stderr[-2000:]
+    mon_folder = json.loads(r.stdout)
+    assert mon_bag["frames"] == mon_folder["frames"] == len(files)
+    assert mon_bag["verdict"] == mon_folder["verdict"]
+    for a, b in zip(mon_bag["windows"], mon_folder["windows"], strict=True):
+        assert a["first_file"].startswith(f"{bag}:{topic}#")
+        a = {k: v for k, v in a.items() if not k.endswith("_file")}
+        b = {k: v for k, v in b.items() if not k.endswith("_file")}
+        assert a == b
+
+    # bad input on the robot too: one line, the bag and the topic named
+    r = run("monitor", str(depth_onnx), str(bag), "--topic", "/status")
+    assert_one_line_error(r, str(bag), "topic /status holds std_msgs/msg/String")
+    r = run("classify", str(depth_onnx), str(bag))
+    assert_one_line_error(r, str(bag), "--topic", "/camera/depth_target (Image, ")
