@@ -324,7 +324,7 @@ def test_pairs_without_a_match_are_an_error(cli, small_bag, tmp_path):
 def test_topic_needed_for_a_bag_and_refused_for_a_folder(cli, small_bag, tmp_path):
     from socket_edge.errors import SocketEdgeError
 
-    with pytest.raises(BagError, match=r"name the image topic .*/depth \(Image, 4\)"):
+    with pytest.raises(BagError, match=r"topic names the image topic .*/depth \(Image, 4\)"):
         bags.source(small_bag["mcap"], None)
     with pytest.raises(SocketEdgeError, match="is for bags"):
         bags.source(tmp_path, "/depth")
@@ -488,3 +488,33 @@ def test_classify_and_monitor_on_a_bag_without_torch_match_the_extracted_folder(
     assert_one_line_error(r, str(bag), "topic /status holds std_msgs/msg/String")
     r = run("classify", str(depth_onnx), str(bag))
     assert_one_line_error(r, str(bag), "--topic", "/camera/depth_target (Image, ")
+
+
+def test_export_calibrates_on_a_bag_as_on_its_extracted_folder(
+    cli, robot_bag, depth_ckpt, tmp_path
+):
+    from socket_edge.artifact import read_sidecar
+
+    bag, _, _ = robot_bag
+    folder = tmp_path / "calib"
+    topic = "/camera/depth_target"
+    r = cli("data", "extract", str(bag), str(folder), "--topic", topic, "--modality", "depth")
+    assert r.returncode == 0, r.stderr
+    common = ["--int8", "--calib-size", "24", "--holdout", "16", "--max-disagreement", "100",
+              "--max-drop", "100", "--batch", "1,8"]  # fmt: skip
+    a, b = tmp_path / "bag" / "m.onnx", tmp_path / "folder" / "m.onnx"
+    r = cli("export", str(depth_ckpt), "-o", str(a), "--calib", str(bag), "--calib-topic", topic,
+            *common)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = cli("export", str(depth_ckpt), "-o", str(b), "--calib", str(folder), *common)
+    assert r.returncode == 0, r.stderr[-3000:]
+    for name in ("m.int8.onnx", "m.int8-cpu.onnx", "m.calib.cache"):
+        assert (a.parent / name).read_bytes() == (b.parent / name).read_bytes(), name
+    ref_a, ref_b = read_sidecar(a)["reference"], read_sidecar(b)["reference"]
+    assert {k: v for k, v in ref_a.items() if k != "frames"} == {
+        k: v for k, v in ref_b.items() if k != "frames"
+    }
+    r = cli("export", str(depth_ckpt), "-o", str(tmp_path / "x.onnx"), "--int8", "--calib",
+            str(bag))  # fmt: skip
+    assert_one_line_error(r, str(bag), "--calib-topic", f"{topic} (Image, ")
+    assert not (tmp_path / "x.onnx").exists()

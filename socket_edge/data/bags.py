@@ -195,7 +195,7 @@ def source(path: str | Path, topic: str | None, sampling: Sampling | None = None
         if topic is None:
             with Bag(path) as bag:
                 raise BagError(
-                    f"a bag: name the image topic to read ({bag.describe_topics()})",
+                    f"a bag: {flag} names the image topic to read ({bag.describe_topics()})",
                     path,
                     settings=(flag,),
                 )
@@ -701,11 +701,13 @@ class UnlabelledBag(_BagDataset):
         self.files: list[str] = []
         self.stamps: list[int] = []
         self.total = 0
+        self.sizes: set[tuple[int, int]] = set()
         with Bag(src.path) as bag:
             for frame in bag.frames(src.topic, modality, src.sampling):
                 key = frame_key(src.path, src.topic, frame.index)
                 self.files.append(key)
                 self.stamps.append(frame.stamp)
+                self.sizes.add(tuple(frame.array.shape[:2]))
                 self._hold(key, frame.array, modality)
             self.total = bag.count
         info(
@@ -715,6 +717,10 @@ class UnlabelledBag(_BagDataset):
 
     def __len__(self) -> int:
         return len(self.files)
+
+    def sensor_frame_size(self) -> list[int] | None:
+        """(H, W) of the topic's frames as decoded, if they all share it (else None)."""
+        return list(next(iter(self.sizes))) if len(self.sizes) == 1 else None
 
     def __getitem__(self, index: int):
         return self.augmented(self.load(self.files[index]), index), index  # type: ignore[arg-type]
