@@ -266,7 +266,9 @@ def evaluate(
     data: Annotated[
         Path,
         typer.Option(
-            "--data", help="Labelled folder of the model's modality: DIR/<class>/<image>."
+            "--data",
+            help="Labelled folder of the model's modality: DIR/<class>/<image>; or a bag with "
+            "--topic and --label.",
         ),
     ],
     json_out: JsonOut = None,
@@ -281,6 +283,13 @@ def evaluate(
             help="Do not check the model against its sidecar (sha256, metadata, lineage).",
         ),
     ] = False,
+    topic: Annotated[str | None, typer.Option("--topic", help="The --data bag's topic.")] = None,
+    label: Annotated[
+        str | None,
+        typer.Option("--label", help="The class a --data bag's frames show (one per recording)."),
+    ] = None,
+    every: Every = None,
+    stride: Stride = None,
 ) -> None:
     """Top-1 and per-class accuracy of a model on labelled data.
 
@@ -290,10 +299,16 @@ def evaluate(
     from rich.console import Console
     from rich.table import Table
 
+    from socket_edge.data.bags import source
     from socket_edge.evaluate import evaluate_artifact
 
     result = evaluate_artifact(
-        model, data, batch_size=batch_size, device=device, verify=not no_verify
+        model,
+        source(data, topic, sampling(every, stride)),
+        batch_size=batch_size,
+        device=device,
+        verify=not no_verify,
+        label=label,
     )
     if str(json_out) != "-":
         table = Table(title=f"{model.name} on {data}")
@@ -338,5 +353,7 @@ def register(app: typer.Typer) -> None:
             "socket-edge eval adapted.pt --data data/synth/depth/target/test",
             "socket-edge eval model.int8-cpu.onnx --data DIR/test --json acc.json",
             "socket-edge eval edited.onnx --data DIR/test --no-verify   # skip the sidecar checks",
+            "socket-edge eval depth.onnx --data mug.mcap --topic /camera/depth/image_rect_raw "
+            "--label mug --every 10   # a recording of one object",
         ),
     )(evaluate)

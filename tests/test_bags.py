@@ -483,6 +483,22 @@ def test_classify_and_monitor_on_a_bag_without_torch_match_the_extracted_folder(
         b = {k: v for k, v in b.items() if not k.endswith("_file")}
         assert a == b
 
+    from socket_edge.artifact import read_sidecar
+
+    label = read_sidecar(depth_onnx)["classes"][1]
+    (tmp_path / "labelled").mkdir()
+    folder.rename(tmp_path / "labelled" / label)
+    r = run("eval", str(depth_onnx), "--data", str(bag), "--topic", topic, "--label", label,
+            "--stride", "0.1", "--json", "-")  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    ev_bag = json.loads(r.stdout)
+    r = run("eval", str(depth_onnx), "--data", str(tmp_path / "labelled"), "--json", "-")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert ev_bag == json.loads(r.stdout) and ev_bag["n"] == len(files)
+    assert ev_bag["top1"] == np.mean([p["label"] == label for p in on_bag])
+    r = run("eval", str(depth_onnx), "--data", str(bag), "--topic", topic)
+    assert_one_line_error(r, str(bag), "no label", "--label names the class")
+
     # bad input on the robot too: one line, the bag and the topic named
     r = run("monitor", str(depth_onnx), str(bag), "--topic", "/status")
     assert_one_line_error(r, str(bag), "topic /status holds std_msgs/msg/String")

@@ -726,6 +726,28 @@ class UnlabelledBag(_BagDataset):
         return self.augmented(self.load(self.files[index]), index), index  # type: ignore[arg-type]
 
 
+class LabelledBag(UnlabelledBag):
+    """A recording of one class (e.g. the robot in front of one object): items (image, label),
+    as LabelledFolder's, every frame labelled ``label``."""
+
+    def __init__(self, src: BagTopic, label: str | None, classes: list[str], modality: str,
+                 image_size: int, frame_size: tuple[int, int] | None = None):  # fmt: skip
+        if label is None or label not in classes:
+            got = "no label" if label is None else f"label {label!r}"
+            raise SocketEdgeError(
+                f"{got}: a bag's frames carry no labels; label names the class the recording "
+                f"shows, one of {', '.join(classes)}",
+                src.path,
+                settings=("label",),
+            )
+        super().__init__(src, modality, image_size, frame_size=frame_size)
+        self.classes = list(classes)
+        self.label = self.classes.index(label)
+
+    def __getitem__(self, index: int):
+        return self.load(self.files[index]), self.label  # type: ignore[arg-type]
+
+
 class PairedBag(_BagDataset):
     """Task-irrelevant pairs of two bag topics matched on stamps; items as PairedFolder's."""
 
