@@ -52,6 +52,7 @@ def classify(
     sources = [bags.source(f, topic, pick) if bags.is_bag(f) else f for f in files]
     if topic is not None and not any(isinstance(s, bags.BagTopic) for s in sources):
         raise SocketEdgeError("--topic is for bags (.bag, .db3, .mcap), and none was given")
+    bags.check_sampled(pick, *sources)
     paths = _images([f for f in sources if not isinstance(f, bags.BagTopic)], allow_none=True)
     results = []
     with Classifier(artifact, device=device) as model:

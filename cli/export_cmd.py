@@ -203,7 +203,11 @@ def _calib(calib: Path | None, topic: str | None, pick):
 
             raise SocketEdgeError("--calib-topic, --every and --stride need a --calib bag")
         return None
-    return source(calib, topic, pick, "calib_topic")
+    from socket_edge.data.bags import check_sampled
+
+    src = source(calib, topic, pick, "calib_topic")
+    check_sampled(pick, src)
+    return src
 
 
 def _tuple(values: list[int] | None) -> tuple[int, ...] | None:

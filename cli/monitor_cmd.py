@@ -68,11 +68,12 @@ def monitor(
     Exit code: 0 every window ok, 3 some window drifting, 4 some window drifted; 2 bad input.
     Runs on ONNX Runtime or TensorRT; no torch needed.
     """
-    from socket_edge.data.bags import is_bag, source
+    from socket_edge.data.bags import check_sampled, is_bag, source
     from socket_edge.monitor import WatchConfig, watch
 
     if topic is not None or every or stride or any(is_bag(f) for f in frames):
         frames = [source(f, topic, sampling(every, stride)) for f in frames]
+        check_sampled(sampling(every, stride), *frames)
     lines = _Lines(jsonl)
     try:
         result = watch(

@@ -205,15 +205,19 @@ def adapt(
     from socket_edge.console import main_process
     from socket_edge.data import bags
     from socket_edge.data.encoding import default_encoding
+    from socket_edge.errors import SocketEdgeError
 
     cfg = settings(AdaptConfig, ctx, "adapt")
     pick = sampling(every, stride)
     target_src = bags.source(target, target_topic, pick, "target_topic")
+    if paired is None and (pair_topics is not None or tolerance is not None):
+        raise SocketEdgeError("--pair-topics and --tolerance need a --paired bag")
     paired_src = (
         bags.pairs_source(paired, pair_topics, modality.value, tolerance, pick)
         if paired is not None
         else None
     )
+    bags.check_sampled(pick, target_src, paired_src)
     enc = (
         default_encoding(modality.value, **parse_encoding(encoding))
         if init is None or encoding is not None
@@ -299,12 +303,14 @@ def evaluate(
     from rich.console import Console
     from rich.table import Table
 
-    from socket_edge.data.bags import source
+    from socket_edge.data.bags import check_sampled, source
     from socket_edge.evaluate import evaluate_artifact
 
+    pick = sampling(every, stride)
+    check_sampled(pick, data_src := source(data, topic, pick))
     result = evaluate_artifact(
         model,
-        source(data, topic, sampling(every, stride)),
+        data_src,
         batch_size=batch_size,
         device=device,
         verify=not no_verify,

@@ -534,3 +534,30 @@ def test_export_calibrates_on_a_bag_as_on_its_extracted_folder(
             str(bag))  # fmt: skip
     assert_one_line_error(r, str(bag), "--calib-topic", f"{topic} (Image, ")
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_bag_flags_without_a_bag_are_one_line_errors(cli, small_bag, tmp_path):
+    base = ["adapt", "--source", str(tmp_path / "src.pt"), "--modality", "depth", "--out",
+            str(tmp_path / "o.pt"), "--target", str(tmp_path)]  # fmt: skip
+    r = cli(*base, "--every", "2")
+    assert_one_line_error(r, "--every and --stride sample the frames of a bag")
+    r = cli(*base, "--pair-topics", "/a,/b")
+    assert_one_line_error(r, "--pair-topics and --tolerance need a --paired bag")
+    r = cli(*base, "--paired", str(tmp_path), "--tolerance", "0.01")
+    assert_one_line_error(r, str(tmp_path), "--tolerance is for bags")
+    r = cli(*base[:-1], str(small_bag["mcap"]))
+    assert_one_line_error(r, str(small_bag["mcap"]), "--target-topic names the image topic")
+    r = cli(*base[:-1], str(small_bag["mcap"]), "--target-topic", "/depth", "--paired",
+            str(small_bag["mcap"]), "--pair-topics", "/color")  # fmt: skip
+    assert_one_line_error(r, "--pair-topics takes RGB_TOPIC,TARGET_TOPIC")
+    assert not (tmp_path / "o.pt").exists()
+
+
+def test_a_ros2_storage_file_reads_as_its_bag_folder(encodings_bags):
+    paths, _ = encodings_bags
+    for kind, suffix in (("mcap", "*.mcap"), ("sqlite3", "*.db3")):
+        (storage,) = paths[kind].glob(suffix)
+        with bags.Bag(storage) as a, bags.Bag(paths[kind]) as b:
+            x = [f.array for f in a.frames("/d_cd32", "depth")]
+            y = [f.array for f in b.frames("/d_cd32", "depth")]
+        assert len(x) == N and all(np.array_equal(p, q) for p, q in zip(x, y, strict=True))

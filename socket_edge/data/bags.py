@@ -204,13 +204,18 @@ def source(path: str | Path, topic: str | None, sampling: Sampling | None = None
         raise SocketEdgeError(
             f"{flag} is for bags (.bag, .db3, .mcap), and this is not one", path, settings=(flag,)
         )
-    if sampling is not None and sampling != Sampling():
+    return path
+
+
+def check_sampled(sampling: Sampling | None, *sources: object) -> None:
+    """every / stride sample bags only: an error when they were given and no source is one."""
+    if sampling is None or sampling == Sampling():
+        return
+    if not any(isinstance(s, (BagTopic, BagPairs)) for s in sources):
         raise SocketEdgeError(
-            "every and stride sample the frames of a bag; this is not one",
-            path,
+            "every and stride sample the frames of a bag (.bag, .db3, .mcap), and none was given",
             settings=("every", "stride"),
         )
-    return path
 
 
 def pairs_source(path: str | Path, topics: str | None, modality: str,
@@ -229,12 +234,13 @@ def pairs_source(path: str | Path, topics: str | None, modality: str,
                     settings=("pair_topics",),
                 )
         return BagPairs(path, names[0], names[1], tolerance, sampling or Sampling())
-    if topics is not None:
-        raise SocketEdgeError(
-            "pair_topics is for bags (.bag, .db3, .mcap), and this is not one",
-            path,
-            settings=("pair_topics",),
-        )
+    for name, value in (("pair_topics", topics), ("tolerance", tolerance)):
+        if value is not None:
+            raise SocketEdgeError(
+                f"{name} is for bags (.bag, .db3, .mcap), and this is not one",
+                path,
+                settings=(name,),
+            )
     return path
 
 
