@@ -561,3 +561,23 @@ def test_a_ros2_storage_file_reads_as_its_bag_folder(encodings_bags):
             x = [f.array for f in a.frames("/d_cd32", "depth")]
             y = [f.array for f in b.frames("/d_cd32", "depth")]
         assert len(x) == N and all(np.array_equal(p, q) for p, q in zip(x, y, strict=True))
+
+
+def test_without_rosbags_a_bag_names_the_ros_extra(small_bag, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    block = tmp_path / "no-rosbags" / "rosbags"
+    block.mkdir(parents=True)
+    (block / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'rosbags'\", name='rosbags')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(block.parent), "SOCKET_EDGE_PROGRESS": "0"}
+    r = subprocess.run(
+        [sys.executable, "-m", "socket_edge.cli.main", "data", "extract", str(small_bag["mcap"]),
+         str(tmp_path / "out"), "--topic", "/depth", "--modality", "depth"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert_one_line_error(r, "this needs rosbags", 'pip install "socket-edge[ros]"')
+    assert not (tmp_path / "out").exists()
