@@ -58,6 +58,8 @@ class CalibrationSet:
 
     def labels(self, files: list[Path], classes: list[str]) -> np.ndarray | None:
         """Labels from class subfolders (``root/<class>/<image>``), or None if any is missing."""
+        if _is_bag(self.root):
+            return None  # a bag topic's frames carry no labels
         out = []
         for p in files:
             rel = p.relative_to(self.root).parts
@@ -102,9 +104,13 @@ def draw(
 
     if size < 1:
         raise DataError(f"calibration size must be at least 1, got {size}")
-    root = Path(root)
+    root = root if _is_bag(root) else Path(root)
     try:
-        dataset = UnlabelledFolder(root, modality, image_size)
+        dataset = (
+            root.unlabelled(modality, image_size)  # a bag topic (socket_edge.data.bags)
+            if _is_bag(root)
+            else UnlabelledFolder(root, modality, image_size)
+        )
     except DataError as exc:
         raise DataError(f"{what}: {exc}") from None
     files = list(dataset.files)
@@ -133,10 +139,20 @@ def set_hash(cs: CalibrationSet) -> str:
     h = hashlib.sha256()
     h.update(f"{cs.modality}|{cs.image_size}|{interpolation_for(cs.modality)}\n".encode())
     for p in cs.files:
+        if _is_bag(cs.root):  # a bag frame: its name and its decoded pixels
+            h.update(str(p).rsplit("#", 1)[-1].encode())
+            h.update(b"\0")
+            h.update(hashlib.sha256(cs._loader().load(p).tobytes()).digest())
+            continue
         h.update(p.relative_to(cs.root).as_posix().encode())
         h.update(b"\0")
         h.update(hashlib.sha256(p.read_bytes()).digest())
     return h.hexdigest()
+
+
+def _is_bag(root: object) -> bool:
+    """A bag topic (``socket_edge.data.bags.BagTopic``) rather than a folder."""
+    return hasattr(root, "unlabelled")
 
 
 def stamp(model_sha256: str, set_sha256: str, method: str) -> str:

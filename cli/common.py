@@ -189,3 +189,31 @@ def parse_int_list(text: str | None, option: str) -> list[int] | None:
 def examples(*lines: str) -> str:
     """An 'Examples' block for a command's --help epilog."""
     return "[bold]Examples[/bold]\n\n" + "\n\n".join(f"  [cyan]$ {ln}[/cyan]" for ln in lines)
+
+
+# Options of the commands that read robot recordings (socket_edge.data.bags).
+Every = Annotated[
+    int | None,
+    typer.Option("--every", min=1, help="Bags: keep every N-th frame (30 Hz frames repeat)."),
+]
+Stride = Annotated[
+    float | None,
+    typer.Option("--stride", min=0.0, help="Bags: keep frames at least this many seconds apart."),
+]
+Tolerance = Annotated[
+    float | None,
+    typer.Option(
+        "--tolerance",
+        help="Bags: seconds a TI pair's stamps may differ (default: half the target topic's "
+        "median frame interval).",
+    ),
+]
+
+
+def sampling(every: int | None, stride: float | None) -> Any:
+    """--every / --stride as a bags.Sampling (None when neither is given)."""
+    if every is None and stride is None:
+        return None
+    from socket_edge.data.bags import Sampling
+
+    return Sampling(every or 1, stride or 0.0)

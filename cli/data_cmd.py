@@ -8,7 +8,20 @@ from typing import Annotated
 import typer
 
 from .choices import Modality, Shift, TIShapes
-from .common import config_option, defaults_from, examples, settings
+from .common import (
+    Every,
+    JsonOut,
+    Stride,
+    Tolerance,
+    config_option,
+    defaults_from,
+    emit_json,
+    examples,
+    sampling,
+    settings,
+)
+
+data_app = typer.Typer(help="Robot recordings to the folder layout.", no_args_is_help=True)
 
 
 def synth(
@@ -103,7 +116,77 @@ def _summary(manifest: dict, out_dir: Path) -> None:
     )
 
 
+def extract(
+    bag: Annotated[
+        Path, typer.Argument(help="A ROS 1 .bag, ROS 2 .db3 / .mcap, or a ROS 2 bag folder.")
+    ],
+    out: Annotated[Path, typer.Argument(help="Folder to write (must not exist, or be empty).")],
+    modality: Annotated[Modality, typer.Option("--modality", help="What the target topic holds.")],
+    topic: Annotated[
+        str | None,
+        typer.Option("--topic", help="Image topic: writes OUT/<frame>.png (unlabelled frames)."),
+    ] = None,
+    pair_topics: Annotated[
+        str | None,
+        typer.Option(
+            "--pair-topics",
+            help="RGB_TOPIC,TARGET_TOPIC: TI pairs matched on header.stamp, written as "
+            "OUT/rgb/<frame>.png + OUT/<modality>/<frame>.png.",
+        ),
+    ] = None,
+    every: Every = None,
+    stride: Stride = None,
+    tolerance: Tolerance = None,
+    json_out: JsonOut = None,
+) -> None:
+    """Write the frames of a bag topic, or TI pairs of two topics, in the folder layout.
+
+    Depth lands as 16-bit PNG in millimetres (0 = no reading; 32FC1 metres rounded to mm), IR as
+    8- or 16-bit PNG of the sensor's counts, RGB as 8-bit PNG: what the folder readers take,
+    value for value. Frames are named by their position in the topic (000012.png). Nothing is
+    written unless every frame asked for was read.
+    """
+    from socket_edge.data import bags
+    from socket_edge.errors import SocketEdgeError
+
+    if (topic is None) == (pair_topics is None):
+        raise SocketEdgeError("give one of --topic (frames) or --pair-topics (TI pairs)")
+    pick = sampling(every, stride) or bags.Sampling()
+    if topic is not None:
+        src = bags.source(bag, topic, pick)
+        if not isinstance(src, bags.BagTopic):
+            raise SocketEdgeError("not a bag (.bag, .db3, .mcap or a ROS 2 bag folder)", bag)
+    else:
+        src = bags.pairs_source(bag, pair_topics, modality.value, tolerance, pick)
+        if not isinstance(src, bags.BagPairs):
+            raise SocketEdgeError("not a bag (.bag, .db3, .mcap or a ROS 2 bag folder)", bag)
+    result = bags.extract(src, out, modality.value)
+    if result.matching is not None:
+        typer.echo(
+            f"wrote {out}: {result.frames} pairs ({result.matching.describe()}; "
+            f"sampling: {pick.describe()})",
+            err=str(json_out) == "-",
+        )
+    else:
+        typer.echo(
+            f"wrote {out}: {result.frames} of {result.total} frames of {topic} "
+            f"(sampling: {pick.describe()})",
+            err=str(json_out) == "-",
+        )
+    emit_json(result.to_dict(), json_out)
+
+
 def register(app: typer.Typer) -> None:
+    data_app.command(
+        "extract",
+        epilog=examples(
+            "socket-edge data extract drive.mcap frames/ --topic /camera/depth/image_rect_raw "
+            "--modality depth --every 10",
+            "socket-edge data extract drive.bag pairs/ --pair-topics "
+            "/camera/color/image_raw,/camera/depth/image_rect_raw --modality depth --stride 0.5",
+        ),
+    )(extract)
+    app.add_typer(data_app, name="data")
     app.command(
         cls=defaults_from("socket_edge.data.synth:SynthConfig", modality="modalities"),
         epilog=examples(

@@ -9,12 +9,15 @@ import typer
 
 from .choices import CalibMethod, Int8Mode
 from .common import (
+    Every,
     JsonOut,
+    Stride,
     config_option,
     defaults_from,
     emit_json,
     examples,
     parse_int_list,
+    sampling,
     settings,
 )
 
@@ -69,9 +72,16 @@ def export(
     calib: Annotated[
         Path | None,
         typer.Option(
-            "--calib", help="Unlabelled target images to calibrate on (flat or in subfolders)."
+            "--calib",
+            help="Unlabelled target images to calibrate on (flat or in subfolders), or a bag "
+            "(.bag, .db3, .mcap) with --calib-topic.",
         ),
     ] = None,
+    calib_topic: Annotated[
+        str | None, typer.Option("--calib-topic", help="The --calib bag's image topic.")
+    ] = None,
+    every: Every = None,
+    stride: Stride = None,
     calib_size: Annotated[
         int | None, typer.Option("--calib-size", min=1, help="Images to calibrate on.")
     ] = None,
@@ -177,9 +187,27 @@ def export(
         verify=False if no_verify else None,
         workspace_mib=workspace,
         frame_size=parse_frame_size(frame_size) if frame_size else None,
+        calib=_calib(calib, calib_topic, sampling(every, stride)),
     )
     result = run(model, out, options)
     _report(result, json_out)
+
+
+def _calib(calib: Path | None, topic: str | None, pick):
+    """--calib as the library takes it: the folder, or a bag topic (None: not given)."""
+    from socket_edge.data.bags import source
+
+    if calib is None:
+        if topic is not None or pick is not None:
+            from socket_edge.errors import SocketEdgeError
+
+            raise SocketEdgeError("--calib-topic, --every and --stride need a --calib bag")
+        return None
+    from socket_edge.data.bags import check_sampled
+
+    src = source(calib, topic, pick, "calib_topic")
+    check_sampled(pick, src)
+    return src
 
 
 def _tuple(values: list[int] | None) -> tuple[int, ...] | None:
@@ -224,6 +252,8 @@ def register(app: typer.Typer) -> None:
             "socket-edge export depth.pt --out model.onnx",
             "socket-edge export depth.pt --out model.onnx --reference synth/depth/target/train",
             "socket-edge export depth.pt --out model.onnx --int8 --calib synth/depth/target/train",
+            "socket-edge export depth.pt -o model.onnx --int8 --calib drive.mcap --calib-topic "
+            "/camera/depth/image_rect_raw --every 10",
             "socket-edge export depth.pt -o model.onnx --int8 --calib DIR --verify-data TEST "
             "--max-drop 0.5 --max-disagreement 1",
             "socket-edge export model.onnx --trt --fp16 --int8 --timing-cache trt.cache",

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from .choices import OrtDevice
-from .common import JsonOut, defaults_from, emit_json, examples, settings
+from .common import Every, JsonOut, Stride, defaults_from, emit_json, examples, sampling, settings
 
 
 def monitor(
@@ -24,7 +24,8 @@ def monitor(
     frames: Annotated[
         list[Path],
         typer.Argument(
-            help="Frame files or folders (searched recursively, in sorted order = time order)."
+            help="Frame files or folders (searched recursively, in sorted order = time order), "
+            "or one bag (.bag, .db3, .mcap) with --topic."
         ),
     ],
     window: Annotated[
@@ -51,6 +52,9 @@ def monitor(
         typer.Option("--jsonl", help="One JSON line per window as it closes ('-' = stdout)."),
     ] = None,
     json_out: JsonOut = None,
+    topic: Annotated[str | None, typer.Option("--topic", help="The bag's image topic.")] = None,
+    every: Every = None,
+    stride: Stride = None,
 ) -> None:
     """Compare robot frames with the model's reference statistics, without labels.
 
@@ -64,8 +68,12 @@ def monitor(
     Exit code: 0 every window ok, 3 some window drifting, 4 some window drifted; 2 bad input.
     Runs on ONNX Runtime or TensorRT; no torch needed.
     """
+    from socket_edge.data.bags import check_sampled, is_bag, source
     from socket_edge.monitor import WatchConfig, watch
 
+    if topic is not None or every or stride or any(is_bag(f) for f in frames):
+        frames = [source(f, topic, sampling(every, stride)) for f in frames]
+        check_sampled(sampling(every, stride), *frames)
     lines = _Lines(jsonl)
     try:
         result = watch(
@@ -150,5 +158,6 @@ def register(app: typer.Typer) -> None:
             "socket-edge monitor depth.onnx robot/frames/ --window 128",
             "socket-edge monitor depth.int8-cpu.onnx frames/ --jsonl - | tee drift.jsonl",
             "socket-edge monitor depth.int8.engine frames/ --json report.json || echo drift",
+            "socket-edge monitor depth.onnx drive.mcap --topic /camera/depth/image_rect_raw",
         ),
     )(monitor)

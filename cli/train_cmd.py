@@ -8,7 +8,18 @@ from typing import Annotated
 import typer
 
 from .choices import Arch, BNScale, Method, Modality, TIDistance
-from .common import JsonOut, config_option, defaults_from, emit_json, examples, settings
+from .common import (
+    Every,
+    JsonOut,
+    Stride,
+    Tolerance,
+    config_option,
+    defaults_from,
+    emit_json,
+    examples,
+    sampling,
+    settings,
+)
 
 # Options train-source and adapt share.
 Seed = Annotated[int | None, typer.Option("--seed", help="Seed; CPU runs are deterministic.")]
@@ -83,15 +94,33 @@ def adapt(
         Path,
         typer.Option(
             "--target",
-            help="Unlabelled target images (flat, or class subfolders whose names are ignored).",
+            help="Unlabelled target images (flat, or class subfolders whose names are ignored), "
+            "or a bag (.bag, .db3, .mcap) with --target-topic.",
         ),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Adapted checkpoint to write (.pt).")],
     modality: Annotated[Modality, typer.Option("--modality", help="Target modality.")],
     paired: Annotated[
         Path | None,
-        typer.Option("--paired", help="Task-irrelevant pairs: rgb/<stem> + <modality>/<stem>."),
+        typer.Option(
+            "--paired",
+            help="Task-irrelevant pairs: rgb/<stem> + <modality>/<stem>, or a bag with "
+            "--pair-topics.",
+        ),
     ] = None,
+    target_topic: Annotated[
+        str | None, typer.Option("--target-topic", help="The --target bag's image topic.")
+    ] = None,
+    pair_topics: Annotated[
+        str | None,
+        typer.Option(
+            "--pair-topics",
+            help="RGB_TOPIC,TARGET_TOPIC of the --paired bag, matched on header.stamp.",
+        ),
+    ] = None,
+    every: Every = None,
+    stride: Stride = None,
+    tolerance: Tolerance = None,
     method: Annotated[
         Method | None,
         typer.Option("--method", help="socket (as published), shot or source-only."),
@@ -190,9 +219,21 @@ def adapt(
     from socket_edge.adapt import AdaptConfig
     from socket_edge.adapt import adapt as run
     from socket_edge.console import main_process
+    from socket_edge.data import bags
     from socket_edge.data.encoding import default_encoding
+    from socket_edge.errors import SocketEdgeError
 
     cfg = settings(AdaptConfig, ctx, "adapt")
+    pick = sampling(every, stride)
+    target_src = bags.source(target, target_topic, pick, "target_topic")
+    if paired is None and (pair_topics is not None or tolerance is not None):
+        raise SocketEdgeError("--pair-topics and --tolerance need a --paired bag")
+    paired_src = (
+        bags.pairs_source(paired, pair_topics, modality.value, tolerance, pick)
+        if paired is not None
+        else None
+    )
+    bags.check_sampled(pick, target_src, paired_src)
     enc = (
         default_encoding(modality.value, **parse_encoding(encoding))
         if init is None or encoding is not None
@@ -200,10 +241,10 @@ def adapt(
     )
     result = run(
         source,
-        target,
+        target_src,
         out,
         modality.value,
-        paired=paired,
+        paired=paired_src,
         config=cfg,
         encoding=enc,
         eval_data=eval_data,
@@ -245,7 +286,9 @@ def evaluate(
     data: Annotated[
         Path,
         typer.Option(
-            "--data", help="Labelled folder of the model's modality: DIR/<class>/<image>."
+            "--data",
+            help="Labelled folder of the model's modality: DIR/<class>/<image>; or a bag with "
+            "--topic and --label.",
         ),
     ],
     json_out: JsonOut = None,
@@ -260,6 +303,13 @@ def evaluate(
             help="Do not check the model against its sidecar (sha256, metadata, lineage).",
         ),
     ] = False,
+    topic: Annotated[str | None, typer.Option("--topic", help="The --data bag's topic.")] = None,
+    label: Annotated[
+        str | None,
+        typer.Option("--label", help="The class a --data bag's frames show (one per recording)."),
+    ] = None,
+    every: Every = None,
+    stride: Stride = None,
 ) -> None:
     """Top-1 and per-class accuracy of a model on labelled data.
 
@@ -269,10 +319,18 @@ def evaluate(
     from rich.console import Console
     from rich.table import Table
 
+    from socket_edge.data.bags import check_sampled, source
     from socket_edge.evaluate import evaluate_artifact
 
+    pick = sampling(every, stride)
+    check_sampled(pick, data_src := source(data, topic, pick))
     result = evaluate_artifact(
-        model, data, batch_size=batch_size, device=device, verify=not no_verify
+        model,
+        data_src,
+        batch_size=batch_size,
+        device=device,
+        verify=not no_verify,
+        label=label,
     )
     if str(json_out) != "-":
         table = Table(title=f"{model.name} on {data}")
@@ -303,6 +361,10 @@ def register(app: typer.Typer) -> None:
             "socket-edge adapt ... --out depth.pt --resume   # continue a killed run",
             "socket-edge adapt --init depth.pt --source src.pt --target robot/new_frames "
             "--paired data/synth/depth/paired --modality depth --epochs 3 --out depth-v2.pt",
+            "socket-edge adapt --source src.pt --target drive.mcap --target-topic "
+            "/camera/depth/image_rect_raw --paired drive.mcap --pair-topics "
+            "/camera/color/image_raw,/camera/depth/image_rect_raw --modality depth --every 10 "
+            "--out depth.pt",
             "torchrun --nproc-per-node 4 -m socket_edge adapt ... --batch-size 256 --out depth.pt"
             "   # 4 GPUs, the same result as one",
         ),
@@ -313,5 +375,7 @@ def register(app: typer.Typer) -> None:
             "socket-edge eval adapted.pt --data data/synth/depth/target/test",
             "socket-edge eval model.int8-cpu.onnx --data DIR/test --json acc.json",
             "socket-edge eval edited.onnx --data DIR/test --no-verify   # skip the sidecar checks",
+            "socket-edge eval depth.onnx --data mug.mcap --topic /camera/depth/image_rect_raw "
+            "--label mug --every 10   # a recording of one object",
         ),
     )(evaluate)

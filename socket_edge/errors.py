@@ -51,6 +51,10 @@ class DataError(SocketEdgeError):
     """A bad image, folder or data layout."""
 
 
+class BagError(DataError):
+    """A robot recording (ROS 1/2 bag, mcap) that cannot be read as asked: the bag, the topic."""
+
+
 class CheckpointError(SocketEdgeError):
     """A file that is not a socket-edge checkpoint, or one that does not fit what was asked."""
 

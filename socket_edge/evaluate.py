@@ -80,8 +80,10 @@ def evaluate_artifact(
     device: str | None = None,
     show_progress: bool = True,
     verify: bool = True,
+    label: str | None = None,
 ) -> EvalResult:
-    """Accuracy of a checkpoint, ONNX model or engine on ``data/<class>/<image>``.
+    """Accuracy of a checkpoint, ONNX model or engine on ``data/<class>/<image>``, or on a bag
+    topic (``data.bags.BagTopic``) recorded of one class, ``label``.
 
     ONNX models and engines are verified against their sidecars first (``verify=False`` skips).
     """
@@ -91,8 +93,24 @@ def evaluate_artifact(
     options = {"device": device} if device and str(path).endswith((".pt", ".pth")) else {}
     with load_runner(path, verify=verify, **options) as runner:
         info = runner.info
-        dataset = LabelledFolder(
-            data, info.modality, info.image_size, classes=info.classes, frame_size=info.frame_size
-        )
+        if hasattr(data, "unlabelled"):  # a bag topic
+            from .data.bags import LabelledBag
+
+            dataset = LabelledBag(
+                data, label, list(info.classes), info.modality, info.image_size, info.frame_size
+            )
+        else:
+            if label is not None:
+                from .errors import SocketEdgeError
+
+                raise SocketEdgeError(
+                    "label is for bags; a folder's labels are its class subfolders",
+                    data,
+                    settings=("label",),
+                )
+            dataset = LabelledFolder(
+                data, info.modality, info.image_size, classes=info.classes,
+                frame_size=info.frame_size,
+            )  # fmt: skip
         logits, labels = runner_logits(runner, dataset, batch_size, show_progress)
     return score(logits.argmax(1), labels, info.classes)

@@ -18,6 +18,7 @@ HINTS = {
     "tensorrt": "TensorRT comes from JetPack (python3-libnvinfer) or `pip install tensorrt` on x86",
     "matplotlib": 'pip install "socket-edge[plot]"',
     "h5py": 'pip install "socket-edge[convert]"',
+    "rosbags": 'pip install "socket-edge[ros]" (rosbags: ROS 1/2 bags and mcap, no ROS install)',
 }
 
 

@@ -269,7 +269,11 @@ def _load_pairs(paired, modality: str, size: int, weights: dict[str, float]):
     if paired is None:
         warn("no --paired folder: SOCKET runs without the TI alignment term")
     else:
-        pairs = PairedFolder(paired, modality, size, augment=False)
+        pairs = (
+            paired.paired(modality, size)  # a bag's two topics (data/bags.py: BagPairs)
+            if hasattr(paired, "paired")
+            else PairedFolder(paired, modality, size, augment=False)
+        )
         if len(pairs) == 0:
             warn(f"{paired}: no task-irrelevant pairs; SOCKET runs without the TI alignment term")
             pairs = None
@@ -529,7 +533,11 @@ def prepare(
     group = group or Group()
     size = int(src["meta"]["image_size"])
     weights = cfg.effective_weights()
-    target_set = UnlabelledFolder(target, modality, size, augment=True)
+    target_set = (
+        target.unlabelled(modality, size, augment=True)  # a bag topic (data/bags.py: BagTopic)
+        if hasattr(target, "unlabelled")
+        else UnlabelledFolder(target, modality, size, augment=True)
+    )
     pairs = _load_pairs(paired, modality, size, weights)
     model = _target_model(src, source, encoding, device)
     src_means, src_vars = source_statistics(model.backbone)
@@ -621,8 +629,8 @@ def _inputs(source: Path, target, paired) -> dict[str, str | None]:
     """What a resume state must have been made from: the source's sha256, the folders' listings."""
     return {
         "source": file_digest(source),
-        "target": listing_digest(target),
-        "paired": listing_digest(paired),
+        "target": target.digest() if hasattr(target, "digest") else listing_digest(target),
+        "paired": paired.digest() if hasattr(paired, "digest") else listing_digest(paired),
     }
 
 

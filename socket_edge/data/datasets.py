@@ -75,6 +75,8 @@ def empty_class_folders(root: str | Path) -> list[str]:
 class _ImageDataset:
     """Shared loading, caching and augmentation of the folder datasets."""
 
+    cache_bytes: int | None = CACHE_BYTES  # None: keep every image (bag frames are read once)
+
     def __init__(
         self,
         modality: str,
@@ -105,7 +107,7 @@ class _ImageDataset:
         modality = modality or self.modality
         t = self._cache.get(path)
         if t is None:
-            arr = read_image(path, modality)
+            arr = self.read(path, modality)
             if modality == "depth":
                 self._note_depth(path, arr)
             if self.frame_size is None:
@@ -120,10 +122,14 @@ class _ImageDataset:
                     path,
                     settings=("frame_size",),
                 )
-            if self._cached_bytes + t.nbytes <= CACHE_BYTES:
+            if self.cache_bytes is None or self._cached_bytes + t.nbytes <= self.cache_bytes:
                 self._cache[path] = t
                 self._cached_bytes += t.nbytes
         return t
+
+    def read(self, path: Path, modality: str) -> np.ndarray:
+        """One image in canonical units (a file here; decoded bag frames in ``data/bags.py``)."""
+        return read_image(path, modality)
 
     def _note_depth(self, path: Path, arr: np.ndarray) -> None:
         """Count depth maps without a single valid reading; once every image was read, warn if

@@ -341,7 +341,8 @@ def _reference_frames(o: ExportOptions, ckpt: Checkpoint) -> ReferenceFrames | N
         return None
     from socket_edge.monitor.record import draw_frames
 
-    return draw_frames(Path(folder), ckpt.modality, ckpt.size, o.seed)
+    frames = folder if hasattr(folder, "unlabelled") else Path(folder)  # or a bag topic
+    return draw_frames(frames, ckpt.modality, ckpt.size, o.seed)
 
 
 def _reference(model: Path, frames: ReferenceFrames | None, meta: dict) -> dict[str, Any]:

@@ -62,11 +62,12 @@ def draw_frames(folder: Path, modality: str, image_size: int, seed: int = 0) -> 
     ref_files = files[: min(REFERENCE_SIZE, n - held)]
     held_files = files[n - held :]
     info(f"reference statistics: {len(ref_files)} images of {folder}, {held} held back")
+    bag = hasattr(folder, "topic")  # a bag topic (data/bags.py): its frames' own size
     return ReferenceFrames(
-        Path(folder),
+        folder if bag else Path(folder),
         cs.load(ref_files),
         cs.load(held_files),
-        _frame_size(ref_files + held_files),
+        cs._loader().sensor_frame_size() if bag else _frame_size(ref_files + held_files),
         seed,
     )
 

@@ -64,14 +64,17 @@ def watch(
     """Run the frame files or folders ``frames`` (sorted = time order) through ``artifact`` and
     compare each window with its reference statistics; ``on_window`` sees each window as it
     closes (the last, shorter one included)."""
+    from itertools import islice
+
     import numpy as np
 
-    from .frames import list_frames, read_frame, resize_center_crop
+    from .frames import check_frame, list_frames, read_frame, resize_center_crop
 
     config = config or WatchConfig()
     artifact = Path(artifact)
-    files = list_frames(frames)
-    if not files:
+    bag = _bag_topic(frames)
+    files = [] if bag is not None else list_frames(frames)
+    if bag is None and not files:
         raise SocketEdgeError("empty window: no frames given")
     runner_options = {"device": config.device} if artifact.suffix.lower() == ".onnx" else {}
     mon = Monitor.from_artifact(
@@ -89,21 +92,31 @@ def watch(
             if on_window is not None:
                 on_window(result, r)
 
+    def stream():  # raw frames (C, H, W) in time order: files, or a bag topic's frames
+        if bag is None:
+            yield from (read_frame(p, mon.modality, mon.frame_size) for p in files)
+            return
+        from ..data.bags import read_frames
+
+        for name, x in read_frames(bag, mon.modality):
+            result.files.append(name)  # type: ignore[arg-type]
+            yield check_frame(x, mon.modality, mon.frame_size, name)
+
     try:
-        for start in range(0, len(files), config.batch):
-            x = np.stack(
-                [
-                    resize_center_crop(
-                        read_frame(p, mon.modality, mon.frame_size),
-                        int(mon.image_size),
-                        mon.modality,
-                    )
-                    for p in files[start : start + config.batch]
-                ]
-            )
+        frames_in = stream()
+        while chunk := list(islice(frames_in, config.batch)):
+            x = np.stack([resize_center_crop(f, int(mon.image_size), mon.modality) for f in chunk])
             closed(mon.feed(x, mon.runner.infer(x)))
         last = mon.flush()
         closed([last] if last is not None else [])
     finally:
         mon.close()
     return result
+
+
+def _bag_topic(frames: list[Any]) -> Any:
+    """The bag topic (``data/bags.py: BagTopic``) to read instead of files, if ``frames`` is one."""
+    topics = [f for f in frames if hasattr(f, "topic")]
+    if topics and len(frames) > 1:
+        raise SocketEdgeError("monitor reads one bag topic, or frame files and folders; not both")
+    return topics[0] if topics else None
