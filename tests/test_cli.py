@@ -30,9 +30,9 @@ def test_top_level_help_lists_the_contract(cli):
 
 
 def test_fixed_choices_are_the_librarys_and_bad_ones_get_typers_error(cli, monkeypatch):
-    from calibration.ranges import METHODS as CALIB_METHODS
-    from cli import choices
     from socket_edge.adapt.config import BN_SCALES, METHODS, TI_DISTANCES
+    from socket_edge.calibration.ranges import METHODS as CALIB_METHODS
+    from socket_edge.cli import choices
     from socket_edge.convert.diml import RESOLUTIONS
     from socket_edge.convert.nyuv2 import DEPTH_KEYS
     from socket_edge.convert.sunrgbd import DEPTH_FOLDERS

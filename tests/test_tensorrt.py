@@ -177,7 +177,6 @@ def test_no_gpu_is_none_not_a_crash():
 
 def _cache_with_sidecar(folder: Path, stamp: str, model_sha: str) -> Path:
     from socket_edge.calibration.cache import format_cache
-
     from socket_edge.files import sha256_file
 
     path = folder / "model.calib.cache"

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from ..console import bar, warn
 from ..errors import DataError
 from ..files import atomic_path, write_json
