@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from .torchutil import make_loader
+
 
 @dataclass
 class EvalResult:
@@ -36,8 +38,6 @@ def predict_logits(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Logits and labels (or indices) of a torch model over a dataset, in dataset order."""
     import torch
-
-    from .training import make_loader
 
     device = device or next(model.parameters()).device
     was_training = model.training

@@ -44,7 +44,7 @@ from typing import Any
 
 from .console import info, main_process, warn
 from .errors import SocketEdgeError
-from .files import write_text
+from .files import digest, write_text
 
 STAGING_PREFIX = ".socket-edge-export."
 MANIFEST = "COMMIT.json"
@@ -311,8 +311,6 @@ def listing_digest(folder: str | Path | None) -> str | None:
 def file_digest(path: str | Path | None) -> str | None:
     if path is None or not Path(path).is_file():
         return None
-    from .artifact import digest
-
     return digest(path)
 
 

@@ -17,6 +17,7 @@ from .console import bar, warn
 from .data.datasets import LabelledFolder
 from .data.encoding import Encoding, default_encoding
 from .errors import SocketEdgeError
+from .evaluate import evaluate_model
 from .guard import (
     DivergenceError,
     check_settings,
@@ -26,12 +27,10 @@ from .guard import (
     stack_terms,
 )
 from .outputs import file_digest, listing_digest, single_writer
+from .torchutil import autocast, make_loader, resolve_device
 from .training import (
-    autocast,
     continue_from,
     epoch_seed,
-    make_loader,
-    resolve_device,
     save_epoch_state,
     saved_state,
     seed_everything,
@@ -275,8 +274,6 @@ def _epoch_loader(train_set: LabelledFolder, cfg: TrainConfig, epoch: int):
 
 def evaluate(model, val_set: LabelledFolder, device) -> float:
     """Top-1 accuracy on the labelled ``val_set``."""
-    from .evaluate import evaluate_model
-
     return evaluate_model(model, val_set, device=device).top1
 
 
