@@ -221,7 +221,7 @@ def parse_encoding(text: str | None) -> dict:
     return out
 
 
-def evaluate(
+def eval_command(
     model: Annotated[
         Path,
         typer.Argument(help="A checkpoint (.pt), ONNX model (.onnx) or TensorRT engine (.engine)."),
@@ -298,4 +298,4 @@ def register(app: typer.Typer) -> None:
             "socket-edge eval model.int8-cpu.onnx --data DIR/test --json acc.json",
             "socket-edge eval edited.onnx --data DIR/test --no-verify   # skip the sidecar checks",
         ),
-    )(evaluate)
+    )(eval_command)

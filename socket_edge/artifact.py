@@ -252,11 +252,6 @@ def artifact_info(artifact: str | Path, kind: str, verify: bool = True) -> Artif
     )
 
 
-def sidecar_info(artifact: str | Path, kind: str, verify: bool = True) -> ArtifactInfo:
-    """Alias of :func:`artifact_info` (the name runners used before)."""
-    return artifact_info(artifact, kind, verify)
-
-
 # ---------------------------------------------------------------------------------------------
 # Verification
 
@@ -470,7 +465,6 @@ __all__ = [
     "dump_sidecar",
     "make_sidecar",
     "read_sidecar",
-    "sidecar_info",
     "sidecar_path",
     "verify_artifact",
     "write_sidecar",

@@ -272,7 +272,7 @@ def _epoch_loader(train_set: LabelledFolder, cfg: TrainConfig, epoch: int):
     return make_loader(train_set, cfg.batch_size, True, es, workers=cfg.workers)
 
 
-def evaluate(model, val_set: LabelledFolder, device) -> float:
+def val_top1(model, val_set: LabelledFolder, device) -> float:
     """Top-1 accuracy on the labelled ``val_set``."""
     return evaluate_model(model, val_set, device=device).top1
 
@@ -316,7 +316,7 @@ def train_supervised(
                 setup.model, loader, setup.optimizer, setup.scaler, cfg, lr_at, diverged, shown
             )
             if setup.val_set is not None:
-                record["val_acc"] = evaluate(setup.model, setup.val_set, setup.device)
+                record["val_acc"] = val_top1(setup.model, setup.val_set, setup.device)
                 progress.set(
                     epoch=f"{epoch + 1}/{epochs}", loss=record["loss"], val=record["val_acc"]
                 )

@@ -74,10 +74,6 @@ class BenchConfig:
         return TimingPlan(self.warmup_s, self.duration_s, self.iterations, self.min_iterations)
 
 
-class _Failed(Exception):
-    """An artifact-level failure, already worded as its row's one-line error."""
-
-
 def error_text(exc: BaseException, path: Path) -> str:
     """A one-line 'PATH: problem' for any exception raised while benchmarking ``path``."""
     if isinstance(exc, SocketEdgeError):

@@ -66,7 +66,8 @@ def watch(
     closes (the last, shorter one included)."""
     import numpy as np
 
-    from .frames import list_frames, read_frame, resize_center_crop
+    from ..data.transforms import interpolation_for, resize_center_crop
+    from .frames import list_frames, read_frame
 
     config = config or WatchConfig()
     artifact = Path(artifact)
@@ -96,7 +97,7 @@ def watch(
                     resize_center_crop(
                         read_frame(p, mon.modality, mon.frame_size),
                         int(mon.image_size),
-                        mon.modality,
+                        interpolation_for(mon.modality),
                     )
                     for p in files[start : start + config.batch]
                 ]
