@@ -1,5 +1,5 @@
 """Nothing wrong may look right: verified artifacts, one writer per output, all-or-nothing export
-sets, untrusted files (issue 13). Each bad case: a one-line error (or the stated warning), a
+sets, untrusted files. Each bad case: a one-line error (or the stated warning), a
 non-zero exit, no traceback, nothing half-written."""
 
 from __future__ import annotations
