@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.transforms import nearest_indices
 from ..errors import DataError
 from ..files import atomic_path
 
@@ -71,12 +72,12 @@ def resize_rgb(arr: np.ndarray, short_side: int | None) -> np.ndarray:
 
 
 def resize_nearest(arr: np.ndarray, short_side: int | None) -> np.ndarray:
-    """Nearest-neighbour: depth must not blend valid readings with 0 (= missing)."""
+    """Nearest-neighbour: depth must not blend valid readings with 0 (= missing). The indices
+    are inference's (``data.transforms.nearest_indices``: torch's nearest-exact)."""
     h, w = _target_size(arr.shape, short_side)
     if (h, w) == arr.shape[:2]:
         return arr
-    rows = np.minimum(((np.arange(h) + 0.5) * arr.shape[0] / h).astype(np.int64), arr.shape[0] - 1)
-    cols = np.minimum(((np.arange(w) + 0.5) * arr.shape[1] / w).astype(np.int64), arr.shape[1] - 1)
+    rows, cols = nearest_indices(arr.shape[0], h), nearest_indices(arr.shape[1], w)
     return arr[rows[:, None], cols[None, :]]
 
 
