@@ -111,3 +111,40 @@ def test_no_import_closes_a_cycle(installed_layout):
     with open(broken / "socket_edge" / "outputs.py", "a") as f:
         f.write("\n\ndef _back():\n    from .artifact import verify_artifact\n")
     assert ["socket_edge.artifact", "socket_edge.outputs"] in import_cycles(broken)
+
+
+HEAVY = {
+    "torch",
+    "torchvision",
+    "onnx",
+    "onnxruntime",
+    "tensorrt",
+    "polygraphy",
+    "matplotlib",
+    "h5py",
+}
+# torch-only modules that inference never reaches (docs/architecture.md, "Layers")
+TORCH_ONLY = {"socket_edge/models/network.py", "socket_edge/distributed.py"}
+
+
+def test_heavy_modules_are_imported_lazily():
+    """No module imports torch, ONNX, ONNX Runtime, TensorRT, Polygraphy, matplotlib or h5py at
+    its top level, except the torch-only ones training alone reaches (models/network.py,
+    distributed.py, adapt/)."""
+    import ast
+
+    found = []
+    for folder, package in PACKAGES.items():
+        for path in sorted((REPO / folder).rglob("*.py")):
+            name = f"{package}/{path.relative_to(REPO / folder).as_posix()}"
+            if name in TORCH_ONLY or name.startswith("socket_edge/adapt/"):
+                continue
+            for node in ast.parse(path.read_text(), str(path)).body:  # the top level only
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                else:
+                    continue
+                found += [f"{name}:{node.lineno} {n}" for n in names if n.split(".")[0] in HEAVY]
+    assert not found
