@@ -1,5 +1,6 @@
 """Imports run one way: the layers of docs/architecture.md hold (import-linter's contracts in
-.importlinter) and no import, at the top of a file or inside a function, closes a cycle.
+.importlinter), no import, at the top of a file or inside a function, closes a cycle, and heavy
+third-party modules are imported inside the functions that need them.
 
 Both look at the package as the wheel installs it (cli/ and calibration/ inside socket_edge/): a
 copy laid out that way, since in a source checkout those folders sit beside socket_edge/.
