@@ -248,7 +248,12 @@ def test_tensorrt_code_type_checks(tmp_path):
     )
     r = run_mypy(stubs, canary)
     assert r.returncode == 1 and '"Builder" has no attribute "no_such_method"' in r.stdout, r.stdout
-    r = run_mypy(stubs, "socket_edge/export/tensorrt.py", "socket_edge/runtime/tensorrt.py")
+    r = run_mypy(
+        stubs,
+        "socket_edge/export/tensorrt.py",
+        "socket_edge/export/engines.py",
+        "socket_edge/runtime/tensorrt.py",
+    )
     assert r.returncode == 0, r.stdout + r.stderr
 
 
