@@ -143,7 +143,6 @@ def latency(work: Path, args) -> str:
 def test_set_parity(ckpt: Path, onnx_path: Path, test: Path) -> dict:
     """FP32 ONNX vs the checkpoint in torch on every image of the test folder, batches 1 and 32."""
     from socket_edge.calibration import calibset
-
     from socket_edge.export.parity import parity_check
     from socket_edge.models.checkpoint import load_checkpoint
 
@@ -155,9 +154,8 @@ def test_set_parity(ckpt: Path, onnx_path: Path, test: Path) -> dict:
 
 def test_set_agreement(onnx_path: Path, int8: dict[str, Path], test: Path) -> dict[str, float]:
     """Share of the test folder's images on which each INT8 model's top-1 equals FP32's."""
-    from socket_edge.calibration import calibset
-
     from socket_edge.artifact import read_sidecar
+    from socket_edge.calibration import calibset
     from socket_edge.export.parity import ort_logits, ort_session
 
     doc = read_sidecar(onnx_path)

@@ -30,7 +30,6 @@ METHODS = ("entropy", "percentile", "minmax")
 
 def study(ckpt: Path, modality: str, data: Path, sizes: list[int], work: Path) -> tuple[str, list]:
     from socket_edge.calibration import calibset, graph, qdq, ranges
-
     from socket_edge.export.parity import ort_logits, ort_session
     from socket_edge.export.pipeline import ExportOptions, export
     from socket_edge.models.checkpoint import read_checkpoint

@@ -24,9 +24,8 @@ INT8 = (("int8-cpu", "ONNX Runtime CPU"), ("int8", "Q/DQ (TensorRT)"))
 
 
 def score(model: Path, data: Path) -> list[str]:
-    from socket_edge.calibration import calibset
-
     from socket_edge.artifact import read_sidecar, verify_artifact
+    from socket_edge.calibration import calibset
     from socket_edge.export.parity import ort_logits, ort_session
 
     doc = verify_artifact(model)

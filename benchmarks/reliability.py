@@ -6,7 +6,8 @@ Writes the ``reliability`` section of benchmarks/RESULTS.md:
   moments (tiny built-in data); after each kill the output must be absent or complete and
   verified; after the last, a completed run must leave no stray files (and, for adapt, end with
   the weights of an uninterrupted run).
-- bad inputs: every case of issue 13, run through the CLI, with its exit code and message.
+- bad inputs: every case of tests/test_reliability.py (corrupt, mismatched or hostile files and
+  settings), run through the CLI, with its exit code and message.
 - the cost of verification in bench: opening an artifact (sidecar checks + ONNX Runtime session)
   with verification off, on with a cold digest cache, and on with a warm one (p50 of repeats),
   and bench's p50 latency with and without, in the same run.
@@ -476,7 +477,7 @@ def main() -> None:
             "",
         ]
     lines += [
-        "### Bad inputs (issue 13), through the CLI",
+        "### Bad inputs, through the CLI",
         "",
         "| case | exit | message |",
         "| --- | ---: | --- |",

@@ -119,12 +119,11 @@ def defaults_from(target: str, **renamed: str) -> type[TyperCommand]:
 
     class Command(TyperCommand):
         def format_help(self, ctx, formatter) -> None:
-            shown = _show_defaults(self.params, _field_defaults(target), renamed)
-            try:
-                super().format_help(ctx, formatter)
-            finally:  # help exits the process, but tests may invoke the app again
-                for param, default in shown:
-                    param.default = default
+            # Click's default_map of this context only: the options keep default None (= not
+            # given), and nothing shared between invocations changes.
+            shown = _help_defaults(self.params, _field_defaults(target), renamed)
+            ctx.default_map = {**shown, **(ctx.default_map or {})}
+            super().format_help(ctx, formatter)
 
     return Command
 
@@ -143,8 +142,9 @@ def _field_defaults(target: str) -> dict[str, Any]:
     return out
 
 
-def _show_defaults(params, defaults: dict[str, Any], renamed: dict[str, str]) -> list:
-    shown = []
+def _help_defaults(params, defaults: dict[str, Any], renamed: dict[str, str]) -> dict[str, Any]:
+    """Parameter name -> the default its --help shows, for the options left at None."""
+    shown = {}
     for param in params:
         value = defaults.get(renamed.get(param.name, param.name))
         if param.default is not None or value is None or isinstance(param, TyperArgument):
@@ -155,8 +155,7 @@ def _show_defaults(params, defaults: dict[str, Any], renamed: dict[str, str]) ->
             value = (", " if param.multiple else ",").join(str(v) for v in value)
         elif not isinstance(value, bool):
             value = str(value)
-        shown.append((param, param.default))
-        param.default = value
+        shown[param.name] = value
     return shown
 
 

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from socket_edge import __version__
+from socket_edge._version import __version__
 
 app = typer.Typer(
     name="socket-edge",

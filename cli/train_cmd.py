@@ -278,7 +278,7 @@ def parse_encoding(text: str | None) -> dict:
     return out
 
 
-def evaluate(
+def eval_command(
     model: Annotated[
         Path,
         typer.Argument(help="A checkpoint (.pt), ONNX model (.onnx) or TensorRT engine (.engine)."),
@@ -378,4 +378,4 @@ def register(app: typer.Typer) -> None:
             "socket-edge eval depth.onnx --data mug.mcap --topic /camera/depth/image_rect_raw "
             "--label mug --every 10   # a recording of one object",
         ),
-    )(evaluate)
+    )(eval_command)

@@ -4,7 +4,7 @@ Heavy libraries (torch, onnxruntime, TensorRT) are imported by the submodules th
 never here, so that ``import socket_edge`` and ``socket-edge --help`` stay fast.
 """
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = ["Classifier", "MODALITIES", "TARGET_MODALITIES", "__version__"]
 

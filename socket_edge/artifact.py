@@ -36,19 +36,17 @@ ONNX model) it sits beside. ``verify=False`` (``--no-verify``) skips all but the
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 import re
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import ArtifactError
-from .files import sha256_file, write_text
+from .files import clear_digest_cache, digest, sha256_file, write_text
 
 FORMAT = "socket-edge-sidecar"
 FORMAT_VERSION = 1
@@ -254,11 +252,6 @@ def artifact_info(artifact: str | Path, kind: str, verify: bool = True) -> Artif
     )
 
 
-def sidecar_info(artifact: str | Path, kind: str, verify: bool = True) -> ArtifactInfo:
-    """Alias of :func:`artifact_info` (the name runners used before)."""
-    return artifact_info(artifact, kind, verify)
-
-
 # ---------------------------------------------------------------------------------------------
 # Verification
 
@@ -461,92 +454,17 @@ def check_external_data(path: str | Path, model=None):
     return model
 
 
-# ---------------------------------------------------------------------------------------------
-# Digests, cached by (path, size, mtime, inode)
-
-_DIGESTS: dict[tuple, str] = {}
-_LOCK = threading.Lock()
-_DISK_LIMIT = 512  # entries kept in the on-disk cache
-
-
-def cache_dir() -> Path | None:
-    """Where the digest cache lives ($SOCKET_EDGE_CACHE_DIR, else the XDG cache); None: off."""
-    if os.environ.get("SOCKET_EDGE_DIGEST_CACHE", "1") == "0":
-        return None
-    root = os.environ.get("SOCKET_EDGE_CACHE_DIR")
-    if root:
-        return Path(root)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "socket-edge"
-
-
-def _key(path: Path) -> tuple:
-    st = path.stat()
-    return (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
-
-
-def digest(path: str | Path) -> str:
-    """sha256 of ``path``; recomputed only when its size, mtime or inode changed."""
-    path = Path(path)
-    key = _key(path)
-    with _LOCK:
-        if key in _DIGESTS:
-            return _DIGESTS[key]
-    disk = _read_disk()
-    entry = disk.get(key[0])
-    if isinstance(entry, list) and len(entry) == 4 and tuple(entry[:3]) == key[1:]:
-        value = str(entry[3])
-    else:
-        value = sha256_file(path)
-        if _key(path) == key:  # unchanged while hashing
-            disk[key[0]] = [*key[1:], value]
-            _write_disk(disk)
-    with _LOCK:
-        _DIGESTS[key] = value
-    return value
-
-
-def clear_digest_cache(disk: bool = False) -> None:
-    """Forget cached digests (in this process; and the on-disk file with ``disk``)."""
-    with _LOCK:
-        _DIGESTS.clear()
-    folder = cache_dir()
-    if disk and folder is not None:
-        (folder / "digests.json").unlink(missing_ok=True)
-
-
-def _read_disk() -> dict[str, Any]:
-    folder = cache_dir()
-    if folder is None:
-        return {}
-    try:
-        data = json.loads((folder / "digests.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _write_disk(data: dict[str, Any]) -> None:
-    folder = cache_dir()
-    if folder is None:
-        return
-    if len(data) > _DISK_LIMIT:
-        data = dict(list(data.items())[-_DISK_LIMIT:])
-    with contextlib.suppress(OSError):  # a read-only home: the cache is an optimisation only
-        write_text(folder / "digests.json", json.dumps(data))
-
-
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "ArtifactInfo",
     "artifact_info",
     "check_external_data",
+    "clear_digest_cache",
     "digest",
     "dump_sidecar",
     "make_sidecar",
     "read_sidecar",
-    "sidecar_info",
     "sidecar_path",
     "verify_artifact",
     "write_sidecar",

@@ -26,6 +26,7 @@ import torch
 import torch.distributed as dist
 
 from .errors import SocketEdgeError
+from .torchutil import resolve_device
 
 
 class GroupSetupError(SocketEdgeError):
@@ -90,8 +91,6 @@ def start(group: Group, device_request: str | None):
 
     GPUs: NCCL, one GPU per process (cuda:LOCAL_RANK). CPUs (or --device cpu): gloo.
     """
-    from .training import resolve_device
-
     if not group.active:
         return resolve_device(device_request)
     if device_request not in (None, "auto", "cpu", "cuda"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 
 class SocketEdgeError(Exception):
@@ -65,3 +66,18 @@ class ArtifactError(SocketEdgeError):
 
 class Int8GateError(ArtifactError):
     """INT8 could not be kept within its budgets against FP32; nothing was written."""
+
+
+class DivergenceError(SocketEdgeError):
+    """Training produced NaN/inf (loss or weights): the run stopped, nothing was written."""
+
+    every_rank = True  # every process of a group raises it alike; rank 0 prints it
+
+
+class SettingError(SocketEdgeError):
+    """A setting out of range or not finite; ``field`` names it (in ``settings`` too, so that the
+    CLI shows the flag, and the config file's table where the value came from there)."""
+
+    def __init__(self, field: str, requirement: str, value: Any):
+        self.field, self.requirement, self.value = field, requirement, value
+        super().__init__(f"{field} must be {requirement}, got {value!r}", settings=(field,))

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from .torchutil import make_loader
+
 
 @dataclass
 class EvalResult:
@@ -37,8 +39,6 @@ def predict_logits(
     """Logits and labels (or indices) of a torch model over a dataset, in dataset order."""
     import torch
 
-    from .training import make_loader
-
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -57,9 +57,11 @@ def evaluate_model(model, dataset, device=None, batch_size: int = 256) -> EvalRe
 
 
 def runner_logits(
-    runner, dataset, batch_size: int = 64, show_progress: bool = False
+    runner, dataset, batch_size: int = 64, show_progress: bool = False, pad: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Logits and labels of an active runner over a dataset, in dataset order."""
+    """Logits and labels of an active runner over a dataset, in dataset order. ``pad``: every
+    batch full (the last one filled with its last image, and trimmed), for engines built for
+    one batch size."""
     from .console import bar
 
     out, labels = [], []
@@ -67,8 +69,12 @@ def runner_logits(
     with bar(f"eval {runner.path.name}", len(starts), show_progress) as progress:
         for start in starts:
             items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
-            out.append(runner.infer(np.stack([np.asarray(x, np.float32) for x, _ in items])))
-            labels.append(np.asarray([y for _, y in items]))
+            real = len(items)
+            if pad:
+                items += [items[-1]] * (batch_size - real)
+            batch = np.stack([np.asarray(x, np.float32) for x, _ in items])
+            out.append(np.asarray(runner.infer(batch))[:real])
+            labels.append(np.asarray([y for _, y in items[:real]]))
             progress.advance()
     return np.concatenate(out), np.concatenate(labels)
 

@@ -30,7 +30,6 @@ its atomic writes (``.<name>.<random>.tmp`` for the names of its own set), and n
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -44,7 +43,7 @@ from typing import Any
 
 from .console import info, main_process, warn
 from .errors import SocketEdgeError
-from .files import write_text
+from .files import digest, listing_digest, write_text
 
 STAGING_PREFIX = ".socket-edge-export."
 MANIFEST = "COMMIT.json"
@@ -291,28 +290,9 @@ class Staging:
 # Resume: what a saved state was made from
 
 
-def listing_digest(folder: str | Path | None) -> str | None:
-    """A digest of a folder's listing (relative paths, sizes, mtimes; hidden entries skipped)."""
-    if folder is None:
-        return None
-    root = Path(folder)
-    if not root.is_dir():
-        return None
-    h = hashlib.sha256()
-    for p in sorted(root.rglob("*")):
-        rel = p.relative_to(root)
-        if any(part.startswith(".") for part in rel.parts) or not p.is_file():
-            continue
-        st = p.stat()
-        h.update(f"{rel.as_posix()}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()
-
-
 def file_digest(path: str | Path | None) -> str | None:
     if path is None or not Path(path).is_file():
         return None
-    from .artifact import digest
-
     return digest(path)
 
 

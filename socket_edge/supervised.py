@@ -17,6 +17,7 @@ from .console import bar, warn
 from .data.datasets import LabelledFolder
 from .data.encoding import Encoding, default_encoding
 from .errors import SocketEdgeError
+from .evaluate import evaluate_model
 from .guard import (
     DivergenceError,
     check_settings,
@@ -26,12 +27,10 @@ from .guard import (
     stack_terms,
 )
 from .outputs import file_digest, listing_digest, single_writer
+from .torchutil import autocast, make_loader, resolve_device
 from .training import (
-    autocast,
     continue_from,
     epoch_seed,
-    make_loader,
-    resolve_device,
     save_epoch_state,
     saved_state,
     seed_everything,
@@ -273,10 +272,8 @@ def _epoch_loader(train_set: LabelledFolder, cfg: TrainConfig, epoch: int):
     return make_loader(train_set, cfg.batch_size, True, es, workers=cfg.workers)
 
 
-def evaluate(model, val_set: LabelledFolder, device) -> float:
+def val_top1(model, val_set: LabelledFolder, device) -> float:
     """Top-1 accuracy on the labelled ``val_set``."""
-    from .evaluate import evaluate_model
-
     return evaluate_model(model, val_set, device=device).top1
 
 
@@ -319,7 +316,7 @@ def train_supervised(
                 setup.model, loader, setup.optimizer, setup.scaler, cfg, lr_at, diverged, shown
             )
             if setup.val_set is not None:
-                record["val_acc"] = evaluate(setup.model, setup.val_set, setup.device)
+                record["val_acc"] = val_top1(setup.model, setup.val_set, setup.device)
                 progress.set(
                     epoch=f"{epoch + 1}/{epochs}", loss=record["loss"], val=record["val_acc"]
                 )

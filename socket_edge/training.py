@@ -1,5 +1,6 @@
-"""Pieces shared by the training loops (train-source, oracle, adapt): devices, seeding, loaders,
-resumable state files and the per-epoch JSON-lines log."""
+"""Pieces shared by the training loops (train-source, oracle, adapt): seeding, sharded loaders,
+resumable state files and the per-epoch JSON-lines log. The device, mixed-precision and loader
+helpers that inference shares are in ``torchutil`` (re-exported here for the loops)."""
 
 from __future__ import annotations
 
@@ -10,21 +11,24 @@ from typing import Any
 
 import numpy as np
 
-from .errors import SocketEdgeError
+from .torchutil import autocast, make_loader, resolve_device
 
-
-def resolve_device(device: str | None):
-    """'cpu', 'cuda', 'cuda:N' or None (= cuda if available); fails clearly if CUDA is missing."""
-    import torch
-
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise SocketEdgeError(
-            f"device {device}: this torch build has no usable CUDA device", settings=("device",)
-        )
-    return dev
+__all__ = [  # the loops' helpers, and the torchutil ones they take from here
+    "append_log",
+    "autocast",
+    "continue_from",
+    "epoch_seed",
+    "log_path",
+    "make_loader",
+    "read_log",
+    "resolve_device",
+    "save_epoch_state",
+    "saved_state",
+    "seed_everything",
+    "shard_loader",
+    "state_path",
+    "truncate_log",
+]
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -38,31 +42,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
-
-
-def make_loader(
-    dataset,
-    batch_size: int,
-    shuffle: bool,
-    seed: int = 0,
-    drop_last: bool = False,
-    workers: int = 0,
-):
-    """A DataLoader whose order is a function of ``seed`` alone."""
-    import torch
-    from torch.utils.data import DataLoader
-
-    g = torch.Generator()
-    g.manual_seed(seed)
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        drop_last=drop_last and len(dataset) > batch_size,
-        generator=g,
-        num_workers=workers,
-        persistent_workers=False,
-    )
 
 
 def shard_loader(
@@ -148,30 +127,6 @@ def truncate_log(out: str | Path, epochs_kept: int) -> None:
         return
     kept = [r for r in read_log(out) if (r.get("epoch") or 0) <= epochs_kept]
     write_text(p, "".join(json.dumps(r) + "\n" for r in kept))
-
-
-def cpu_has_bf16() -> bool:
-    """True where the CPU computes bfloat16 natively (AVX512-BF16 or AMX); else bf16 is emulated."""
-    try:
-        from pathlib import Path
-
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
-
-
-def autocast(device, enabled: bool = True):
-    """Mixed precision: fp16 autocast on CUDA, bf16 on CPUs with native bf16, else nothing."""
-    import contextlib
-
-    import torch
-
-    if enabled and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.float16)
-    if enabled and device.type == "cpu" and cpu_has_bf16():
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def saved_state(out: str | Path, resume: bool) -> dict[str, Any] | None:

@@ -6,8 +6,8 @@ import struct
 
 import numpy as np
 import pytest
-from socket_edge.calibration import batcher, cache, calibset, gate, ranges
 
+from socket_edge.calibration import batcher, cache, calibset, gate, ranges
 from socket_edge.errors import ArtifactError, DataError
 
 # --- TensorRT calibration cache -----------------------------------------------------------------

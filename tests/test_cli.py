@@ -30,9 +30,9 @@ def test_top_level_help_lists_the_contract(cli):
 
 
 def test_fixed_choices_are_the_librarys_and_bad_ones_get_typers_error(cli, monkeypatch):
-    from calibration.ranges import METHODS as CALIB_METHODS
-    from cli import choices
     from socket_edge.adapt.config import BN_SCALES, METHODS, TI_DISTANCES
+    from socket_edge.calibration.ranges import METHODS as CALIB_METHODS
+    from socket_edge.cli import choices
     from socket_edge.convert.diml import RESOLUTIONS
     from socket_edge.convert.nyuv2 import DEPTH_KEYS
     from socket_edge.convert.sunrgbd import DEPTH_FOLDERS
@@ -135,8 +135,13 @@ def test_eval_checkpoint_json(cli, tmp_path, synth_root, depth_ckpt):
     )
     assert result.returncode == 0, result.stderr
     doc = json.loads(out.read_text())
-    assert 0.0 <= doc["top1"] <= 1.0
+    from socket_edge.evaluate import evaluate_artifact
+
+    here = evaluate_artifact(depth_ckpt, synth_root / "depth/target/test", show_progress=False)
+    assert doc == json.loads(json.dumps(here.to_dict()))  # the library's figures, as JSON
     assert doc["n"] == 20 and len(doc["per_class"]) == 10
+    # 2 images per class: top-1 is the mean of the per-class accuracies
+    assert doc["top1"] == pytest.approx(sum(doc["per_class"].values()) / 10)
 
 
 def test_missing_and_foreign_checkpoints(cli, tmp_path, synth_root):

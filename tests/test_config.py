@@ -73,3 +73,27 @@ def test_help_shows_the_dataclass_defaults(cli, monkeypatch):
     text = cli("export", "--help").stdout
     assert f"[default: {ExportOptions.opset}]" in text
     assert "[default: 1,8,32]" in text and "[default: entropy]" in text
+
+
+def test_help_defaults_come_from_the_default_map_of_its_context_only(monkeypatch, capsys):
+    """--help draws the dataclass defaults through Click's default_map; the options themselves
+    keep default None (= not given), so a command parsed after a --help still sees its flags
+    as not given."""
+    import click
+    import typer
+
+    from socket_edge.cli.main import app
+
+    monkeypatch.setenv("COLUMNS", "250")
+    group = typer.main.get_command(app)
+    export = group.commands["export"]
+    with click.Context(export, info_name="export") as ctx:
+        export.format_help(ctx, click.HelpFormatter())  # Typer's rich help prints it
+        assert ctx.default_map and ctx.default_map["calib_method"] == "entropy"
+    text = capsys.readouterr().out
+    assert "[default: entropy]" in text and "[default: 1,8,32]" in text
+    params = {p.name: p for p in export.params}
+    assert params["calib_method"].default is None and params["batch"].default is None
+    with click.Context(export, info_name="export") as fresh:
+        assert fresh.default_map is None
+        assert params["calib_method"].get_default(fresh) is None

@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from socket_edge.convert import ConvertOptions, convert
-from socket_edge.convert.common import Sample, class_name, seeded_split
+from socket_edge.convert.common import Sample, class_name
+from socket_edge.convert.select import seeded_split
 from socket_edge.convert.sunrgbd import decode_depth, encode_depth
 from socket_edge.data.readers import read_image
 from socket_edge.errors import DataError

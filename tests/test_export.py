@@ -79,6 +79,7 @@ def test_onnx_export_takes_raw_maps_and_matches_torch(depth_int8, depth_ckpt, sy
 
 def test_int8_artifacts_share_one_calibration(depth_int8):
     import onnx
+
     from socket_edge.calibration.cache import read_cache
 
     out, result = depth_int8
@@ -217,6 +218,7 @@ def test_without_images_parity_uses_generated_maps(depth_ckpt, tmp_path, capsys)
 def test_gate_keeps_sensitive_layers_in_float(depth_ckpt, synth_root, tmp_path, monkeypatch):
     """A stand-in accuracy that only recovers when the second Conv stays in float."""
     import onnx
+
     from socket_edge.calibration import gate, qdq
 
     used: list[list[str]] = []
@@ -278,7 +280,6 @@ def test_gate_keeps_sensitive_layers_in_float(depth_ckpt, synth_root, tmp_path, 
 
 def test_failed_gate_writes_nothing(depth_ckpt, synth_root, tmp_path, monkeypatch):
     from socket_edge.calibration import graph
-
     from socket_edge.errors import ArtifactError
 
     real_regions = graph.regions

@@ -8,7 +8,6 @@ The "fuzz" profile is deterministic (derandomize) and bounded: FUZZ_EXAMPLES per
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
@@ -21,7 +20,7 @@ from hypothesis import strategies as st
 
 # The sidecar reader under test.
 from socket_edge.artifact import read_sidecar as read_sidecar_of
-from socket_edge.errors import SocketEdgeError
+from socket_edge.errors import ArtifactError, SocketEdgeError
 
 FUZZ_EXAMPLES = int(os.environ.get("SOCKET_EDGE_FUZZ_EXAMPLES", "200"))
 settings.register_profile(
@@ -369,10 +368,44 @@ def test_sidecar_with_wrong_values(scratch):
         bad = {k: v for k, v in {**doc, **changes}.items() if k not in removed}
         for candidate in (bad, whole):
             _write(scratch, "model.json", json.dumps(candidate).encode())
-            with contextlib.suppress(SocketEdgeError):
-                read_sidecar_of(scratch / "model.onnx")
+            problem = _schema_problem(candidate)
+            if problem is None:  # values the readers can use: read back as written
+                assert read_sidecar_of(scratch / "model.onnx") == candidate
+            else:  # refused with a one-line ArtifactError, never accepted
+                with pytest.raises(ArtifactError) as refused:
+                    read_sidecar_of(scratch / "model.onnx")
+                assert "\n" not in str(refused.value), problem
 
     check()
+    assert _schema_problem(doc) is None and _schema_problem({**doc, "classes": []}) == "classes"
+
+
+def _schema_problem(doc) -> str | None:
+    """What a reader of ``doc`` could not rely on (the schema of socket_edge.artifact, stated
+    independently of its reader), or None."""
+    from socket_edge.artifact import FORMAT, FORMAT_VERSION
+
+    def integer(v) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        return "format"
+    version = doc.get("format_version", 0)
+    if not integer(version) or version > FORMAT_VERSION:
+        return "format_version"
+    checks = {
+        "classes": lambda v: isinstance(v, list) and v and all(isinstance(c, str) for c in v),
+        "modality": lambda v: v in ("rgb", "depth", "ir"),
+        "preprocess": lambda v: (
+            isinstance(v, dict) and integer(v.get("image_size")) and v["image_size"] >= 1
+        ),
+        "encoding": lambda v: isinstance(v, dict),
+        "precision": lambda v: isinstance(v, str),
+    }
+    for key, ok in checks.items():
+        if key not in doc or not ok(doc[key]):
+            return key
+    return None
 
 
 toml_scalars = (

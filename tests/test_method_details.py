@@ -11,9 +11,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +22,6 @@ from socket_edge.adapt.loop import TIViews, cache_source_features, ti_views
 from socket_edge.adapt.losses import centroid_pseudo_labels
 from socket_edge.data.datasets import PairedFolder
 from socket_edge.data.transforms import CropFlip, apply_crop_flip
-
-REPO = Path(__file__).resolve().parents[1]
-
 
 # ---------------------------------------------------------------------------------------------
 # TI pairs: cached source features
@@ -270,32 +265,13 @@ def test_min_share_drops_rare_classes():
 # INT8 models: Q/DQ for TensorRT, uint8/int8 for the CPU
 
 
-def _calibration_package():
-    """``socket_edge.calibration`` (the top-level calibration/ folder, mapped by pyproject's
-    package-dir in an install); mapped by hand when run from a source checkout (PYTHONPATH=.)."""
-    if importlib.util.find_spec("socket_edge.calibration") is None:
-        spec = importlib.util.spec_from_file_location(
-            "socket_edge.calibration",
-            REPO / "calibration" / "__init__.py",
-            submodule_search_locations=[str(REPO / "calibration")],
-        )
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["socket_edge.calibration"] = module
-        spec.loader.exec_module(module)
-    import socket_edge.calibration as calibration
-
-    return calibration
-
-
 @pytest.fixture(scope="module")
 def int8_models(source_ckpt, tmp_path_factory):
     """The tiny trained source exported to ONNX and quantized into both INT8 variants, as the
     export's INT8 step does (graph.regions -> ranges.collect -> qdq.quantize with the encoder
     kept in float), with minmax ranges from two batches of generated images (no gate, so every
     weighted layer is quantized). Returns (fp32 path, {variant: path}, ranges, regions)."""
-    _calibration_package()
     from socket_edge.calibration import graph, qdq, ranges
-
     from socket_edge.export.onnx_export import example_input, export_onnx
     from socket_edge.export.pipeline import int8_paths
     from socket_edge.models.checkpoint import load_checkpoint

@@ -238,15 +238,16 @@ def test_monitor_help_has_examples_and_exit_codes():
 
 
 def test_numpy_resize_matches_the_inference_resize():
+    from socket_edge.data.transforms import interpolation_for, resize_center_crop
     from socket_edge.data.transforms import resize_center_crop_torch as torch_resize
-    from socket_edge.monitor.frames import resize_center_crop
 
     rng = np.random.default_rng(0)
     depth = rng.uniform(0, 5000, (1, 48, 80)).astype(np.float32)
     np.testing.assert_array_equal(
-        resize_center_crop(depth, 32, "depth"), torch_resize(depth, 32, "nearest-exact").numpy()
+        resize_center_crop(depth, 32, interpolation_for("depth")),
+        torch_resize(depth, 32, "nearest-exact").numpy(),
     )
     rgb = rng.uniform(0, 1, (3, 40, 30)).astype(np.float32)
-    ours = resize_center_crop(rgb, 16, "rgb")
+    ours = resize_center_crop(rgb, 16, interpolation_for("rgb"))
     assert ours.shape == (3, 16, 16)
     np.testing.assert_allclose(ours, torch_resize(rgb, 16, "bilinear").numpy(), atol=2e-5)

@@ -1,5 +1,5 @@
 """Nothing wrong may look right: verified artifacts, one writer per output, all-or-nothing export
-sets, untrusted files (issue 13). Each bad case: a one-line error (or the stated warning), a
+sets, untrusted files. Each bad case: a one-line error (or the stated warning), a
 non-zero exit, no traceback, nothing half-written."""
 
 from __future__ import annotations
@@ -153,17 +153,17 @@ def test_sidecar_refuses_nan():
 
 
 def test_digest_is_cached_by_size_and_mtime(tmp_path, monkeypatch):
-    from socket_edge import artifact
+    from socket_edge import files
 
     calls = []
-    real = artifact.sha256_file
-    monkeypatch.setattr(artifact, "sha256_file", lambda p: calls.append(p) or real(p))
-    artifact.clear_digest_cache(disk=True)
+    real = files.sha256_file
+    monkeypatch.setattr(files, "sha256_file", lambda p: calls.append(p) or real(p))
+    files.clear_digest_cache(disk=True)
     f = tmp_path / "a.bin"
     f.write_bytes(b"x" * 100)
     first = digest(f)
     assert digest(f) == first and len(calls) == 1
-    artifact.clear_digest_cache()  # a new process: the on-disk cache answers
+    files.clear_digest_cache()  # a new process: the on-disk cache answers
     assert digest(f) == first and len(calls) == 1
     f.write_bytes(b"y" * 100)
     os.utime(f, ns=(1, 1))

@@ -85,7 +85,11 @@ def test_validators_see_collapse_and_rank():
     assert mutual_information(one_class) == pytest.approx(0.0, abs=0.01)
     assert prediction_balance(balanced) == pytest.approx(1.0)
     assert prediction_balance(one_class) == pytest.approx(0.0)
-    assert set(scores(spread[:100], balanced)) == {"rankme", "mutual_information", "prediction_balance"}
+    assert set(scores(spread[:100], balanced)) == {
+        "rankme",
+        "mutual_information",
+        "prediction_balance",
+    }
 
 
 def test_choose_takes_the_highest_mean_score():

@@ -177,7 +177,6 @@ def test_no_gpu_is_none_not_a_crash():
 
 def _cache_with_sidecar(folder: Path, stamp: str, model_sha: str) -> Path:
     from socket_edge.calibration.cache import format_cache
-
     from socket_edge.files import sha256_file
 
     path = folder / "model.calib.cache"
@@ -249,7 +248,12 @@ def test_tensorrt_code_type_checks(tmp_path):
     )
     r = run_mypy(stubs, canary)
     assert r.returncode == 1 and '"Builder" has no attribute "no_such_method"' in r.stdout, r.stdout
-    r = run_mypy(stubs, "socket_edge/export/tensorrt.py", "socket_edge/runtime/tensorrt.py")
+    r = run_mypy(
+        stubs,
+        "socket_edge/export/tensorrt.py",
+        "socket_edge/export/engines.py",
+        "socket_edge/runtime/tensorrt.py",
+    )
     assert r.returncode == 0, r.stdout + r.stderr
 
 

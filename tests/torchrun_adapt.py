@@ -12,9 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from socket_edge.cli.main import run
-
 import socket_edge.adapt.loop as loop
+from socket_edge.cli.main import run
 
 
 def main() -> None:

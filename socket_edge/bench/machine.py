@@ -84,7 +84,7 @@ def gpu_clocks() -> dict[str, Any] | None:
 
 def machine_info() -> dict[str, Any]:
     """CPU, cores, GPUs, library versions, Jetson model / power mode, clocks and load."""
-    from .. import __version__
+    from .._version import __version__
     from ..doctor import report
 
     doc = report()

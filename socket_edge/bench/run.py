@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import console
 from ..errors import SocketEdgeError
+from ..evaluate import runner_logits, score
 from .latency import TimingPlan, latency_stats, timed_runs, warm_up
 from .memory import gpu_memory_mb, peak_rss_mb, reset_gpu_peak, reset_peak_rss
 
@@ -72,10 +73,6 @@ class BenchConfig:
     @property
     def plan(self) -> TimingPlan:
         return TimingPlan(self.warmup_s, self.duration_s, self.iterations, self.min_iterations)
-
-
-class _Failed(Exception):
-    """An artifact-level failure, already worded as its row's one-line error."""
 
 
 def error_text(exc: BaseException, path: Path) -> str:
@@ -194,18 +191,6 @@ def _input_batch(dataset, batch: int) -> np.ndarray:
     return _images(dataset, [i % len(dataset) for i in range(batch)])
 
 
-def _predict(runner, dataset, batch: int) -> np.ndarray:
-    """Logits over the whole data set in full batches (the last one padded), for static engines."""
-    out = []
-    n = len(dataset)
-    for start in range(0, n, batch):
-        idx = list(range(start, min(start + batch, n)))
-        real = len(idx)
-        idx += [idx[-1]] * (batch - real)
-        out.append(np.asarray(runner.infer(_images(dataset, idx)))[:real])
-    return np.concatenate(out)
-
-
 def _power_fields(sampler, t0: float, t1: float, gpu: bool, stats: dict) -> dict[str, Any]:
     if sampler is None or not (sampler.whole_board or gpu):
         return {"power": None, "energy_mj_per_image": None, "images_per_joule": None}
@@ -313,7 +298,7 @@ class _Session:
         eval_batch, name, classes = max(done), self.path.name, self.runner.info.classes
         _say(self.cfg, f"accuracy {name} on {len(dataset)} images (batch {eval_batch})")
         try:
-            logits = _predict(self.runner, dataset, eval_batch)
+            logits, _ = runner_logits(self.runner, dataset, eval_batch, pad=True)
         except Exception as exc:
             msg = error_text(exc, self.path)
             for r in rows:
@@ -351,7 +336,6 @@ def _bench_artifact(
 
 
 def _accuracy(logits: np.ndarray, dataset, labelled: bool, classes: list[str]) -> dict[str, Any]:
-    from ..evaluate import score
 
     if not labelled:
         return {"top1": None, "per_class": None, "n_images": len(dataset), "labelled": False}

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError
-from .common import ConvertOptions, Sample, Scan, parse_class_list, write_converted
+from .common import ConvertOptions, Sample, Scan, parse_class_list
+from .write import write_converted
 
 DATASETS = ("sunrgbd", "nyuv2", "diml", "rgbnir")
 

@@ -17,7 +17,8 @@ from functools import partial
 from pathlib import Path
 
 from ..errors import DataError
-from .common import Sample, Scan, class_name, read_rgb8, read_uint16, safe_stem
+from .common import Sample, Scan, class_name, safe_stem
+from .images import read_rgb8, read_uint16
 
 LAYOUT = (
     "DIML RGB-D indoor layout ({train,test}/{HR,LR}/<class>/color/<name>_c.png with "

@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from .common import Sample, Scan, class_name, h5_string, read_split_file, require_h5py
+from .common import Sample, Scan, class_name
+from .splitfiles import h5_string, read_split_file, require_h5py
 
 FILE_NAME = "nyu_depth_v2_labeled.mat"
 LAYOUT = (

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from .common import Sample, Scan, class_name, open_image, read_rgb8, safe_stem
+from .common import Sample, Scan, class_name, safe_stem
+from .images import open_image, read_rgb8
 
 CATEGORIES = (
     "country",

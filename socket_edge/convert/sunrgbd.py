@@ -31,7 +31,9 @@ import numpy as np
 
 from ..console import warn
 from ..errors import DataError
-from .common import Sample, Scan, class_name, read_rgb8, read_split_file, read_uint16, safe_stem
+from .common import Sample, Scan, class_name, safe_stem
+from .images import read_rgb8, read_uint16
+from .splitfiles import read_split_file
 
 SENSORS = ("kv1", "kv2", "realsense", "xtion")
 LAYOUT = (

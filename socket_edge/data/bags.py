@@ -41,6 +41,7 @@ import numpy as np
 
 from ..console import info
 from ..errors import BagError, SocketEdgeError
+from ..files import digest, listing_digest
 from .datasets import Pair, _ImageDataset
 from .readers import _check_pixels
 
@@ -172,8 +173,6 @@ class BagPairs:
 
 
 def _source_digest(path: Path, what: str, sampling: Sampling) -> str:
-    from ..artifact import digest
-
     return hashlib.sha256(
         f"{digest(path) if path.is_file() else _folder_digest(path)}|{what}|"
         f"{sampling.every}|{sampling.stride}".encode()
@@ -181,8 +180,6 @@ def _source_digest(path: Path, what: str, sampling: Sampling) -> str:
 
 
 def _folder_digest(path: Path) -> str:
-    from ..outputs import listing_digest
-
     return listing_digest(path) or ""
 
 

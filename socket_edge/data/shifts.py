@@ -38,10 +38,6 @@ class Shift:
     prior_share: float = 0.0  # share of target images of one class (0: uniform)
     prior_class: str | None = None
 
-    @property
-    def is_identity(self) -> bool:
-        return self == Shift()
-
 
 def make_shift(names: list[str] | tuple[str, ...], prior_class: str | None = None) -> Shift:
     """One Shift combining the named shifts (see the module docstring)."""

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from ..console import bar
 from ..errors import SocketEdgeError
 from ..files import atomic_path

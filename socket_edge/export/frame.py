@@ -12,13 +12,19 @@ attribute (opset 18) is beyond TensorRT 8.5's opset 17.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..artifact import sidecar_path
+from ..console import info
 from ..errors import SocketEdgeError
+from ..files import sha256_file, write_json
+from ..outputs import Staging
 
 PREFIX = "/frame"
 MAX_SIDE = 8192
@@ -153,3 +159,51 @@ def example_frames(modality: str, frame: tuple[int, int], n: int = 4, seed: int 
         x = 300.0 + 4700.0 * x
         x[rng.random(x.shape) < 0.05] = 0.0
     return x.astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# An export's staged models, baked (export --frame-size)
+
+
+def bake_staged_frames(staging: Staging, meta: dict, frame: tuple[int, int]) -> None:
+    """Every staged ONNX model takes ``frame``-sized raw frames (resize + crop in the graph);
+    their sidecars say so, with the check of in-graph against host preprocessing."""
+    renamed: dict[str, str] = {}  # FP32 sha256 before -> after the frame nodes
+    for target in [t for t in staging.targets if t.suffix.lower() == ".onnx"]:
+        before, after = _bake_frame(staging, target, meta, frame)
+        if before is not None:
+            renamed[before] = after
+    # The INT8 models and the cache were calibrated on the FP32 graph before its frame nodes were
+    # added; their lineage now points at the FP32 model as written (see artifact.check_lineage).
+    for target, tmp in staging.targets.items():
+        if target.suffix.lower() != ".json":
+            continue
+        doc = json.loads(tmp.read_text(encoding="utf-8"))
+        calibration = doc.get("calibration") or {}
+        if calibration.get("model_sha256") in renamed:
+            calibration["model_sha256"] = renamed[calibration["model_sha256"]]
+            write_json(tmp, doc)
+
+
+def _bake_frame(
+    staging: Staging, target: Path, meta: dict, frame: tuple[int, int]
+) -> tuple[str | None, str]:
+    """Bake the frame nodes into one staged model and update its staged sidecar; for the FP32
+    model its sha256 before and after (else None and the new one)."""
+    tmp, side = staging.targets[target], staging.targets[sidecar_path(target)]
+    plain = staging.scratch(f"plain-{target.name}")
+    os.replace(tmp, plain)
+    doc = json.loads(side.read_text(encoding="utf-8"))
+    nodes = bake_frame(plain, tmp, frame, doc["preprocess"])
+    check = frame_parity(plain, tmp, example_frames(meta["modality"], frame), doc["preprocess"])
+    doc["preprocess"] = {**frame_preprocess(doc["preprocess"], frame), "nodes": nodes}
+    doc["preprocess"]["parity"] = check
+    doc["input"] = {**doc["input"], "shape": [*doc["input"]["shape"][:2], *frame]}
+    before = doc["sha256"] if doc.get("precision") == "fp32" else None
+    doc["sha256"] = sha256_file(tmp)
+    write_json(side, doc)
+    info(
+        f"{target.name}: takes {frame[0]}x{frame[1]} frames (resize + crop in the graph; "
+        f"max |logit diff| vs host resize {check['max_abs_logit_diff']:.2g})"
+    )
+    return before, doc["sha256"]

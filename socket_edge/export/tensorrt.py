@@ -31,6 +31,7 @@ from typing import Any
 from ..console import info, warn
 from ..errors import ArtifactError, SocketEdgeError
 from ..files import write_bytes
+from ..runtime.tensorrt import gpu_info, quiet_polygraphy
 
 INT8_MODES = ("auto", "explicit", "implicit")
 CALIB_BATCH = 8
@@ -198,13 +199,6 @@ def _keep_cache(implicit: Implicit, model_sidecar: dict[str, Any]) -> None:
     write_sidecar(source.path, doc)
 
 
-def quiet_polygraphy() -> None:
-    """Polygraphy's logger down to warnings: socket-edge prints its own progress."""
-    from polygraphy.logger import G_LOGGER
-
-    G_LOGGER.module_severity = G_LOGGER.WARNING
-
-
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0][:200] if text else type(exc).__name__
@@ -267,8 +261,6 @@ class BuildPlan:
 
 def plan_build(onnx_path: Path, settings: EngineSettings, sidecar: dict[str, Any]) -> BuildPlan:
     """Check that this machine can build what ``settings`` ask from ``onnx_path``."""
-    from socket_edge.runtime.tensorrt import gpu_info
-
     version = require_tensorrt()
     gpu = gpu_info()
     if gpu is None:

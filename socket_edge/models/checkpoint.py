@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 from ..data.encoding import Encoding
 from ..data.transforms import Preprocess
 from ..errors import CheckpointError

@@ -54,7 +54,3 @@ class SocketNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classify(self.features(x))
-
-    def feature_parameters(self) -> list[nn.Parameter]:
-        """Bottleneck parameters (trained at the full learning rate during adaptation)."""
-        return list(self.bottleneck.parameters())

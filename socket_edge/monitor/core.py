@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from ..data.transforms import interpolation_for, resize_center_crop
 from ..errors import DataError, SocketEdgeError
-from .frames import check_frame, resize_center_crop
+from .frames import check_frame
 from .reference import CLASSES, NullModel, check_reference, distances, signal_names
 from .signals import input_signal_names, input_signals, output_signals
 
@@ -131,7 +132,7 @@ class Monitor:
         for f in frames:
             a = check_frame(f, self.modality, self.frame_size, where)
             if self.image_size:
-                a = resize_center_crop(a, int(self.image_size), self.modality)
+                a = resize_center_crop(a, int(self.image_size), interpolation_for(self.modality))
             out.append(a)
         return np.stack(out) if out else np.zeros((0, 1, 1, 1), np.float32)
 

@@ -69,11 +69,3 @@ def check_frame(
 def read_frame(path: Path, modality: str, frame_size: list[int] | None) -> np.ndarray:
     """One frame file in canonical units (C, H, W), checked (see check_frame)."""
     return check_frame(read_image(path, modality), modality, frame_size, path)
-
-
-def resize_center_crop(frame: np.ndarray, size: int, modality: str) -> np.ndarray:
-    """(C, H, W) -> (C, size, size) as inference does (socket_edge.data.transforms): shorter
-    side to ``size``, centre crop; nearest-exact for depth/IR, antialiased bilinear for RGB."""
-    from ..data.transforms import resize_center_crop as resize
-
-    return resize(frame, size, "bilinear" if modality == "rgb" else "nearest-exact")

@@ -90,7 +90,7 @@ def _frame_size(files: list[Path]) -> list[int] | None:
 
 def reference_for(onnx_path: Path, frames: ReferenceFrames, meta: dict[str, Any]) -> dict:
     """The sidecar's ``reference`` block for the ONNX model at ``onnx_path`` (its own outputs)."""
-    from ..export.parity import ort_logits, ort_session
+    from ..runtime.onnxruntime import ort_logits, ort_session
     from .reference import build_reference
 
     session = ort_session(onnx_path)

@@ -68,7 +68,8 @@ def watch(
 
     import numpy as np
 
-    from .frames import check_frame, list_frames, read_frame, resize_center_crop
+    from ..data.transforms import interpolation_for, resize_center_crop
+    from .frames import check_frame, list_frames, read_frame
 
     config = config or WatchConfig()
     artifact = Path(artifact)
@@ -105,7 +106,12 @@ def watch(
     try:
         frames_in = stream()
         while chunk := list(islice(frames_in, config.batch)):
-            x = np.stack([resize_center_crop(f, int(mon.image_size), mon.modality) for f in chunk])
+            x = np.stack(
+                [
+                    resize_center_crop(f, int(mon.image_size), interpolation_for(mon.modality))
+                    for f in chunk
+                ]
+            )
             closed(mon.feed(x, mon.runner.infer(x)))
         last = mon.flush()
         closed([last] if last is not None else [])

@@ -17,6 +17,31 @@ PROVIDER_ALIASES = {
 }
 
 
+def ort_session(path: str | Path, threads: int | None = None):
+    """A CPU ONNX Runtime session with all graph optimizations (as deployment runs it)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    if threads:
+        options.intra_op_num_threads = threads
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise ArtifactError(f"ONNX Runtime cannot load it ({first})", path) from None
+
+
+def ort_logits(session, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    name = session.get_inputs()[0].name
+    outs = [
+        session.run(None, {name: np.ascontiguousarray(x[i : i + batch_size], np.float32)})[0]
+        for i in range(0, len(x), batch_size)
+    ]
+    return np.concatenate(outs) if outs else np.zeros((0, 0), np.float32)
+
+
 class OnnxRuntimeRunner(Runner):
     backend = "onnxruntime"
     options = frozenset({"device", "threads"})

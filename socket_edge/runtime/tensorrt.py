@@ -25,6 +25,13 @@ REBUILD_HINT = "rebuild it on this machine (export MODEL.onnx with trt)"
 # What this machine has
 
 
+def quiet_polygraphy() -> None:
+    """Polygraphy's logger down to warnings: socket-edge prints its own progress."""
+    from polygraphy.logger import G_LOGGER
+
+    G_LOGGER.module_severity = G_LOGGER.WARNING
+
+
 def gpu_info(device: int = 0) -> dict[str, str] | None:
     """{'name', 'compute_capability'} of CUDA GPU ``device`` (through libcudart), or None."""
     try:
@@ -139,8 +146,6 @@ class TensorRTRunner(Runner):
         device = int(self.device_name.split(":")[1]) if ":" in self.device_name else 0
         check_engine(doc, self.path, tensorrt_version(), gpu_info(device))
         from polygraphy.backend.trt import EngineFromBytes, TrtRunner
-
-        from ..export.tensorrt import quiet_polygraphy
 
         quiet_polygraphy()
         runner = TrtRunner(EngineFromBytes(self.path.read_bytes()))

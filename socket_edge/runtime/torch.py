@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..torchutil import resolve_device
 from .base import ArtifactInfo, Runner
 
 
@@ -45,7 +46,6 @@ class TorchRunner(Runner):
         import torch
 
         from ..models.checkpoint import build_model, load_weights
-        from ..training import resolve_device
 
         if self.threads:
             torch.set_num_threads(self.threads)

@@ -1,0 +1,1 @@
+"""Images on disk: readers, encodings, transforms, datasets and the built-in benchmark."""

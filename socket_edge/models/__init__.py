@@ -1,0 +1,1 @@
+"""The network (torchvision backbone + bottleneck + classifier) and its checkpoints."""
