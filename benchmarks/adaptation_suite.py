@@ -283,10 +283,18 @@ def run_cell(cell: Cell, args, candidates: dict[str, dict]) -> dict:
     return res
 
 
-def _threads(jobs: int) -> None:
-    """Each of ``jobs`` worker processes gets its share of the cores (set before torch loads)."""
+def _worker_init(jobs: int) -> None:
+    """Each of ``jobs`` worker processes gets its share of the cores (set before torch loads),
+    and ends with the suite: a killed suite must not leave trainings running that hold their
+    output's lock (Linux; elsewhere the workers end when they next ask for work)."""
     share = max(1, (os.cpu_count() or 1) // jobs)
     os.environ["OMP_NUM_THREADS"] = str(share)
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def run_all(fn, items: list, jobs: int, on_done=None) -> list:
@@ -302,7 +310,9 @@ def run_all(fn, items: list, jobs: int, on_done=None) -> list:
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     ctx = mp.get_context("spawn")  # fresh interpreters: no forked torch/CUDA state
-    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_threads, initargs=(jobs,)) as pool:
+    with ProcessPoolExecutor(
+        jobs, mp_context=ctx, initializer=_worker_init, initargs=(jobs,)
+    ) as pool:
         futures = {pool.submit(fn, item): i for i, item in enumerate(items)}
         results: list = [None] * len(items)
         for future in as_completed(futures):
