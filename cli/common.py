@@ -31,6 +31,7 @@ FLAGS = {
     "workspace_mib": "--workspace",
     "modalities": "--modality",
     "eval_data": "--eval",
+    "stream_seconds": "--stream",
 }
 
 # Options every command that writes a report shares.
