@@ -48,6 +48,15 @@ def monitor(
     of_last: Annotated[
         int | None, typer.Option("--of-last", min=1, help="... among the last this many.")
     ] = None,
+    distinct_classes: Annotated[
+        int | None,
+        typer.Option(
+            "--distinct-classes",
+            min=1,
+            help="... showing this many different classes (a changed sensor shows in whatever "
+            "the robot looks at; 1: any).",
+        ),
+    ] = None,
     class_mix_alarm: Annotated[
         bool | None,
         typer.Option(
@@ -76,9 +85,10 @@ def monitor(
     model's outputs; rank tests of location and spread, z scores), so a robot that looks at one
     kind of object for a while is not drift; the class mix is reported on its own line and
     flags a window only with --class-mix-alarm. A window is flagged when its smallest p-value times the number of tests
-    is below the per-window level; the verdict: [bold]drifted[/bold] while --confirm of the
-    last --of-last windows are flagged, [bold]drifting[/bold] when this window is flagged but
-    that is not yet so, [bold]ok[/bold] otherwise. The level is set so that undrifted frames at
+    is below the per-window level; the verdict: [bold]drifted[/bold] once --confirm of the
+    last --of-last windows are flagged and show --distinct-classes different classes (and
+    while the windows stay flagged), [bold]drifting[/bold] for a flagged window that is not
+    (yet) drifted, [bold]ok[/bold] otherwise. The level is set so that undrifted frames at
     --frame-rate give --false-alarms-per-hour windows judged drifted.
 
     Exit code: 0 every window ok, 3 some window drifting, 4 some window drifted; 2 bad input.
@@ -171,7 +181,8 @@ def _table(result) -> None:
         "signals: the larger z (location or spread, in the JSON) against the reference re-weighted "
         "to the window's class mix (bold red: flagged the window); "
         f"p: smallest p-value x tests; flagged below {rule['window_level']:.2g}, drifted at "
-        f"{rule['confirm']} of the last {rule['of_last']} windows flagged "
+        f"{rule['confirm']} of the last {rule['of_last']} windows flagged, showing "
+        f"{rule['distinct_classes']} different classes "
         f"({rule['false_alarms_per_hour']:g} false alarms per hour at {rule['frame_rate']:g} Hz); "
         "*: class mix differs from the reference's"
         + ("" if result.config.class_mix_alarm else " (not drift unless --class-mix-alarm)")

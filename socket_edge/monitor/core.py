@@ -89,6 +89,7 @@ class Monitor:
         frame_rate: float = 30.0,
         confirm: int = 2,
         of_last: int = 3,
+        distinct_classes: int = 2,
         class_mix_alarm: bool = False,
         runner: Any = None,
         image_size: int | None = None,
@@ -97,7 +98,9 @@ class Monitor:
         where: str = "artifact",
     ):
         self.reference = check_reference({"reference": reference}, where)
-        self.rule = WindowRule(window, frame_rate, false_alarms_per_hour, confirm, of_last)
+        self.rule = WindowRule(
+            window, frame_rate, false_alarms_per_hour, confirm, of_last, distinct_classes
+        )
         self.window, self.level = window, self.rule.alpha
         self.class_mix_alarm = class_mix_alarm
         self.runner, self.seed, self.where = runner, seed, where
@@ -115,6 +118,8 @@ class Monitor:
         self._ref = ReweightedReference(self.reference, signal_names(self.reference, True))
         self._pending: list[tuple[dict[str, float], int, bool, np.ndarray]] = []
         self._flags: list[bool] = []
+        self._classes: list[int] = []  # each window's class for the rule (see judge)
+        self._verdict = "ok"
         self._seen = 0
 
     @classmethod
@@ -252,7 +257,12 @@ class Monitor:
         p_window = min(adjusted.values())
         flagged = p_window < self.level
         self._flags.append(flagged)
-        verdict = self.rule.verdict(self._flags)
+        # The window's class for the rule: its most frequent estimated class when its mix is
+        # unlike the reference's, else its own (a window like the reference in mix is no
+        # dwelling on one class).
+        dwelling = mix_p < self.level
+        self._classes.append(int(np.argmax(q)) if dwelling else -len(self._flags))
+        verdict = self._verdict = self.rule.verdict(self._flags, self._classes, self._verdict)
         shares = np.bincount(predicted, minlength=self.k)[: self.k] / n
         top = int(np.argmax(shares))
         signals = {
@@ -292,7 +302,8 @@ class Monitor:
 
     def reset(self) -> None:
         """Forget the pending frames and the windows judged (a new stream)."""
-        self._pending, self._flags, self._seen = [], [], 0
+        self._pending, self._flags, self._classes, self._seen = [], [], [], 0
+        self._verdict = "ok"
 
     def _close(self) -> WindowReport:
         pending, self._pending = self._pending, []

@@ -18,6 +18,7 @@ class WatchConfig:
     false_alarms_per_hour: float = 0.1  # windows judged drifted per hour without drift
     confirm: int = 2  # drifted: this many flagged windows ...
     of_last: int = 3  # ... among the last this many
+    distinct_classes: int = 2  # ... showing this many different classes (1: any)
     class_mix_alarm: bool = False  # a class mix unlike the reference's flags a window too
     batch: int = 32  # frames per inference batch
     device: str = "cpu"  # ONNX Runtime: cpu, cuda or tensorrt (engines run on their GPU)
@@ -85,6 +86,7 @@ def watch(
         frame_rate=config.frame_rate,
         confirm=config.confirm,
         of_last=config.of_last,
+        distinct_classes=config.distinct_classes,
         class_mix_alarm=config.class_mix_alarm,
         runner_options=runner_options,
     )
