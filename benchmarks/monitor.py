@@ -37,6 +37,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import sys
 import tempfile
 import time
@@ -159,6 +160,13 @@ def detect_modality(m: str, model: Path, data: Path, shifted: Path, args, work: 
         else:
             print(f"skipping {shift} for {m}: no pool under {shifted / shift / m}", file=sys.stderr)
     mon = Monitor(doc["reference"], window=WINDOW, frame_rate=args.rate, class_names=classes)
+    plain = Monitor(
+        doc["reference"],
+        window=WINDOW,
+        frame_rate=args.rate,
+        class_names=classes,
+        distinct_classes=1,
+    )  # fmt: skip: the plain 2-of-3 rule, for comparison
     mon_mix = Monitor(
         doc["reference"], window=WINDOW, frame_rate=args.rate, class_names=classes,
         class_mix_alarm=True,
@@ -183,10 +191,11 @@ def detect_modality(m: str, model: Path, data: Path, shifted: Path, args, work: 
     small = subpool(clean, per_class) if per_class < clean["n"] // len(classes) else None
     out["small_pool"] = per_class if small is not None else None
     for dwell in args.dwell:
-        runs = {"ordered": [], "shuffled": [], "small": []}
+        runs = {"ordered": [], "shuffled": [], "small": [], "plain": []}
         for seed in range(args.repeats):
             frames = ordered(clean, seconds, dwell, rate, seed)
             runs["ordered"].append(_rates(judge_stream(mon, clean, frames), rate))
+            runs["plain"].append(_rates(judge_stream(plain, clean, frames), rate))
             shuffled = np.random.default_rng([seed, 99]).permutation(frames)
             runs["shuffled"].append(_rates(judge_stream(mon, clean, shuffled), rate))
             if small is not None:  # what the shifted pools' fewer scenes alone do
@@ -415,8 +424,9 @@ def markdown(results: dict, args) -> str:
         "shuffled turn, so a 128-frame window holds 128 distinct scenes when the class has that "
         "many), judged in 128-frame windows by the monitor at its defaults: signals compared "
         "with the reference re-weighted to the window's class mix, a window *flagged* below the "
-        "per-window level, *drifted* at 2 of the last 3 windows flagged, the level set for "
-        "0.1 false alarms (windows judged drifted) per hour at the rate. Reference: the clean "
+        "per-window level, *drifted* once 2 of the last 3 windows are flagged and show two "
+        "different classes (then while windows stay flagged), the level set for 0.1 false "
+        "alarms (windows judged drifted) per hour at the rate. Reference: the clean "
         "target train split (768 frames). "
         f"{results.get('repeats', 1)} stream seed(s) per row; clean streams "
         f"{results.get('hours', 1):g} h each; shifted and prior streams "
@@ -451,6 +461,16 @@ def markdown(results: dict, args) -> str:
         for dwell in results.get("dwells", DWELLS):
             c = _key(r["clean"], dwell)
             lines.append(_row(f"the same frames shuffled (dwell {dwell:g} s)", c["shuffled"], rule))
+        for dwell in results.get("dwells", DWELLS):
+            c = _key(r["clean"], dwell)
+            if c.get("plain"):
+                label = f"ordered, plain 2-of-3 rule (`--distinct-classes 1`), dwell {dwell:g} s"
+                lines.append(_row(label, c["plain"], rule))
+        if r.get("small_pool"):
+            for dwell in results.get("dwells", DWELLS):
+                c = _key(r["clean"], dwell)
+                label = f"ordered, {r['small_pool']} scenes per class (as the shifted pools)"
+                lines.append(_row(f"{label}, dwell {dwell:g} s", c["small"], rule))
         for dwell in results.get("dwells", DWELLS):
             pr = _key(r["prior"], dwell)
             lines.append(
@@ -563,7 +583,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"detection": {}, "readapt": {}}
     if args.json and args.json.exists():
         results.update(json.loads(args.json.read_text()))  # keep the other stage's figures
-    results["command"] = " ".join(sys.argv[1:] if argv is None else argv)
+    results["command"] = shlex.join(sys.argv[1:] if argv is None else argv)
     results.update(
         dwells=args.dwell, rate=args.rate, hours=args.hours,
         shift_minutes=args.shift_minutes, repeats=args.repeats,
