@@ -1,23 +1,31 @@
-"""Drift monitoring and re-adaptation on the built-in benchmark's deployment shifts.
+"""Drift monitoring on ordered streams, and re-adaptation, on the built-in benchmark's shifts.
 
-(1) Detection: each adapted model is exported with reference statistics on
-    DATA/<m>/target/train (512 reference frames, 256 held back for the thresholds). Windows of
-    32, 128 and 512 frames are drawn WITH REPLACEMENT (bootstrap; --windows per set and size)
-    from the clean test set DATA/<m>/target/test and from each shifted test set SHIFTED/<shift>
-    (rendered by `socket-edge synth --shift`, the same scenes as unshifted). The table gives
-    the share of windows called drifted (1 % stated false-alarm rate) with all signals and
-    with the output signals alone (what a loop that only keeps logits sees), the share of clean
-    windows called drifted (false alarms), and the model's top-1 on the clean and shifted sets.
+(1) Detection, as a robot feeds the monitor: each adapted model is exported with reference
+    statistics on DATA/<m>/target/train (768 frames). Every scene of a pool is run through the
+    model once (ONNX Runtime, FP32); streams are then arranged from the scenes'
+    signals, as `socket-edge synth --stream` arranges the frames (socket_edge.data.stream):
+    runs of one class, each --dwell seconds (1, 5, 20 s) at --rate Hz (30), walking a shuffled
+    list of the class's scenes, and judged window by window (128 frames) by a fresh Monitor at
+    its defaults (0.1 false alarms per hour at the rate, drifted at 2 of the last 3 windows
+    flagged). Pools: the clean test split DATA/<m>/target/test (the same scenes as
+    `synth --stream`), and for each shift SHIFTED/<shift>/<m>/stream/scenes (`synth --stream
+    --shift`) or SHIFTED/<shift>/<m>/target/test (`synth --shift`).
+    - clean: --hours of ordered stream per dwell and seed (false alarms: windows judged
+      drifted, per hour and as a share), the same frames shuffled, and the clean test and train
+      splits read in folder (class) order.
+    - shifts: 10 windows of the clean stream, then --shift-minutes of the shifted one (the
+      same dwell); the share of windows after the change judged drifted, and the frames from
+      the change to the first drifted verdict.
+    - prior: an ordered stream in which one class takes half the time (class mix only): judged
+      drifted by default, and with class_mix_alarm.
 (2) Re-adaptation (--readapt): after the sensor shift (depth-sensor for depth, thermal for IR),
     `adapt --init DEPLOYED --source SRC` on --target-frames shifted training frames (a seeded
     subset of SHIFTED/<shift>/<m>/target/train; labels unused) for --epochs epochs, TI pairs a
     seeded subset of --pairs of DATA/<m>/paired; top-1 on the shifted test set, per seed, and
-    the share of the shift's accuracy loss recovered. Defaults: all 1,000 shifted training
-    frames and adapt's own length (10 epochs); 300 frames and 2 epochs recovered 11% on IR.
+    the share of the shift's accuracy loss recovered.
 
-    python benchmarks/monitor.py --data /work/assets/synth --shifted SHIFTED \
-        --depth-model depth-socket.pt --ir-model ir-socket.pt --src src.pt --readapt
-    python benchmarks/monitor.py --data DATA --shifted SHIFTED --untrained   # input signals only
+    python benchmarks/monitor.py --data DATA --shifted SHIFTED \
+        --depth-model depth.pt --ir-model ir.pt [--src src.pt --readapt]
 
 --untrained uses an untrained resnet18 (random weights, chance accuracy) for both modalities:
 only the input signals' figures mean anything then (a stand-in where no trained model exists).
@@ -28,6 +36,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import shlex
 import sys
 import tempfile
 import time
@@ -39,42 +49,87 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("SOCKET_EDGE_PROGRESS", "0")
 
 SECTION = "monitor"
-WINDOWS = (32, 128, 512)
-SHIFTS = {"depth": ("depth-sensor", "mount", "prior"), "ir": ("thermal", "mount", "prior")}
+WINDOW = 128
+DWELLS = (1.0, 5.0, 20.0)
+SHIFTS = {"depth": ("depth-sensor", "mount"), "ir": ("thermal", "mount")}
 SENSOR_SHIFT = {"depth": "depth-sensor", "ir": "thermal"}
+LEAD_WINDOWS = 10  # clean windows before a shift starts
 
 
-def load_set(folder: Path, modality: str, classes: list[str], session) -> dict:
-    """Frames' signals, predictions and labels of a labelled folder (numpy readers, ORT)."""
+def load_pool(folder: Path, modality: str, classes: list[str], session) -> dict:
+    """Every scene of a labelled folder (<class>/<stem>.png) through the model: signals,
+    softmax outputs, predictions and labels, in folder order (class by class)."""
     from socket_edge.data.readers import read_image
     from socket_edge.export.parity import ort_logits
+    from socket_edge.monitor.reference import softmax
     from socket_edge.monitor.signals import input_signals, output_signals
 
     files = [(p, i) for i, c in enumerate(classes) for p in sorted((folder / c).glob("*.png"))]
+    if not files:
+        raise SystemExit(f"{folder}: no <class>/*.png images")
     x = np.stack([read_image(p, modality) for p, _ in files]).astype(np.float32)
     labels = np.array([i for _, i in files])
     logits = ort_logits(session, x)
     out, predicted = output_signals(logits)
     return {
         "signals": {**input_signals(x, modality), **out},
+        "probs": softmax(logits),
         "predicted": predicted,
+        "labels": labels,
         "top1": float((predicted == labels).mean()),
         "n": len(files),
     }
 
 
-def detection(mon, data: dict, size: int, windows: int, with_input: bool, seed: int) -> float:
-    """Share of bootstrap windows of ``size`` frames from ``data`` judged drifted."""
-    from socket_edge.monitor.reference import signal_names
+def subpool(pool: dict, per_class: int) -> dict:
+    """The pool's first ``per_class`` scenes of each class (the scenes a smaller render has)."""
+    keep = np.concatenate(
+        [np.flatnonzero(pool["labels"] == c)[:per_class] for c in np.unique(pool["labels"])]
+    )
+    out = {k: pool[k][keep] for k in ("probs", "predicted", "labels")}
+    out["signals"] = {k: v[keep] for k, v in pool["signals"].items()}
+    out["n"] = len(keep)
+    out["top1"] = float((out["predicted"] == out["labels"]).mean())
+    return out
 
-    names = signal_names(mon.reference, with_input)
-    rng = np.random.default_rng([seed, size])
-    hits = 0
-    for _ in range(windows):
-        idx = rng.integers(0, data["n"], size)
-        r = mon.judge({k: data["signals"][k][idx] for k in names}, data["predicted"][idx])
-        hits += r.verdict == "drifted"
-    return hits / windows
+
+def judge_stream(mon, pool: dict, frames: np.ndarray) -> list:
+    """Window verdicts of a stream of the pool's scenes ``frames`` (indices, time order), from
+    a fresh rule state; a last partial window is left out."""
+    mon.reset()
+    reports = []
+    for start in range(0, len(frames) - WINDOW + 1, WINDOW):
+        idx = frames[start : start + WINDOW]
+        reports.append(
+            mon.judge(
+                {k: v[idx] for k, v in pool["signals"].items()},
+                pool["predicted"][idx],
+                first_frame=start,
+                probs=pool["probs"][idx],
+            )
+        )
+    return reports
+
+
+def ordered(pool: dict, seconds: float, dwell: float, rate: float, seed: int, weights=None):
+    from socket_edge.data.stream import dwell_runs, stream_frames
+
+    k = int(pool["labels"].max()) + 1
+    runs = dwell_runs(k, seconds, rate, (dwell, dwell), seed, weights)
+    scenes = [np.flatnonzero(pool["labels"] == c) for c in range(k)]
+    return stream_frames(scenes, runs, seed)
+
+
+def _rates(reports: list, rate: float) -> dict:
+    n = len(reports)
+    drifted = sum(r.verdict == "drifted" for r in reports)
+    return {
+        "windows": n,
+        "drifted": drifted / n if n else 0.0,
+        "flagged": sum(r.flagged for r in reports) / n if n else 0.0,
+        "per_hour": drifted / (n * WINDOW / rate / 3600) if n else 0.0,
+        "class_mix_differs": sum(r.class_mix["differs"] for r in reports) / n if n else 0.0,
+    }
 
 
 def detect_modality(m: str, model: Path, data: Path, shifted: Path, args, work: Path) -> dict:
@@ -94,35 +149,107 @@ def detect_modality(m: str, model: Path, data: Path, shifted: Path, args, work: 
     doc = read_sidecar(onnx)
     classes = doc["classes"]
     session = ort_session(onnx, threads=1)  # one thread: steadier on a shared CPU
-    sets = {"clean": load_set(data / m / "target/test", m, classes, session)}
+    clean = load_pool(data / m / "target/test", m, classes, session)
+    train = load_pool(data / m / "target/train", m, classes, session)
+    pools = {}
     for shift in SHIFTS[m]:
-        folder = shifted / shift / m / "target/test"
-        if folder.exists():
-            sets[shift] = load_set(folder, m, classes, session)
+        for folder in (shifted / shift / m / "stream/scenes", shifted / shift / m / "target/test"):
+            if folder.exists():
+                pools[shift] = load_pool(folder, m, classes, session)
+                break
         else:
-            print(f"skipping {shift} for {m}: no {folder}", file=sys.stderr)
-    mon = Monitor(doc["reference"], window=max(WINDOWS), false_alarm=0.01)
-    cost = monitor_cost(mon, session, data / m / "target/test", m)
-    rows = {}
-    for name, d in sets.items():
-        rows[name] = {"top1": d["top1"], "n": d["n"], "all": {}, "outputs": {}}
-        for size in WINDOWS:
-            for key, with_input in (("all", True), ("outputs", False)):
-                rows[name][key][size] = detection(mon, d, size, args.windows, with_input, args.seed)
-        print(m, name, rows[name], file=sys.stderr, flush=True)
-    return {
+            print(f"skipping {shift} for {m}: no pool under {shifted / shift / m}", file=sys.stderr)
+    mon = Monitor(doc["reference"], window=WINDOW, frame_rate=args.rate, class_names=classes)
+    plain = Monitor(
+        doc["reference"],
+        window=WINDOW,
+        frame_rate=args.rate,
+        class_names=classes,
+        distinct_classes=1,
+    )  # fmt: skip: the plain 2-of-3 rule, for comparison
+    mon_mix = Monitor(
+        doc["reference"], window=WINDOW, frame_rate=args.rate, class_names=classes,
+        class_mix_alarm=True,
+    )  # fmt: skip
+    rate, seconds = args.rate, args.hours * 3600
+    out: dict = {
         "model": str(model),
         "reference": doc["reference"]["frames"],
         "export_seconds": export_s,
-        "cost": cost,
-        "sets": rows,
+        "top1": {"clean": clean["top1"], **{k: v["top1"] for k, v in pools.items()}},
+        "scenes": {"clean": clean["n"], **{k: v["n"] for k, v in pools.items()}},
+        "rule": mon.rule.describe(),
+        "folder_order": {
+            "test": _rates(judge_stream(mon, clean, np.arange(clean["n"])), rate),
+            "train": _rates(judge_stream(mon, train, np.arange(train["n"])), rate),
+        },
+        "clean": {},
+        "shifts": {},
+        "prior": {},
     }
+    per_class = min([clean["n"]] + [v["n"] for v in pools.values()]) // len(classes)
+    small = subpool(clean, per_class) if per_class < clean["n"] // len(classes) else None
+    out["small_pool"] = per_class if small is not None else None
+    for dwell in args.dwell:
+        runs = {"ordered": [], "shuffled": [], "small": [], "plain": []}
+        for seed in range(args.repeats):
+            frames = ordered(clean, seconds, dwell, rate, seed)
+            runs["ordered"].append(_rates(judge_stream(mon, clean, frames), rate))
+            runs["plain"].append(_rates(judge_stream(plain, clean, frames), rate))
+            shuffled = np.random.default_rng([seed, 99]).permutation(frames)
+            runs["shuffled"].append(_rates(judge_stream(mon, clean, shuffled), rate))
+            if small is not None:  # what the shifted pools' fewer scenes alone do
+                frames = ordered(small, args.shift_minutes * 60, dwell, rate, seed)
+                runs["small"].append(_rates(judge_stream(mon, small, frames), rate))
+        out["clean"][dwell] = runs
+        print(m, "clean", dwell, runs, file=sys.stderr, flush=True)
+        for shift, pool in pools.items():
+            res = []
+            for seed in range(args.repeats):
+                res.append(shift_run(mon, clean, pool, dwell, args, seed))
+            out["shifts"].setdefault(shift, {})[dwell] = res
+            print(m, shift, dwell, res, file=sys.stderr, flush=True)
+        weights = [1.0] * len(classes)
+        weights[0] = len(classes) - 1.0  # class 0 half the time
+        prior = {"default": [], "class_mix_alarm": []}
+        for seed in range(args.repeats):
+            frames = ordered(clean, args.shift_minutes * 60, dwell, rate, seed, weights)
+            prior["default"].append(_rates(judge_stream(mon, clean, frames), rate))
+            prior["class_mix_alarm"].append(_rates(judge_stream(mon_mix, clean, frames), rate))
+        out["prior"][dwell] = prior
+    out["cost"] = monitor_cost(mon, session, data / m / "target/test", m)
+    return out
+
+
+def shift_run(mon, clean: dict, pool: dict, dwell: float, args, seed: int) -> dict:
+    """Clean stream for LEAD_WINDOWS windows, then the shifted pool's stream (the same dwell):
+    windows after the change judged drifted, and frames from the change to the first."""
+    lead = ordered(clean, LEAD_WINDOWS * WINDOW / args.rate, dwell, args.rate, seed)[
+        : LEAD_WINDOWS * WINDOW
+    ]
+    after = ordered(pool, args.shift_minutes * 60, dwell, args.rate, seed + 1000)
+    both = {
+        "signals": {
+            k: np.concatenate([clean["signals"][k], pool["signals"][k]]) for k in pool["signals"]
+        },
+        "probs": np.concatenate([clean["probs"], pool["probs"]]),
+        "predicted": np.concatenate([clean["predicted"], pool["predicted"]]),
+    }
+    frames = np.concatenate([lead, after + clean["n"]])
+    reports = judge_stream(mon, both, frames)
+    before, later = reports[:LEAD_WINDOWS], reports[LEAD_WINDOWS:]
+    first = next((i for i, r in enumerate(later) if r.verdict == "drifted"), None)
+    res = _rates(later, args.rate)
+    res["before_drifted"] = sum(r.verdict == "drifted" for r in before)
+    res["frames_to_detect"] = None if first is None else (first + 1) * WINDOW
+    return res
 
 
 def monitor_cost(mon, session, folder: Path, m: str, frames: int = 256) -> dict:
     """Per-frame cost of the monitor (signals + its share of a 128-frame window's judgement)
     next to ONNX Runtime inference at batch 1, on the same frames (medians of 3 rounds)."""
     from socket_edge.data.readers import read_image
+    from socket_edge.monitor.reference import softmax
     from socket_edge.monitor.signals import input_signals, output_signals
 
     files = sorted(folder.rglob("*.png"))[:frames]
@@ -140,7 +267,7 @@ def monitor_cost(mon, session, folder: Path, m: str, frames: int = 256) -> dict:
         sig = {**input_signals(x[:128], m), **output_signals(logits[:128])[0]}
         pred = output_signals(logits[:128])[1]
         t1 = time.perf_counter()
-        mon.judge(sig, pred)
+        mon.judge(sig, pred, probs=softmax(logits[:128]))
         judge = time.perf_counter() - t1
         watch.append((t1 - t0) / len(x) + judge / 128)
     return {
@@ -230,8 +357,54 @@ def _machine() -> str:
     return machine_line()
 
 
-def _at(rates: dict, size: int) -> float:
-    return rates[size] if size in rates else rates[str(size)]  # keys are strings from JSON
+def _key(d: dict, dwell: float):
+    return d[dwell] if dwell in d else d[str(dwell)]  # keys are strings from JSON
+
+
+def _pooled(runs: list[dict]) -> dict:
+    """Rates of several seeds' runs pooled over their windows."""
+    n = sum(r["windows"] for r in runs)
+    drifted = sum(r["drifted"] * r["windows"] for r in runs)
+    flagged = sum(r["flagged"] * r["windows"] for r in runs)
+    return {
+        "windows": n,
+        "drifted": drifted / n if n else 0.0,
+        "flagged": flagged / n if n else 0.0,
+    }
+
+
+def _row(label: str, runs: list[dict], rule: dict) -> str:
+    p = _pooled(runs)
+    hours = p["windows"] * rule["window"] / rule["frame_rate"] / 3600
+    per_hour = p["drifted"] * p["windows"] / hours if hours else 0.0
+    return (
+        f"| {label} | {p['windows']} ({hours:.2f} h) | {100 * p['drifted']:.2f} % | "
+        f"{per_hour:.2f} | {100 * p['flagged']:.1f} % |"
+    )
+
+
+def _previous_readapt(path: Path) -> list[str]:
+    """The re-adaptation block and machine line of the section now in RESULTS.md, if any."""
+    if not path.exists():
+        return []
+    text = path.read_text(encoding="utf-8")
+    section = re.search(r"<!-- monitor:begin -->(.*?)<!-- monitor:end -->", text, re.S)
+    if not section:
+        return []
+    body = section.group(1)
+    start = body.find("Re-adaptation after the sensor shift")
+    if start < 0:
+        return []
+    block = body[start:].strip().splitlines()
+    if block and block[0].startswith("Re-adaptation figures kept"):
+        return block
+    machine = re.search(r"^Machine: ([^;]*)", body, re.M)
+    note = (
+        "Re-adaptation figures kept from the run before this one (not rerun; its machine: "
+        f"{machine.group(1) if machine else 'unknown'}; detection figures of that run are "
+        "superseded by the ones above)."
+    )
+    return [note, "", *block]
 
 
 def markdown(results: dict, args) -> str:
@@ -246,55 +419,103 @@ def markdown(results: dict, args) -> str:
         f"`python benchmarks/monitor.py {results.get('command', ' '.join(sys.argv[1:]))}`",
         "",
         *([args.note, ""] if args.note else []),
-        "Reference statistics: recorded at export on the clean target train set (512 reference "
-        "frames, 256 held back for thresholds). Windows drawn **with replacement** "
-        f"({results.get('windows', args.windows)} per set and size, seed "
-        f"{results.get('seed', args.seed)}) from each test set; "
-        "'drifted' at the stated 1 % false-alarm rate per window. *all*: every signal "
-        "(input percentiles, valid-pixel share, top probability, entropy, class shares); "
-        "*outputs*: top probability, entropy and class shares only. The clean row is the "
-        "false-alarm rate (on the clean test set, which neither the reference nor the "
-        "thresholds saw).",
+        "Streams as a robot feeds the monitor: runs of one class, each *dwell* seconds long, at "
+        f"{results.get('rate', 30):g} Hz, every frame a test scene of its class (a class's scenes in "
+        "shuffled turn, so a 128-frame window holds 128 distinct scenes when the class has that "
+        "many), judged in 128-frame windows by the monitor at its defaults: signals compared "
+        "with the reference re-weighted to the window's class mix, a window *flagged* below the "
+        "per-window level, *drifted* once 2 of the last 3 windows are flagged and show two "
+        "different classes (then while windows stay flagged), the level set for 0.1 false "
+        "alarms (windows judged drifted) per hour at the rate. Reference: the clean "
+        "target train split (768 frames). "
+        f"{results.get('repeats', 1)} stream seed(s) per row; clean streams "
+        f"{results.get('hours', 1):g} h each; shifted and prior streams "
+        f"{results.get('shift_minutes', 10):g} min each, the shifts after "
+        f"{LEAD_WINDOWS} clean windows.",
         "",
     ]
     if results.get("untrained"):
         lines += [
-            "**Untrained models** (random resnet18 weights; no trained model could be made on "
-            "this machine in time): top-1 is chance, and only the input signals' detection "
-            "means anything (the *all* column; the output signals of a random network are not "
-            "those of a deployed model).",
+            "**Untrained models** (random resnet18 weights): top-1 is chance, and only the input "
+            "signals' figures mean anything.",
             "",
         ]
     for m, r in results.get("detection", {}).items():
+        rule = r["rule"]
+        top = r["top1"]
         lines += [
-            f"**{m}** ({Path(r['model']).name}; reference {r['reference']['reference']} + "
-            f"{r['reference']['held_back']} held-back frames)",
+            f"**{m}** ({Path(r['model']).name}, top-1 {100 * top['clean']:.1f} % on the clean "
+            f"test split; reference {r['reference']['reference']} frames; per-window level "
+            f"{rule['window_level']:.4f})",
             "",
-            "| test set | frames | top-1 | drifted, all: 32 / 128 / 512 | outputs only: 32 / "
-            "128 / 512 |",
+            "| clean stream (false alarms) | windows | judged drifted | drifted per hour | "
+            "flagged |",
             "| --- | ---: | ---: | ---: | ---: |",
+            _row("test split, folder (class) order", [r["folder_order"]["test"]], rule),
+            _row("train split (the reference's own frames), class order",
+                 [r["folder_order"]["train"]], rule),
+        ]  # fmt: skip
+        for dwell in results.get("dwells", DWELLS):
+            c = _key(r["clean"], dwell)
+            lines.append(_row(f"ordered, dwell {dwell:g} s", c["ordered"], rule))
+        for dwell in results.get("dwells", DWELLS):
+            c = _key(r["clean"], dwell)
+            lines.append(_row(f"the same frames shuffled (dwell {dwell:g} s)", c["shuffled"], rule))
+        for dwell in results.get("dwells", DWELLS):
+            c = _key(r["clean"], dwell)
+            if c.get("plain"):
+                label = f"ordered, plain 2-of-3 rule (`--distinct-classes 1`), dwell {dwell:g} s"
+                lines.append(_row(label, c["plain"], rule))
+        if r.get("small_pool"):
+            for dwell in results.get("dwells", DWELLS):
+                c = _key(r["clean"], dwell)
+                label = f"ordered, {r['small_pool']} scenes per class (as the shifted pools)"
+                lines.append(_row(f"{label}, dwell {dwell:g} s", c["small"], rule))
+        for dwell in results.get("dwells", DWELLS):
+            pr = _key(r["prior"], dwell)
+            lines.append(
+                _row(f"prior: one class half the time, dwell {dwell:g} s", pr["default"], rule)
+            )
+        for dwell in results.get("dwells", DWELLS):
+            pr = _key(r["prior"], dwell)
+            lines.append(
+                _row(
+                    f"prior, with `--class-mix-alarm`, dwell {dwell:g} s",
+                    pr["class_mix_alarm"],
+                    rule,
+                )
+            )
+        lines += [
+            "",
+            "| shifted sensor (ordered) | top-1 | dwell | windows after the change | judged "
+            "drifted | flagged | frames from the change to drifted (per seed) |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
         ]
-        clean = r["sets"]["clean"]["top1"]
-        for name, s in r["sets"].items():
-            delta = "" if name == "clean" else f" ({100 * (s['top1'] - clean):+.1f})"
-            label = "clean (false alarms)" if name == "clean" else f"shift: {name}"
-            fmt = " / ".join(f"{100 * _at(s['all'], w):.0f} %" for w in WINDOWS)
-            fmt_o = " / ".join(f"{100 * _at(s['outputs'], w):.0f} %" for w in WINDOWS)
-            lines.append(f"| {label} | {s['n']} | {100 * s['top1']:.1f}{delta} | {fmt} | {fmt_o} |")
+        for shift, by_dwell in r["shifts"].items():
+            delta = 100 * (top[shift] - top["clean"])
+            for dwell in results.get("dwells", DWELLS):
+                runs = _key(by_dwell, dwell)
+                p = _pooled(runs)
+                delays = ", ".join(
+                    "never" if x["frames_to_detect"] is None else str(x["frames_to_detect"])
+                    for x in runs
+                )
+                lines.append(
+                    f"| {shift} | {100 * top[shift]:.1f} ({delta:+.1f}) | {dwell:g} s | "
+                    f"{p['windows']} | {100 * p['drifted']:.1f} % | {100 * p['flagged']:.1f} % | "
+                    f"{delays} |"
+                )
         c = r.get("cost")
-        lines += (
-            []
-            if c is None
-            else [
+        if c is not None:
+            lines += [
                 "",
-                f"Cost: the monitor adds {c['monitor_ms']:.2f} ms per frame (signals frame by frame, "
-                f"plus 1/128 of judging a 128-frame window) to ONNX Runtime's {c['inference_ms']:.2f} "
-                f"ms per frame at batch 1 (FP32, {c['frames']} frames, median of 3 rounds); the "
-                "model's graph and output are unchanged (the reference lives in the sidecar). "
-                f"Export with reference statistics took {r['export_seconds']:.0f} s.",
-                "",
+                f"Cost: the monitor adds {c['monitor_ms']:.2f} ms per frame (signals frame by "
+                f"frame, plus 1/128 of judging a 128-frame window) to ONNX Runtime's "
+                f"{c['inference_ms']:.2f} ms per frame at batch 1 (FP32, {c['frames']} frames, "
+                "median of 3 rounds). Export with reference statistics took "
+                f"{r['export_seconds']:.0f} s.",
             ]
-        )
+        lines.append("")
     if results.get("readapt"):
         lines += [
             "Re-adaptation after the sensor shift: `adapt --init DEPLOYED --source src.pt` "
@@ -315,19 +536,30 @@ def markdown(results: dict, args) -> str:
                 f"{100 * r['readapted_mean']:.1f} | {rec} | {secs:.0f} |"
             )
         lines.append("")
+    else:
+        lines += [*results.get("previous_readapt", []), ""]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, help="the clean benchmark (synth DIR)")
-    ap.add_argument("--shifted", type=Path, help="folder of synth --shift DIRs")
+    ap.add_argument(
+        "--shifted",
+        type=Path,
+        help="folder of <shift>/ DIRs of synth --stream --shift (or --shift)",
+    )
     ap.add_argument("--from-json", type=Path, help="only rewrite the section from a --json file")
     ap.add_argument("--depth-model", type=Path)
     ap.add_argument("--ir-model", type=Path)
     ap.add_argument("--src", type=Path, help="the RGB source model (for --readapt)")
-    ap.add_argument("--windows", type=int, default=400)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--dwell", type=lambda v: [float(x) for x in v.split(",")], default=list(DWELLS)
+    )
+    ap.add_argument("--rate", type=float, default=30.0, help="frames per second")
+    ap.add_argument("--hours", type=float, default=1.0, help="of each clean stream")
+    ap.add_argument("--shift-minutes", type=float, default=10.0, help="of each shifted stream")
+    ap.add_argument("--repeats", type=int, default=2, help="stream seeds per row")
     ap.add_argument("--readapt", action="store_true")
     ap.add_argument("--no-detect", action="store_true")
     ap.add_argument("--seeds", type=lambda s: [int(v) for v in s.split(",")], default=[0, 1, 2])
@@ -351,8 +583,14 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"detection": {}, "readapt": {}}
     if args.json and args.json.exists():
         results.update(json.loads(args.json.read_text()))  # keep the other stage's figures
-    results["command"] = " ".join(sys.argv[1:] if argv is None else argv)
-    results["windows"], results["seed"] = args.windows, args.seed
+    results["command"] = shlex.join(sys.argv[1:] if argv is None else argv)
+    results.update(
+        dwells=args.dwell, rate=args.rate, hours=args.hours,
+        shift_minutes=args.shift_minutes, repeats=args.repeats,
+    )  # fmt: skip
+    if not args.readapt:
+        results["readapt"] = {}
+        results["previous_readapt"] = _previous_readapt(args.results or RESULTS)
     with tempfile.TemporaryDirectory(prefix="monitor-bench-") as tmp:
         work = Path(tmp)
         if args.untrained:

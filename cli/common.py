@@ -32,6 +32,7 @@ FLAGS = {
     "modalities": "--modality",
     "eval_data": "--eval",
     "pl_keep_classes": "--keep-classes",
+    "stream_seconds": "--stream",
 }
 
 # Options every command that writes a report shares.

@@ -64,6 +64,22 @@ def synth(
             "--prior-class", help="With --shift prior: the class that makes up half (first)."
         ),
     ] = None,
+    stream: Annotated[
+        float | None,
+        typer.Option(
+            "--stream",
+            min=0,
+            help="Seconds of an ordered stream to render instead (DIR/<M>/stream/: runs of one "
+            "class, see below).",
+        ),
+    ] = None,
+    dwell: Annotated[
+        str | None,
+        typer.Option("--dwell", help="With --stream: seconds per run of one class, LOW,HIGH."),
+    ] = None,
+    rate: Annotated[
+        float | None, typer.Option("--rate", min=0.001, help="With --stream: frames per second.")
+    ] = None,
     ti_shapes: Annotated[
         TIShapes | None,
         typer.Option(
@@ -84,6 +100,12 @@ def synth(
     70 counts/K instead of 8192 + 100) on a day 8 K warmer (objects keep their temperature);
     [bold]prior[/bold] one class is half of the target images. Without --shift the output is
     the same as before, byte for byte.
+
+    Streams (--stream SECONDS, for testing `socket-edge monitor` as a robot feeds it): the test
+    scenes only (with --shift, through the shifted sensor), arranged as a robot sees them: runs
+    of one class, each --dwell seconds (uniform between LOW and HIGH), at --rate Hz, in
+    DIR/<M>/stream/ordered/ (time order), the same frames in DIR/<M>/stream/shuffled/, and
+    stream.json (every frame's class and scene). With --shift prior one class gets half the time.
     """
     from socket_edge.data.synth import SynthConfig
     from socket_edge.data.synth import synth as run
@@ -94,12 +116,30 @@ def synth(
         "synth",
         modalities=tuple(m.value for m in modality) if modality else None,
         shift=tuple(m.value for m in shift) if shift else None,
+        stream_seconds=stream,
+        dwell=_pair(dwell) if dwell is not None else None,
     )
     _summary(run(out_dir, cfg, workers or None), out_dir)
 
 
+def _pair(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"--dwell takes LOW,HIGH seconds, got {text!r}") from None
+    return lo, hi
+
+
 def _summary(manifest: dict, out_dir: Path) -> None:
     counts = manifest["counts"]
+    if "stream" in manifest:
+        st = manifest["stream"]
+        typer.echo(
+            f"wrote {out_dir}: a stream of {st['frames']} frames ({st['runs']} runs of one class, "
+            f"{st['dwell'][0]:g}-{st['dwell'][1]:g} s each at {st['rate']:g} Hz) per modality "
+            f"({', '.join(manifest['config']['modalities'])}), in <modality>/stream/"
+        )
+        return
     if "shift" in manifest:
         total = {k: sum(v.values()) for k, v in manifest["shift"]["target_counts"].items()}
         typer.echo(
@@ -188,7 +228,9 @@ def register(app: typer.Typer) -> None:
     )(extract)
     app.add_typer(data_app, name="data")
     app.command(
-        cls=defaults_from("socket_edge.data.synth:SynthConfig", modality="modalities"),
+        cls=defaults_from(
+            "socket_edge.data.synth:SynthConfig", modality="modalities", stream="stream_seconds"
+        ),
         epilog=examples(
             "socket-edge synth data/synth",
             "socket-edge synth data/small --per-class 40 --seed 1",
@@ -196,5 +238,7 @@ def register(app: typer.Typer) -> None:
             "socket-edge synth data/warm --shift thermal --modality ir --per-class 200",
             "socket-edge synth data/skewed --shift prior --prior-class torus",
             "socket-edge synth data/unlike --ti-shapes unlike   # TI objects unlike the task's",
+            "socket-edge synth data/stream --stream 120 --dwell 1,20   # an ordered stream",
+            "socket-edge synth data/stream-thermal --stream 60 --shift thermal --modality ir",
         ),
     )(synth)

@@ -15,40 +15,57 @@ from socket_edge.errors import ArtifactError, DataError
 from socket_edge.export.pipeline import ExportOptions, export
 from socket_edge.files import sha256_file
 from socket_edge.monitor import Monitor
-from socket_edge.monitor.reference import build_reference, ks_distance, tv_distance
+from socket_edge.monitor.reference import (
+    build_reference,
+    dependence_factor,
+    estimate_mix,
+    ks_distance,
+    tv_distance,
+)
+from socket_edge.monitor.rule import WindowRule
 
 from .conftest import run_cli
 from .helpers import assert_one_line_error
 
 CLASSES = [f"c{i}" for i in range(5)]
+MEANS = np.array([-3.0, -1.5, 0.0, 1.5, 3.0])  # each class's latent "object" position
 
 
-def _world(rng, n, holes=0.05, scale=1.0, prior=None):
-    """Synthetic depth frames (N, 1, 16, 16) and logits (N, 5): a stand-in sensor and model."""
-    x = rng.uniform(500, 4000, (n, 1, 16, 16)) * scale
-    x[rng.random(x.shape) < holes] = 0
-    cls = rng.choice(5, n, p=prior)
-    logits = rng.normal(0, 1, (n, 5))
-    logits[np.arange(n), cls] += 3.0
+def _world(rng, n, holes=0.05, scale=1.0, prior=None, cls=None):
+    """Depth frames (N, 1, 16, 16) and logits (N, 5) of a stand-in sensor and model whose
+    signals all differ by class: a latent z ~ N(MEANS[class], 1) sets the frame's depth and
+    hole share, and the logits are the exact log-posterior of the class given z (a calibrated
+    model), so that a window of one class differs from the pooled reference in every signal."""
+    c = rng.choice(5, n, p=prior) if cls is None else np.full(n, cls)
+    z = rng.normal(MEANS[c], 1.0)
+    depth = 1500 * np.exp(0.15 * z)[:, None, None, None] * rng.uniform(0.7, 1.3, (n, 1, 16, 16))
+    x = depth * scale
+    x[rng.random(x.shape) < holes * (1 + 0.3 * (z[:, None, None, None] + 3))] = 0
+    logits = -0.5 * (z[:, None] - MEANS[None, :]) ** 2
     return x.astype(np.float32), logits.astype(np.float32)
 
 
 @pytest.fixture(scope="module")
 def synthetic_reference():
     rng = np.random.default_rng(0)
-    ref, held = _world(rng, 512), _world(rng, 256)
-    return build_reference(*ref, *held, "depth", CLASSES, frames={"frame_size": [16, 16]})
+    return build_reference(*_world(rng, 768), "depth", CLASSES, frames={"frame_size": [16, 16]})
 
 
-def _drifted_share(reference, make, windows=150, size=32, seed=1):
+def _verdicts(reference, make, windows=60, size=128, seed=1, **options):
     rng = np.random.default_rng(seed)
-    mon = Monitor(reference, window=size)
-    verdicts = []
-    for _ in range(windows):
-        x, logits = make(rng, size)
-        verdicts += [r.verdict for r in mon.observe_batch(x, logits)]
-    assert len(verdicts) == windows
-    return np.mean([v == "drifted" for v in verdicts]), np.mean([v != "ok" for v in verdicts])
+    mon = Monitor(reference, window=size, class_names=CLASSES, **options)
+    reports = []
+    for i in range(windows):
+        x, logits = make(rng, size, i)
+        reports += mon.observe_batch(x, logits)
+    assert len(reports) == windows
+    return reports
+
+
+def _share(reports, what="drifted"):
+    if what == "flagged":
+        return np.mean([r.flagged for r in reports])
+    return np.mean([r.verdict == what for r in reports])
 
 
 def test_distances_are_zero_for_identical_data_and_grow_with_shift():
@@ -61,33 +78,124 @@ def test_distances_are_zero_for_identical_data_and_grow_with_shift():
     assert tv_distance(np.array([[0, 0, 0, 0]]), shares)[0] == pytest.approx(0.75)
 
 
-def test_false_alarms_stay_near_the_stated_rate_on_in_distribution_windows(synthetic_reference):
-    drifted, not_ok = _drifted_share(synthetic_reference, _world, windows=300)
-    # 1% drifted and 5% drifting stated; bootstrapped thresholds are conservative.
-    assert drifted <= 0.03
-    assert not_ok <= 0.10
+def test_the_window_rule_states_false_alarms_per_hour():
+    rule = WindowRule(window=128, frame_rate=30, false_alarms_per_hour=0.1, confirm=2, of_last=3)
+    assert rule.windows_per_hour == pytest.approx(843.75)
+    a = rule.alpha
+    # P(a drifted spell starts: 2 of 3 windows flagged) x its mean length x windows per hour
+    assert (3 * a**2 * (1 - a) + a**3) / (1 - a) * 843.75 == pytest.approx(0.1, rel=1e-6)
+    assert WindowRule(false_alarms_per_hour=1.0).alpha > a  # more alarms allowed: lower bar
+    assert WindowRule(frame_rate=15).alpha > a  # fewer windows an hour
+    one = WindowRule(confirm=1, of_last=1).alpha
+    assert one / (1 - one) == pytest.approx(0.1 / 843.75, rel=1e-6)
+    assert rule.verdict([False, True]) == "drifting"
+    assert rule.verdict([True, False, True]) == "drifted"
+    assert rule.verdict([True, False, False, True]) == "drifting"  # the first is too old
+    assert rule.verdict([True, True, False]) == "drifted"  # 2 of the last 3, current not
+    assert rule.verdict([]) == "ok"
+    # windows of one class flagged one after another: not yet drifted; a second class confirms
+    assert rule.verdict([True, True, True], [4, 4, 4]) == "drifting"
+    assert rule.verdict([True, True, True, True], [4, 4, 4, 7]) == "drifted"
+    assert rule.verdict([True, True], [4, 4], before="drifted") == "drifted"  # the spell goes on
+    assert rule.verdict([True, False], [4, 7], before="drifted") == "ok"
+    assert WindowRule(distinct_classes=1).verdict([True, True], [4, 4]) == "drifted"
+    with pytest.raises(Exception, match="confirm"):
+        WindowRule(confirm=4, of_last=3)
+    with pytest.raises(Exception, match="false_alarms_per_hour"):
+        WindowRule(false_alarms_per_hour=0)
 
 
-@pytest.mark.parametrize(
-    "shift",
-    [
-        dict(holes=0.3),  # a sensor that loses readings
-        dict(scale=0.8),  # a range offset
-        dict(prior=[0.8, 0.05, 0.05, 0.05, 0.05]),  # one class much more frequent
-    ],
-)
-def test_shifts_are_called_drifted(synthetic_reference, shift):
-    drifted, _ = _drifted_share(synthetic_reference, lambda r, n: _world(r, n, **shift), 40)
-    assert drifted >= 0.9
+def test_the_class_mix_is_estimated_from_calibrated_outputs(synthetic_reference):
+    rng = np.random.default_rng(5)
+    _, logits = _world(rng, 4000, prior=[0.6, 0.1, 0.1, 0.1, 0.1])
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    q = estimate_mix(p, np.full(5, 0.2))
+    np.testing.assert_allclose(q, [0.6, 0.1, 0.1, 0.1, 0.1], atol=0.04)
+
+
+def test_in_distribution_windows_in_any_order_are_not_drift(synthetic_reference):
+    shuffled = _verdicts(synthetic_reference, lambda r, n, i: _world(r, n))
+    # class order: windows of one class each, every class in turn (a robot dwelling on one)
+    ordered = _verdicts(synthetic_reference, lambda r, n, i: _world(r, n, cls=i % 5))
+    for reports in (shuffled, ordered):
+        assert _share(reports, "flagged") <= 0.05
+        assert _share(reports) == 0.0
+    # the mix is reported for what it is: one class, unlike the reference
+    assert all(r.class_mix["differs"] for r in ordered)
+    assert [r.class_mix["top"] for r in ordered[:5]] == CLASSES
+    line = ordered[0].class_mix_line
+    assert line.startswith("class mix differs from the reference: ") and "% c0" in line
+    assert line.endswith("(what the robot sees, not drift)")
+    assert not any(r.class_mix["differs"] for r in shuffled[:20] if r.class_mix["p"] > 0.01)
+
+
+def test_a_shifted_sensor_is_drift_in_any_class_order(synthetic_reference):
+    for shift, fired in ((dict(holes=0.2), "valid_share"), (dict(scale=0.8), "p50")):
+        for order in (None, "class"):
+            reports = _verdicts(
+                synthetic_reference,
+                lambda r, n, i, s=shift, o=order: _world(
+                    r, n, cls=None if o is None else i % 5, **s
+                ),
+                windows=20,
+            )
+            assert _share(reports, "flagged") >= 0.9, (shift, order)
+            assert _share(reports[3:]) >= 0.9, (shift, order)
+            assert fired in reports[-1].fired
+
+
+def test_a_class_prior_change_alarms_only_when_asked(synthetic_reference):
+    def skewed(r, n, i):
+        return _world(r, n, prior=[0.8, 0.05, 0.05, 0.05, 0.05])
+
+    quiet = _verdicts(synthetic_reference, skewed, windows=20)
+    assert _share(quiet) == 0.0 and all(r.class_mix["differs"] for r in quiet)
+    loud = _verdicts(synthetic_reference, skewed, windows=20, class_mix_alarm=True)
+    assert _share(loud, "flagged") == 1.0 and "classes" in loud[-1].fired
+    assert loud[-1].to_dict()["class_mix"]["line"].startswith("class mix differs")
+
+
+def test_correlated_frames_count_for_less(synthetic_reference):
+    """Frames repeated in runs (a robot's camera sees one view for many frames): the window's
+    variance grows with the runs, and in-distribution windows stay undrifted."""
+    rng = np.random.default_rng(7)
+    assert dependence_factor(rng.normal(size=128)) < 1.6
+    assert dependence_factor(np.repeat(rng.normal(size=16), 8)) > 3.0
+
+    def repeated(r, n, i):
+        x, logits = _world(r, n // 8, cls=i % 5)
+        return np.repeat(x, 8, axis=0), np.repeat(logits, 8, axis=0)
+
+    reports = _verdicts(synthetic_reference, repeated, windows=40)
+    assert _share(reports) == 0.0 and _share(reports, "flagged") <= 0.05
+    assert min(s["dependence"] for s in reports[0].signals.values()) > 2.0
 
 
 def test_logits_alone_judge_the_output_signals(synthetic_reference):
     rng = np.random.default_rng(3)
-    mon = Monitor(synthetic_reference, window=64)
+    mon = Monitor(synthetic_reference, window=64, class_mix_alarm=True)
     _, logits = _world(rng, 64, prior=[0.9, 0.025, 0.025, 0.025, 0.025])
     (report,) = mon.observe_batch(logits=logits)
     assert not report.inputs and "valid_share" not in report.signals
-    assert report.verdict == "drifted" and "classes" in report.fired
+    assert report.flagged and "classes" in report.fired
+
+
+def test_a_version_1_sidecar_still_monitors(synthetic_reference):
+    """Sidecars written before the per-class comparison: their held-back frames are the reference."""
+    ref = synthetic_reference
+    old = {k: v for k, v in ref.items() if k != "per_frame"}
+    old["version"] = 1
+    old["held_back"] = {
+        "signals": {k: v[:256] for k, v in ref["per_frame"]["signals"].items()},
+        "predicted": ref["per_frame"]["predicted"][:256],
+    }
+    reports = _verdicts(old, lambda r, n, i: _world(r, n), windows=10)
+    assert _share(reports) == 0.0
+    shifted = _verdicts(old, lambda r, n, i: _world(r, n, holes=0.3), windows=5)
+    assert shifted[-1].verdict == "drifted"
+    with pytest.raises(ArtifactError, match="lack 'held_back'"):
+        Monitor({k: v for k, v in old.items() if k != "held_back"})
 
 
 def test_frame_by_frame_with_partial_window(synthetic_reference):
@@ -131,13 +239,17 @@ def test_export_records_reference_statistics(depth_onnx):
     doc = read_sidecar(depth_onnx)
     ref = doc["reference"]
     assert ref["computed_with"] == "depth.onnx" and ref["modality"] == "depth"
-    assert ref["frames"]["reference"] + ref["frames"]["held_back"] == 40
+    assert ref["version"] == 2 and ref["frames"]["reference"] == 40  # every frame, none held back
     assert ref["frames"]["frame_size"] == [64, 64] and ref["frames"]["image_size"] == 64
     assert set(ref["signals"]) == {"valid_share", "p05", "p50", "p95", "max_prob", "entropy"}
     q = ref["signals"]["p50"]["quantiles"]
     assert q == sorted(q) and 300 < q[100] < 6000  # median depth of a frame, in mm
     assert sum(ref["class_shares"]) == pytest.approx(1.0)
-    assert len(ref["held_back"]["predicted"]) == ref["frames"]["held_back"]
+    frames = ref["per_frame"]
+    assert len(frames["predicted"]) == 40 and len(frames["signals"]["p50"]) == 40
+    probs = np.asarray(frames["probs"])
+    assert probs.shape == (40, 10) and np.allclose(probs.sum(1), 1.0, atol=1e-4)
+    assert (probs.argmax(1) == frames["predicted"]).all()
 
 
 def _write_depth(folder, frames):
@@ -152,26 +264,68 @@ def _frames(root):
     return [read_depth(p) for p in sorted(root.rglob("*.png"))]
 
 
-def test_cli_clean_frames_pass_and_a_broken_sensor_is_drifted(depth_onnx, synth_root, tmp_path):
-    clean = _frames(synth_root / "depth/target/train")
-    rng = np.random.default_rng(0)
-    broken = [np.where(rng.random(f.shape) < 0.5, 0, f * 0.6) for f in clean]
-    _write_depth(tmp_path / "broken", broken)
+@pytest.fixture(scope="module")
+def streams(tmp_path_factory):
+    """`synth --stream` of 100 test scenes (10 per class) in runs of one class, clean and through
+    the depth-sensor shift (the same scenes): 60 s at 4 Hz, dwell 2-5 s."""
+    root = tmp_path_factory.mktemp("streams")
+    common = ["--per-class", "40", "--modality", "depth", "--stream", "60", "--dwell", "2,5"]
+    for name, extra in (("clean", []), ("shifted", ["--shift", "depth-sensor"])):
+        r = run_cli("synth", str(root / name), *common, "--rate", "4", "--workers", "1", *extra)
+        assert r.returncode == 0, r.stderr
+    return root
+
+
+def test_synth_stream_writes_runs_of_one_class(streams):
+    base = streams / "clean/depth/stream"
+    doc = json.loads((base / "stream.json").read_text())
+    ordered = sorted((base / "ordered").glob("*.png"))
+    assert len(ordered) == 240 == len(doc["ordered"]) == len(list((base / "shuffled").glob("*")))
+    assert len(list((base / "scenes").rglob("*.png"))) == 100
+    runs = doc["runs"]
+    assert sum(r["frames"] for r in runs) == 240
+    assert all(8 <= r["frames"] <= 20 for r in runs[:-1])  # 2-5 s at 4 Hz (the last is cut)
+    assert all(a["class"] != b["class"] for a, b in zip(runs[:-1], runs[1:], strict=True))
+    labels = [f["class"] for f in doc["ordered"]]
+    assert labels[: runs[0]["frames"]] == [runs[0]["class"]] * runs[0]["frames"]
+    # a frame is its scene's file; the shifted stream has the same scenes, seen otherwise
+    first = doc["ordered"][0]["scene"]
+    assert ordered[0].read_bytes() == (base / "scenes" / f"{first}.png").read_bytes()
+    shifted = streams / "shifted/depth/stream"
+    assert json.loads((shifted / "stream.json").read_text())["ordered"] == doc["ordered"]
+    assert ordered[0].read_bytes() != (shifted / "ordered" / ordered[0].name).read_bytes()
+    k = json.loads((base / "stream.json").read_text())["shuffled"][5]
+    assert (base / "shuffled/000005.png").read_bytes() == ordered[k].read_bytes()
+
+
+def test_cli_class_ordered_clean_frames_pass_and_a_shifted_sensor_is_drifted(
+    depth_ckpt, streams, tmp_path
+):
+    """The issue's case: the frames the reference was recorded on, read in class order (runs of
+    one class), are not drift (exit 0); the same scenes through another depth sensor are (4)."""
+    onnx = tmp_path / "depth.onnx"
+    scenes = streams / "clean/depth/stream/scenes"
+    export(depth_ckpt, onnx, ExportOptions(show_progress=False, reference=scenes, batch=(1, 8)))
+    for folder in (scenes, streams / "clean/depth/stream/ordered"):  # class order, both
+        r = run_cli(
+            "monitor", str(onnx), str(folder), "--window", "32", "--frame-rate", "4",
+            "--jsonl", str(tmp_path / "clean.jsonl"),
+        )  # fmt: skip
+        assert r.returncode == 0, r.stdout + r.stderr
+    lines = [json.loads(x) for x in (tmp_path / "clean.jsonl").read_text().splitlines()]
+    assert len(lines) == 8 and lines[0]["frames"] == 32 and lines[-1]["frames"] == 16
+    assert all(w["verdict"] == "ok" and not w["flagged"] for w in lines)
+    assert all(w["class_mix"]["line"].startswith("class mix ") for w in lines)
     r = run_cli(
-        "monitor", str(depth_onnx), str(synth_root / "depth/target/train"), "--window", "20",
-        "--jsonl", str(tmp_path / "clean.jsonl"),
-    )  # fmt: skip
-    assert r.returncode in (0, 3), r.stderr  # the reference's own frames: never drifted
-    lines = (tmp_path / "clean.jsonl").read_text().splitlines()
-    assert len(lines) == 2 and json.loads(lines[0])["frames"] == 20
-    r = run_cli(
-        "monitor", str(depth_onnx), str(tmp_path / "broken"), "-w", "20",
-        "--json", str(tmp_path / "b.json"),
+        "monitor", str(onnx), str(streams / "shifted/depth/stream/ordered"), "-w", "32",
+        "--frame-rate", "4", "--json", str(tmp_path / "s.json"),
     )  # fmt: skip
     assert r.returncode == 4, r.stderr + r.stdout
-    doc = json.loads((tmp_path / "b.json").read_text())
+    doc = json.loads((tmp_path / "s.json").read_text())
     assert doc["verdict"] == "drifted" and doc["exit_code"] == 4
-    assert "valid_share" in doc["windows"][0]["fired"]
+    assert doc["rule"]["confirm"] == 2 and doc["rule"]["frame_rate"] == 4
+    assert sum(w["verdict"] == "drifted" for w in doc["windows"]) >= len(doc["windows"]) - 1
+    assert "valid_share" in doc["windows"][1]["fired"]
     assert "drifted" in r.stdout  # the table
 
 

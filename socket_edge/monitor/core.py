@@ -1,5 +1,5 @@
-"""The Monitor: fed frame by frame (or with logits), it reports per window how far the robot's
-data has moved from the reference, and a verdict: ok, drifting or drifted.
+"""The Monitor: fed frame by frame (or with logits), it reports per window whether the sensor
+sees the world as the reference did, and a verdict over the stream: ok, drifting or drifted.
 
     monitor = Monitor.from_artifact("model.onnx", window=128)
     for frame in camera:                       # raw map, sensor units (depth mm, IR as stored)
@@ -7,8 +7,11 @@ data has moved from the reference, and a verdict: ok, drifting or drifted.
         if report is not None and report.verdict != "ok": ...
 
 A robot loop that already has the logits passes them: ``monitor.observe(frame, logits)``
-(or ``monitor.observe(logits=logits)``: output signals only). numpy and the runner interface
-only: no torch.
+(or ``monitor.observe(logits=logits)``: output signals only). Signals are compared within each
+predicted class (reference.py), so what the robot looks at does not count as drift; the class
+mix is reported on its own (``report.class_mix``) and alarms only with ``class_mix_alarm``.
+Window flags become a verdict by rule.py's k-of-n rule, at a stated number of false alarms per
+hour of frames. numpy and the runner interface only: no torch.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ import numpy as np
 from ..data.transforms import interpolation_for, resize_center_crop
 from ..errors import DataError, SocketEdgeError
 from .frames import check_frame
-from .reference import CLASSES, NullModel, check_reference, distances, signal_names
+from .reference import CLASSES, ReweightedReference, check_reference, signal_names, softmax
+from .rule import WindowRule
 from .signals import input_signal_names, input_signals, output_signals
 
 VERDICTS = ("ok", "drifting", "drifted")
@@ -31,18 +35,31 @@ EXIT_CODES = {"ok": 0, "drifting": 3, "drifted": 4}
 
 @dataclass
 class WindowReport:
-    """One window's distances to the reference and its verdict."""
+    """One window's per-class comparison with the reference, and the stream's verdict."""
 
     index: int
     first_frame: int
     frames: int
-    verdict: str
-    score: float  # smallest exceedance level over the signals (lower = further from reference)
-    thresholds: dict[str, float]  # score thresholds: drifting, drifted
-    signals: dict[str, dict[str, float]]  # name -> distance, level, limit
-    fired: list[str]  # signals whose own level is past the drifted threshold
+    verdict: str  # the stream's verdict after this window (rule.py)
+    flagged: bool  # this window's own p-value is below the per-window level
+    p: float  # the window's p-value: smallest test p-value x number of tests (capped at 1)
+    level: float  # the per-window level (from the stated false alarms per hour)
+    signals: dict[str, dict[str, float]]  # name -> location/spread z, p, frames, dependence, ...
+    fired: list[str]  # tests whose own p-value x number of tests is below the level
     inputs: bool  # whether input signals were part of it
+    class_mix: dict[str, Any]  # predicted shares, top, estimated mix, total variation, p, ...
+    recent: int = 0  # flagged windows among the rule's last of_last
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def class_mix_line(self) -> str:
+        """One line for people: whether the class mix differs from the reference's."""
+        mix = self.class_mix
+        top = f"{100 * mix['top_share']:.0f}% {mix['top']}"
+        if mix["differs"]:
+            note = "" if mix["alarm"] else " (what the robot sees, not drift)"
+            return f"class mix differs from the reference: {top}{note}"
+        return f"class mix as the reference's (most frequent: {top})"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -50,11 +67,14 @@ class WindowReport:
             "first_frame": self.first_frame,
             "frames": self.frames,
             "verdict": self.verdict,
-            "score": self.score,
-            "thresholds": self.thresholds,
+            "flagged": self.flagged,
+            "p": self.p,
+            "level": self.level,
+            "recent_flagged": self.recent,
             "signals": self.signals,
             "fired": self.fired,
             "inputs": self.inputs,
+            "class_mix": {**self.class_mix, "line": self.class_mix_line},
             **self.extra,
         }
 
@@ -66,35 +86,42 @@ class Monitor:
         self,
         reference: dict[str, Any],
         window: int = 128,
-        false_alarm: float = 0.01,
-        warn_rate: float = 0.05,
+        false_alarms_per_hour: float = 0.1,
+        frame_rate: float = 30.0,
+        confirm: int = 2,
+        of_last: int = 3,
+        distinct_classes: int = 2,
+        class_mix_alarm: bool = False,
         runner: Any = None,
         image_size: int | None = None,
+        class_names: list[str] | None = None,
         seed: int = 0,
         where: str = "artifact",
     ):
         self.reference = check_reference({"reference": reference}, where)
-        if window < 1:
-            raise SocketEdgeError(
-                f"window must be at least 1 frame, got {window}", settings=("window",)
-            )
-        if not 0 < false_alarm <= warn_rate < 1:
-            raise SocketEdgeError(
-                f"need 0 < false_alarm ({false_alarm}) <= warn_rate ({warn_rate}) < 1",
-                settings=("false_alarm", "warn_rate"),
-            )
-        self.window, self.false_alarm, self.warn_rate = window, false_alarm, warn_rate
+        self.rule = WindowRule(
+            window, frame_rate, false_alarms_per_hour, confirm, of_last, distinct_classes
+        )
+        self.window, self.level = window, self.rule.alpha
+        self.class_mix_alarm = class_mix_alarm
         self.runner, self.seed, self.where = runner, seed, where
         self.modality = self.reference["modality"]
         self.k = int(self.reference["classes"])
+        self.class_names = list(class_names or [str(c) for c in range(self.k)])
+        if len(self.class_names) != self.k:
+            raise SocketEdgeError(
+                f"{len(self.class_names)} class names for a reference of {self.k} classes"
+            )
         frames = self.reference.get("frames") or {}
         self.frame_size = frames.get("frame_size")
         self.image_size = image_size or frames.get("image_size")
         self._input_names = input_signal_names(self.modality)
-        self._nulls: dict[tuple[int, bool], NullModel] = {}
-        self._pending: list[tuple[dict[str, float], int, bool]] = []
+        self._ref = ReweightedReference(self.reference, signal_names(self.reference, True))
+        self._pending: list[tuple[dict[str, float], int, bool, np.ndarray]] = []
+        self._flags: list[bool] = []
+        self._classes: list[int] = []  # each window's class for the rule (see judge)
+        self._verdict = "ok"
         self._seen = 0
-        self._windows = 0
 
     @classmethod
     def from_artifact(
@@ -120,6 +147,7 @@ class Monitor:
             window=window,
             runner=runner if load_model else None,
             image_size=runner.info.image_size,
+            class_names=list(runner.info.classes),
             where=str(path),
             **options,
         )
@@ -182,11 +210,12 @@ class Monitor:
         if x is not None and len(x) != len(logits):
             raise DataError(f"{len(x)} frames but {len(logits)} rows of logits")
         out_sig, predicted = output_signals(logits)
+        probs = softmax(logits)
         in_sig = input_signals(x, self.modality) if x is not None else {}
         reports = []
         for i in range(len(logits)):
             values = {k: float(v[i]) for k, v in {**in_sig, **out_sig}.items()}
-            self._pending.append((values, int(predicted[i]), x is not None))
+            self._pending.append((values, int(predicted[i]), x is not None, probs[i]))
             if len(self._pending) == self.window:
                 reports.append(self._close())
         return reports
@@ -201,64 +230,90 @@ class Monitor:
 
     # ------------------------------------------------------------------------------- judging
 
-    def null(self, size: int, with_input: bool) -> NullModel:
-        """The in-distribution distances of ``size``-frame windows (computed once per size)."""
-        key = (size, with_input)
-        if key not in self._nulls:
-            names = signal_names(self.reference, with_input)
-            self._nulls[key] = NullModel(self.reference, size, names, True, seed=self.seed)
-        return self._nulls[key]
-
     def judge(
-        self, values: dict[str, np.ndarray], predicted: np.ndarray, first_frame: int = 0
+        self,
+        values: dict[str, np.ndarray],
+        predicted: np.ndarray,
+        first_frame: int = 0,
+        probs: np.ndarray | None = None,
     ) -> WindowReport:
-        """The report of one window given its per-frame signals and predicted classes."""
+        """The report of one window given its per-frame signals (time order), predicted
+        classes and softmax outputs (n, K; one-hot of ``predicted`` if None); the verdict
+        counts this window and the ones judged before it."""
+        predicted = np.asarray(predicted, dtype=np.int64)
         n = len(predicted)
         if n == 0:
             raise DataError("empty window: no frames to judge")
+        probs = np.eye(self.k)[predicted] if probs is None else np.asarray(probs, np.float64)
         with_input = all(name in values for name in self._input_names)
         names = signal_names(self.reference, with_input)
-        null = self.null(n, with_input)
-        dist = distances(
-            self.reference,
-            {k: np.asarray(values[k], dtype=np.float64)[None] for k in names},
-            np.asarray(predicted)[None],
-        )
-        d = {k: float(v[0]) for k, v in dist.items()}
-        levels = null.levels(d)
-        score = min(levels.values())
-        t_drifted = null.threshold(self.false_alarm)
-        t_drifting = null.threshold(self.warn_rate)
-        verdict = "drifted" if score < t_drifted else "drifting" if score < t_drifting else "ok"
+        q, weights = self._ref.weights(probs)
+        tests = {name: self._ref.test(name, values[name], weights) for name in names}
+        tv, mix_p = self._ref.mix(predicted, self.seed)
+        pvalues = {name: t.p for name, t in tests.items()}
+        if self.class_mix_alarm:
+            pvalues[CLASSES] = mix_p
+        count = len(pvalues)
+        adjusted = {name: min(1.0, count * p) for name, p in pvalues.items()}
+        p_window = min(adjusted.values())
+        flagged = p_window < self.level
+        self._flags.append(flagged)
+        # The window's class for the rule: its most frequent estimated class when its mix is
+        # unlike the reference's, else its own (a window like the reference in mix is no
+        # dwelling on one class).
+        dwelling = mix_p < self.level
+        self._classes.append(int(np.argmax(q)) if dwelling else -len(self._flags))
+        verdict = self._verdict = self.rule.verdict(self._flags, self._classes, self._verdict)
+        shares = np.bincount(predicted, minlength=self.k)[: self.k] / n
+        top = int(np.argmax(shares))
         signals = {
-            k: {
-                "distance": d[k],
-                "level": levels[k],
-                "limit": null.distance_threshold(k, self.false_alarm),
+            name: {
+                "location": t.location,
+                "spread": t.spread,
+                "p": adjusted[name],
+                "frames": t.frames,
+                "dependence": t.dependence,
+                "reference_size": t.reference_size,
             }
-            for k in d
+            for name, t in tests.items()
         }
-        fired = [k for k in d if levels[k] < t_drifted]
-        self._windows += 1
         return WindowReport(
-            index=self._windows - 1,
+            index=len(self._flags) - 1,
             first_frame=first_frame,
             frames=n,
             verdict=verdict,
-            score=score,
-            thresholds={"drifting": t_drifting, "drifted": t_drifted},
+            flagged=flagged,
+            p=p_window,
+            level=self.level,
             signals=signals,
-            fired=fired,
+            fired=[name for name, p in adjusted.items() if p < self.level],
             inputs=with_input,
+            class_mix={
+                "shares": {self.class_names[c]: float(shares[c]) for c in np.flatnonzero(shares)},
+                "top": self.class_names[top],
+                "top_share": float(shares[top]),
+                "estimated": {self.class_names[c]: float(q[c]) for c in np.flatnonzero(q >= 0.005)},
+                "total_variation": tv,
+                "p": mix_p,
+                "differs": bool(mix_p < self.level),
+                "alarm": self.class_mix_alarm,
+            },
+            recent=int(sum(self._flags[-self.rule.of_last :])),
         )
+
+    def reset(self) -> None:
+        """Forget the pending frames and the windows judged (a new stream)."""
+        self._pending, self._flags, self._classes, self._seen = [], [], [], 0
+        self._verdict = "ok"
 
     def _close(self) -> WindowReport:
         pending, self._pending = self._pending, []
-        with_input = all(has for _, _, has in pending)
+        with_input = all(has for _, _, has, _ in pending)
         names = signal_names(self.reference, with_input)
-        values = {k: np.asarray([v[k] for v, _, _ in pending]) for k in names}
-        predicted = np.asarray([c for _, c, _ in pending])
-        report = self.judge(values, predicted, first_frame=self._seen)
+        values = {k: np.asarray([v[k] for v, _, _, _ in pending]) for k in names}
+        predicted = np.asarray([c for _, c, _, _ in pending])
+        probs = np.stack([p for _, _, _, p in pending])
+        report = self.judge(values, predicted, first_frame=self._seen, probs=probs)
         self._seen += len(pending)
         return report
 

@@ -1,8 +1,9 @@
 """Reference statistics at export: run the exported model on in-distribution frames.
 
-The frames (the calibration folder, or ``--reference DIR``) are drawn in a seeded order and
-split: up to 512 describe the reference, up to 256 others are held back to set the monitor's
-thresholds (the monitor never compares a window with frames it was built from).
+The frames (the calibration folder, or ``--reference DIR``): up to 768, drawn in a seeded order.
+Each frame's signals and predicted class are kept (the monitor compares a window with the
+reference frames of the same predicted class, by ranks: no frames need holding back for
+thresholds, and per-class comparisons want every frame there is).
 """
 
 from __future__ import annotations
@@ -16,18 +17,16 @@ import numpy as np
 from ..console import info, warn
 from ..errors import DataError
 
-REFERENCE_SIZE = 512
-HELD_BACK = 256
-MIN_FRAMES = 64  # fewer gives thresholds too rough to trust (warned, not refused)
+REFERENCE_SIZE = 768
+MIN_FRAMES = 64  # fewer gives per-class comparisons too weak to trust (warned, not refused)
 
 
 @dataclass
 class ReferenceFrames:
-    """The frames drawn for the reference and held back for thresholds, loaded once."""
+    """The frames drawn for the reference, loaded once."""
 
     folder: Path
     reference: np.ndarray
-    held_back: np.ndarray
     frame_size: list[int] | None
     seed: int
 
@@ -35,7 +34,6 @@ class ReferenceFrames:
         return {
             "folder": str(self.folder),
             "reference": len(self.reference),
-            "held_back": len(self.held_back),
             "frame_size": self.frame_size,
             "image_size": image_size,
             "channels": int(self.reference.shape[1]),
@@ -44,7 +42,7 @@ class ReferenceFrames:
 
 
 def draw_frames(folder: Path, modality: str, image_size: int, seed: int = 0) -> ReferenceFrames:
-    """Draw and load the reference and held-back frames of ``folder`` (see module doc)."""
+    """Draw and load the reference frames of ``folder`` (see module doc)."""
     from socket_edge.calibration import calibset
 
     cs = calibset.draw(
@@ -53,21 +51,19 @@ def draw_frames(folder: Path, modality: str, image_size: int, seed: int = 0) -> 
     files = cs.files
     n = len(files)
     if n < 2:
-        raise DataError(
-            f"{n} image(s): reference statistics need at least 2 (some are held back)", folder
-        )
+        raise DataError(f"{n} image(s): reference statistics need at least 2", folder)
     if n < MIN_FRAMES:
-        warn(f"{folder}: {n} images for reference statistics; thresholds from so few are rough")
-    held = max(1, min(HELD_BACK, n // 3))
-    ref_files = files[: min(REFERENCE_SIZE, n - held)]
-    held_files = files[n - held :]
-    info(f"reference statistics: {len(ref_files)} images of {folder}, {held} held back")
+        warn(
+            f"{folder}: {n} images for reference statistics; per-class comparisons with so few "
+            "detect only large changes"
+        )
+    ref_files = files[:REFERENCE_SIZE]
+    info(f"reference statistics: {len(ref_files)} images of {folder}")
     bag = hasattr(folder, "topic")  # a bag topic (data/bags.py): its frames' own size
     return ReferenceFrames(
         folder if bag else Path(folder),
         cs.load(ref_files),
-        cs.load(held_files),
-        cs._loader().sensor_frame_size() if bag else _frame_size(ref_files + held_files),
+        cs._loader().sensor_frame_size() if bag else _frame_size(ref_files),
         seed,
     )
 
@@ -97,8 +93,6 @@ def reference_for(onnx_path: Path, frames: ReferenceFrames, meta: dict[str, Any]
     return build_reference(
         frames.reference,
         ort_logits(session, frames.reference),
-        frames.held_back,
-        ort_logits(session, frames.held_back),
         meta["modality"],
         list(meta["classes"]),
         computed_with=onnx_path.name,

@@ -1,27 +1,51 @@
-"""Reference statistics ("what healthy looks like"), window distances and their null thresholds.
+"""Reference statistics ("what healthy looks like") and the per-class comparison of a window.
 
-The sidecar's ``reference`` block (written by `socket-edge export`)::
+The sidecar's ``reference`` block (written by `socket-edge export`; version 2)::
 
     version, modality, classes (K), computed_with (artifact whose outputs were used),
-    frames {folder, reference, held_back, frame_size [H, W] | null, channels, seed},
-    signals {name: {quantiles [SKETCH points], mean, std, kind: input | output}},
+    frames {folder, reference, frame_size [H, W] | null, image_size, channels, seed},
+    signals {name: {quantiles [SKETCH points], mean, std, kind: input | output}}  (pooled, for people),
     class_shares [K],
     input_percentiles {p01, p05, p50, p95, p99} (pooled raw values, for people),
-    held_back {signals {name: [per-frame values]}, predicted [class per frame]}
+    per_frame {signals {name: [value per frame]}, predicted [class per frame],
+               probs [[softmax output per class, 6 decimals] per frame]}
 
-Distances of a window to the reference: for every scalar signal the two-sample
-Kolmogorov-Smirnov statistic between the window's values and the reference's quantile sketch
-(scale-free, any unit), for the predicted classes the total variation distance between the
-window's class shares and the reference's. Thresholds come from null windows drawn (with
-replacement) from the held-back in-distribution frames, which the reference never saw: each
-signal's distance becomes an exceedance level p (share of null windows at least as far), the
-window's score is the smallest p over its signals, and the verdict thresholds are the
-``false_alarm`` (drifted) and ``warn_rate`` (drifting) quantiles of that score over the null
-windows, so the stated rates hold for the combination, not per signal.
+"What the robot sees" (the class mix: label shift) is told apart from "how the sensor sees it"
+(covariate shift) by re-weighting the reference to the window's class mix before comparing:
+
+1. The window's class mix q is estimated from its softmax outputs by the EM procedure of
+   Saerens, Latinne and Decaestecker (2002): q <- mean over frames of p(c|x) q_c / p_c,
+   normalised per frame, where p is the reference's mean softmax output.
+2. Each reference frame gets the weight sum_c (q_c / p_c) p(c|x_i): under a pure change of
+   class mix (and calibrated outputs) the weighted reference has the window's distribution, so
+   a window of one class drawn from the reference is not drift, whatever its mix.
+3. Per signal, each window value gets its mid-rank share u in the weighted reference (mid-PIT:
+   the weight below it plus half the weight equal to it), uniform on (0, 1) when nothing but
+   the class mix changed. Two z statistics: *location* (mean u against 1/2: the window's values
+   lie higher or lower than the reference's) and *spread* (mean |u - 1/2| against 1/4: wider or
+   narrower), each over its null standard deviation, which counts the window's n frames and the
+   re-weighted reference's effective size m = (sum w)^2 / sum w^2 (the reference's own sampling
+   error): var = v (f / n + 1 / m), v = 1/12 and 1/48. Ranks only: scale-free, any unit.
+
+A stream is not a sample: consecutive frames of a robot are correlated (the same view for many
+frames), which inflates the variance of a window mean. The window part of the variance is
+multiplied by ``f`` >= 1, the long-run to short-run variance ratio of the window's own u
+residuals in time order (Bartlett kernel, bandwidth sqrt(n) frames); independent frames give
+f close to 1.
+
+The class mix itself is a separate figure: the total variation distance between the window's
+predicted class shares and the reference's, with the p-value of a window of independent frames
+drawn at the reference's shares. It alarms only when asked.
+
+Version 1 sidecars kept per-frame values only for their 256 held-back frames (``held_back``,
+predicted classes without softmax outputs); those serve as the reference then, with one-hot
+outputs (re-weighting by predicted class).
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -29,43 +53,35 @@ import numpy as np
 from ..errors import ArtifactError
 from .signals import OUTPUT_SIGNALS, input_signal_names, input_signals, output_signals
 
-VERSION = 1
-SKETCH = 201  # quantile-sketch points per signal
-NULL_WINDOWS = 2000
-CLASSES = "classes"  # the distance name of the class shares
+VERSION = 2
+SKETCH = 201  # quantile-sketch points per signal (pooled, for people)
+MIX_DRAWS = 4000  # simulated windows for the class-mix p-value
+EM_STEPS = 200  # at most, for the window's class mix (stops at a change below 1e-7)
+CLASSES = "classes"  # the name of the class-mix test
 
 
 def build_reference(
-    ref_frames: np.ndarray,
-    ref_logits: np.ndarray,
-    held_frames: np.ndarray,
-    held_logits: np.ndarray,
-    modality: str,
-    classes: list[str],
-    **describe: Any,
+    images: np.ndarray, logits: np.ndarray, modality: str, classes: list[str], **describe: Any
 ) -> dict[str, Any]:
-    """The reference block from reference frames/logits and held-back frames/logits."""
-    if len(ref_frames) == 0 or len(held_frames) == 0:
-        raise ArtifactError(
-            "reference statistics need reference and held-back images (got "
-            f"{len(ref_frames)} and {len(held_frames)})"
-        )
+    """The reference block (version 2) from in-distribution frames (prepared model inputs) and
+    their logits; ``describe`` goes into the block as it is (e.g. ``frames``, ``computed_with``)."""
+    if len(images) < 2:
+        raise ArtifactError(f"reference statistics need at least 2 images (got {len(images)})")
     k = len(classes)
-    ref_sig = {**input_signals(ref_frames, modality), **output_signals(ref_logits)[0]}
-    ref_pred = output_signals(ref_logits)[1]
-    held_sig = {**input_signals(held_frames, modality), **output_signals(held_logits)[0]}
-    held_pred = output_signals(held_logits)[1]
-    probs = (np.arange(SKETCH) + 0.5) / SKETCH
+    out, pred = output_signals(logits)
+    probs = softmax(logits)
+    sig = {**input_signals(images, modality), **out}
+    points = (np.arange(SKETCH) + 0.5) / SKETCH
     signals = {}
-    for name, values in ref_sig.items():
+    for name, values in sig.items():
         signals[name] = {
             "kind": "output" if name in OUTPUT_SIGNALS else "input",
-            "quantiles": _round(np.quantile(values, probs)),
+            "quantiles": _exact(np.quantile(values, points)),
             "mean": float(values.mean()),
             "std": float(values.std()),
         }
-    valid = ref_frames > 0 if modality == "depth" else np.isfinite(ref_frames)
-    pooled = ref_frames[valid]
+    valid = images > 0 if modality == "depth" else np.isfinite(images)
+    pooled = images[valid]
     pct = np.percentile(pooled, [1, 5, 50, 95, 99]) if pooled.size else np.zeros(5)
     return {
         "version": VERSION,
@@ -73,18 +89,26 @@ def build_reference(
         "classes": k,
         **describe,
         "signals": signals,
-        "class_shares": _round(np.bincount(ref_pred, minlength=k) / len(ref_pred)),
+        "class_shares": _exact(np.bincount(pred, minlength=k) / len(pred)),
         "input_percentiles": dict(
-            zip(("p01", "p05", "p50", "p95", "p99"), _round(pct), strict=True)
+            zip(("p01", "p05", "p50", "p95", "p99"), _exact(pct), strict=True)
         ),
-        "held_back": {
-            "signals": {name: _round(v) for name, v in held_sig.items()},
-            "predicted": [int(c) for c in held_pred],
+        "per_frame": {
+            "signals": {name: _exact(v) for name, v in sig.items()},
+            "predicted": [int(c) for c in pred],
+            "probs": np.round(probs, 6).tolist(),
         },
     }
 
 
-def _round(a: np.ndarray) -> list[float]:
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def _exact(a: np.ndarray) -> list[float]:
     # Exact values (JSON keeps a float64 round trip): rounding would break the ties that
     # discrete signals (valid-pixel shares) have with the robot's own values.
     return [float(v) for v in np.asarray(a, dtype=np.float64).ravel()]
@@ -100,16 +124,27 @@ def check_reference(doc: dict[str, Any] | None, where: str) -> dict[str, Any]:
             where,
             settings=("reference", "int8", "calib"),
         )
-    if int(ref.get("version", 0)) > VERSION:
+    version = int(ref.get("version", 0))
+    if version > VERSION:
         raise ArtifactError("reference statistics are from a newer socket-edge; upgrade", where)
-    for key in ("signals", "class_shares", "held_back"):
+    need = ("signals", "class_shares", "per_frame" if version >= 2 else "held_back")
+    for key in need:
         if key not in ref:
-            raise ArtifactError(f"reference statistics lack {key!r}", where)
+            raise ArtifactError(
+                f"reference statistics lack {key!r} (export it again with `reference` DIR)",
+                where,
+                settings=("reference",),
+            )
     return ref
 
 
+def per_frame(ref: dict[str, Any]) -> dict[str, Any]:
+    """The per-frame reference values: version 2's ``per_frame``, version 1's ``held_back``."""
+    return ref["per_frame"] if "per_frame" in ref else ref["held_back"]
+
+
 # ---------------------------------------------------------------------------------------------
-# Distances
+# Distances and tests
 
 
 def ks_distance(window: np.ndarray, sketch: np.ndarray) -> np.ndarray:
@@ -130,65 +165,128 @@ def tv_distance(predicted: np.ndarray, shares: np.ndarray) -> np.ndarray:
     return 0.5 * np.abs(counts - shares).sum(axis=1)
 
 
-def distances(
-    ref: dict[str, Any], values: dict[str, np.ndarray], predicted: np.ndarray | None
-) -> dict[str, np.ndarray]:
-    """Distance of each signal in ``values`` (arrays (B, n)) and of the class shares."""
-    out = {
-        name: ks_distance(v, np.asarray(ref["signals"][name]["quantiles"]))
-        for name, v in values.items()
-    }
-    if predicted is not None:
-        out[CLASSES] = tv_distance(predicted, np.asarray(ref["class_shares"]))
-    return out
+def two_sided_p(z: float) -> float:
+    """P(|N(0, 1)| >= |z|)."""
+    return math.erfc(abs(z) / math.sqrt(2.0))
 
 
-class NullModel:
-    """Distances of in-distribution windows of one size (bootstrapped from held-back frames)."""
+def dependence_factor(residuals: np.ndarray) -> float:
+    """Long-run / short-run variance ratio of a series (Bartlett kernel, bandwidth sqrt(n)),
+    at least 1: how much more a sum of these correlated terms varies than independent ones."""
+    r = np.asarray(residuals, dtype=np.float64)
+    n = len(r)
+    g0 = float(r @ r) / n if n else 0.0
+    if n < 4 or g0 <= 0:
+        return 1.0
+    lags = int(math.sqrt(n))
+    f = 1.0
+    for lag in range(1, min(lags, n - 1) + 1):
+        f += 2.0 * (1.0 - lag / (lags + 1.0)) * float(r[:-lag] @ r[lag:]) / n / g0
+    return max(1.0, f)
 
-    def __init__(
-        self,
-        ref: dict[str, Any],
-        size: int,
-        names: tuple[str, ...],
-        with_classes: bool,
-        windows: int = NULL_WINDOWS,
-        seed: int = 0,
-    ):
-        held = ref["held_back"]
-        n_held = len(held["predicted"])
-        idx = np.random.default_rng([seed, size]).integers(0, n_held, (windows, size))
-        values = {name: np.asarray(held["signals"][name])[idx] for name in names}
-        predicted = np.asarray(held["predicted"])[idx] if with_classes else None
-        self.size = size
-        dist = distances(ref, values, predicted)
-        self.null = {k: np.sort(v) for k, v in dist.items()}
-        scores = np.min([self._p(k, v) for k, v in dist.items()], 0)
-        self.scores = np.sort(scores)
-        self.held_back = n_held
 
-    def _p(self, name: str, d: np.ndarray) -> np.ndarray:
-        """Exceedance level of distance(s) ``d``: the share of null windows at least as far."""
-        null = self.null[name]
-        above = len(null) - np.searchsorted(null, d, side="left")
-        return (1.0 + above) / (1.0 + len(null))
+def estimate_mix(probs: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """The class mix of frames with softmax outputs ``probs`` (n, K) from a model whose outputs
+    average ``prior`` on the reference (Saerens et al. 2002's EM for a change of prior)."""
+    prior = np.clip(np.asarray(prior, dtype=np.float64), 1e-12, None)
+    q = prior.copy()
+    for _ in range(EM_STEPS):
+        a = probs * (q / prior)
+        a /= np.clip(a.sum(axis=1, keepdims=True), 1e-300, None)
+        new = a.mean(axis=0)
+        done = np.abs(new - q).max() < 1e-7
+        q = new
+        if done:
+            break
+    return q
 
-    def levels(self, dist: dict[str, float]) -> dict[str, float]:
-        return {k: float(self._p(k, np.asarray([v]))[0]) for k, v in dist.items()}
 
-    def threshold(self, rate: float) -> float:
-        """The score below which only ``rate`` of in-distribution windows fall."""
-        k = int(np.floor(rate * len(self.scores)))
-        return float(self.scores[k]) if k < len(self.scores) else 1.0
+@dataclass
+class ShiftTest:
+    """A signal's comparison of one window with the re-weighted reference (see module doc)."""
 
-    def distance_threshold(self, name: str, rate: float) -> float:
-        """The distance of ``name`` that only ``rate`` of null windows pass (for people)."""
-        null = self.null[name]
-        return float(np.quantile(null, 1.0 - rate))
+    location: float  # z: > 0 when the window's values lie above the reference's
+    spread: float  # z: > 0 when they lie further from the reference's middle (wider)
+    frames: int
+    dependence: float  # f, the variance inflation of correlated frames (>= 1)
+    reference_size: float  # effective size of the re-weighted reference
+
+    @property
+    def p(self) -> float:
+        """The smaller of the two two-sided p-values, doubled (Bonferroni over the pair)."""
+        return min(1.0, 2.0 * min(two_sided_p(self.location), two_sided_p(self.spread)))
+
+
+class ReweightedReference:
+    """The reference's per-frame values and outputs, re-weighted to a window's class mix."""
+
+    def __init__(self, ref: dict[str, Any], names: tuple[str, ...]):
+        frames = per_frame(ref)
+        self.k = int(ref["classes"])
+        predicted = np.asarray(frames["predicted"], dtype=np.int64)
+        if "probs" in frames:
+            probs = np.asarray(frames["probs"], dtype=np.float64).reshape(len(predicted), self.k)
+            probs = np.clip(probs, 0.0, None)
+            probs /= np.clip(probs.sum(axis=1, keepdims=True), 1e-300, None)
+        else:  # version 1: predicted classes only
+            probs = np.eye(self.k)[predicted]
+        self.probs = probs
+        self.prior = probs.mean(axis=0)
+        self.order = {}
+        self.sorted = {}
+        for name in names:
+            v = np.asarray(frames["signals"][name], dtype=np.float64)
+            order = np.argsort(v, kind="stable")
+            self.order[name], self.sorted[name] = order, v[order]
+        self.shares = np.asarray(ref["class_shares"], dtype=np.float64)
+        self.size = len(predicted)
+        self._mix_null: dict[int, np.ndarray] = {}
+
+    def weights(self, window_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(the window's estimated class mix q, the reference frames' weights to it)."""
+        q = estimate_mix(window_probs, self.prior)
+        w = self.probs @ (q / np.clip(self.prior, 1e-12, None))
+        top = float(w.max()) if len(w) else 0.0
+        return q, (w / top if top > 0 else np.ones_like(w))  # scale-free; no underflow
+
+    def test(self, name: str, values: np.ndarray, weights: np.ndarray) -> ShiftTest:
+        """Location and spread of ``values`` (time order) in the reference weighted by ``weights``."""
+        y = np.asarray(values, dtype=np.float64)
+        n = len(y)
+        w = weights[self.order[name]]
+        total = float(w.sum())
+        if n == 0 or total <= 0:
+            return ShiftTest(0.0, 0.0, 0, 1.0, 0.0)
+        cum = np.concatenate([[0.0], np.cumsum(w)]) / total
+        ref = self.sorted[name]
+        below = cum[np.searchsorted(ref, y, side="left")]
+        upto = cum[np.searchsorted(ref, y, side="right")]
+        u = 0.5 * (below + upto)
+        s = np.abs(u - 0.5)
+        m = total**2 / float((w**2).sum())
+        f = max(dependence_factor(u - u.mean()), dependence_factor(s - s.mean()))
+        loc = (u.mean() - 0.5) / math.sqrt((f / n + 1.0 / m) / 12.0)
+        spread = (s.mean() - 0.25) / math.sqrt((f / n + 1.0 / m) / 48.0)
+        return ShiftTest(float(loc), float(spread), n, f, m)
+
+    def mix(self, predicted: np.ndarray, seed: int = 0) -> tuple[float, float]:
+        """(total variation to the reference's class shares, its p-value for a window of
+        independent frames at those shares; simulated once per window size)."""
+        predicted = np.asarray(predicted, dtype=np.int64)
+        n = len(predicted)
+        tv = float(tv_distance(predicted[None], self.shares)[0])
+        if n not in self._mix_null:
+            rng = np.random.default_rng([seed, n])
+            counts = rng.multinomial(n, self.shares / self.shares.sum(), MIX_DRAWS) / n
+            self._mix_null[n] = np.sort(0.5 * np.abs(counts - self.shares).sum(axis=1))
+        null = self._mix_null[n]
+        above = len(null) - np.searchsorted(null, tv - 1e-12, side="left")
+        return tv, (1.0 + above) / (1.0 + len(null))
 
 
 def signal_names(ref: dict[str, Any], with_input: bool) -> tuple[str, ...]:
     names = tuple(OUTPUT_SIGNALS)
     if with_input:
         names = input_signal_names(ref["modality"]) + names
-    return tuple(n for n in names if n in ref["signals"])
+    frames = per_frame(ref)["signals"]
+    return tuple(n for n in names if n in ref["signals"] and n in frames)

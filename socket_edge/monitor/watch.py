@@ -14,8 +14,12 @@ from .core import EXIT_CODES, Monitor, WindowReport, worst
 @dataclass(frozen=True)
 class WatchConfig:
     window: int = 128  # frames per window
-    false_alarm: float = 0.01  # share of in-distribution windows called drifted
-    warn_rate: float = 0.05  # share of in-distribution windows called drifting (or worse)
+    frame_rate: float = 30.0  # frames per second of the stream (for the hourly rate)
+    false_alarms_per_hour: float = 0.1  # windows judged drifted per hour without drift
+    confirm: int = 2  # drifted: this many flagged windows ...
+    of_last: int = 3  # ... among the last this many
+    distinct_classes: int = 2  # ... showing this many different classes (1: any)
+    class_mix_alarm: bool = False  # a class mix unlike the reference's flags a window too
     batch: int = 32  # frames per inference batch
     device: str = "cpu"  # ONNX Runtime: cpu, cuda or tensorrt (engines run on their GPU)
 
@@ -26,6 +30,7 @@ class WatchResult:
     files: list[Path]
     config: WatchConfig
     reports: list[WindowReport] = field(default_factory=list)
+    rule: dict[str, Any] = field(default_factory=dict)  # the window rule, its per-window level
 
     @property
     def verdict(self) -> str:
@@ -46,11 +51,11 @@ class WatchResult:
         return {
             "artifact": str(self.artifact),
             "frames": len(self.files),
-            "window": self.config.window,
-            "false_alarm": self.config.false_alarm,
-            "warn_rate": self.config.warn_rate,
+            "rule": self.rule,
+            "class_mix_alarm": self.config.class_mix_alarm,
             "verdict": self.verdict,
             "exit_code": self.exit_code,
+            "class_mix_differs": sum(r.class_mix["differs"] for r in self.reports),
             "windows": [self.window_dict(r) for r in self.reports],
         }
 
@@ -81,11 +86,15 @@ def watch(
     mon = Monitor.from_artifact(
         artifact,
         window=config.window,
-        false_alarm=config.false_alarm,
-        warn_rate=config.warn_rate,
+        false_alarms_per_hour=config.false_alarms_per_hour,
+        frame_rate=config.frame_rate,
+        confirm=config.confirm,
+        of_last=config.of_last,
+        distinct_classes=config.distinct_classes,
+        class_mix_alarm=config.class_mix_alarm,
         runner_options=runner_options,
     )
-    result = WatchResult(artifact, files, config)
+    result = WatchResult(artifact, files, config, rule=mon.rule.describe())
 
     def closed(reports: list[WindowReport]) -> None:
         for r in reports:
