@@ -135,12 +135,13 @@ def test_two_processes_see_the_statistics_of_the_whole_batch(synth_root, source_
     assert res["world_size"] == 2
     assert res["ti_features"] < 1e-6
     assert res["labels_equal"] and res["labels_classes"] >= 3
+    assert res["neighbours"] < 1e-5
     assert res["bn_layers"] == 2 * 20  # 20 BatchNorm layers, a target pass and a TI pass
     # float32: the sums of a split batch round differently, by ~1e-6
     for key in ("bn_means", "bn_variances", "running_var", "diversity"):
         assert res[key] < 1e-5, (key, res[key])
     assert res["logits"] < 1e-4
-    assert set(res["terms"]) == {"im", "pl", "bn", "ti"}
+    assert set(res["terms"]) == {"im", "pl", "nc", "bn", "ti"}
     assert max(res["terms"].values()) < 1e-5, res["terms"]
     # float64 model; the losses themselves still round through float32 (~1e-7)
     assert max(res["gradients"].values()) < 1e-5, res["gradients"]

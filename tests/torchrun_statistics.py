@@ -18,7 +18,7 @@ import torch
 from socket_edge import distributed
 from socket_edge.adapt import AdaptConfig, losses
 from socket_edge.adapt.batchnorm import globalize_batchnorm
-from socket_edge.adapt.loop import FeaturesAndLogits, prepare, refresh_pseudo_labels
+from socket_edge.adapt.loop import FeaturesAndLogits, prepare, refresh_targets
 from socket_edge.adapt.moments import MomentCollector
 from socket_edge.data.encoding import default_encoding
 from socket_edge.models.checkpoint import build_model, read_checkpoint
@@ -39,7 +39,9 @@ def max_rel(a, b) -> float:
 def main(source: Path, target: Path, paired: Path, out: Path) -> None:
     group = distributed.group_from_env()
     device = distributed.start(group, "cpu")
-    cfg = AdaptConfig(batch_size=BATCH, ti_batch_size=BATCH, ti_views=2, device="cpu", amp=False)
+    cfg = AdaptConfig(
+        batch_size=BATCH, ti_batch_size=BATCH, ti_views=2, device="cpu", amp=False, nc_weight=1.0
+    )
     src = read_checkpoint(source)
     # Freshly initialised weights: their pseudo-labels spread over several classes.
     torch.manual_seed(0)
@@ -55,11 +57,14 @@ def main(source: Path, target: Path, paired: Path, out: Path) -> None:
     # The TI source features: cached once, each process computing a share.
     res["ti_features"] = max_rel(split.ti_feats, alone.ti_feats)
 
-    # The pseudo-labels: centroids over the whole target set, gathered across processes.
-    labels = refresh_pseudo_labels(alone.model, alone.target_set, device)
-    split_labels = refresh_pseudo_labels(split.model, split.target_set, device, group=group)
-    res["labels_equal"] = bool(torch.equal(labels, split_labels))
-    res["labels_classes"] = int(labels.unique().numel())
+    # The pseudo-labels (centroids) and the neighbours' predictions: over the whole target set,
+    # gathered across processes.
+    weights = {"pl": 1.0, "nc": 1.0}
+    targets = refresh_targets(alone.model, alone.target_set, device, cfg, weights)
+    split_targets = refresh_targets(split.model, split.target_set, device, cfg, weights, group)
+    res["labels_equal"] = bool(torch.equal(targets.labels, split_targets.labels))
+    res["labels_classes"] = int(targets.labels.unique().numel())
+    res["neighbours"] = max_rel(split_targets.neighbour_probs, targets.neighbour_probs)
 
     # One global batch (target + TI), and this process's share of it.
     items = [alone.target_set[i] for i in range(BATCH)]
@@ -116,11 +121,11 @@ def main(source: Path, target: Path, paired: Path, out: Path) -> None:
     x, ti_batch = x.double(), (ti_batch[0].double(), *ti_batch[1:])
     ti_share = tuple(t[share] for t in ti_batch)
     res["terms"], res["gradients"] = {}, {}
-    for term in ("im", "pl", "bn", "ti"):
+    for term in ("im", "pl", "nc", "bn", "ti"):
         for run in pair:
             run.optimizer.zero_grad(set_to_none=True)
-        terms_a = alone.losses(x, idx, ti_batch, labels)
-        terms_b = split.losses(x[share], idx[share], ti_share, labels)
+        terms_a = alone.losses(x, idx, ti_batch, targets)
+        terms_b = split.losses(x[share], idx[share], ti_share, targets)
         a, b = terms_a[term], terms_b[term]
         # (+ 0 x the TI term: DDP wants every parameter in each backward; the BN-moment term
         # alone does not reach the last layers)
