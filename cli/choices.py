@@ -16,6 +16,7 @@ class Modality(str, Enum):
 
 
 class Method(str, Enum):
+    socket_rms = "socket-rms"
     socket = "socket"
     shot = "shot"
     source_only = "source-only"

@@ -123,7 +123,11 @@ def adapt(
     tolerance: Tolerance = None,
     method: Annotated[
         Method | None,
-        typer.Option("--method", help="socket (as published), shot or source-only."),
+        typer.Option(
+            "--method",
+            help="socket-rms (default: SOCKET with the scale-free BN term), socket (as "
+            "published), shot or source-only.",
+        ),
     ] = None,
     epochs: Annotated[
         int | None, typer.Option("--epochs", min=1, help="Passes over the target images.")
@@ -153,7 +157,10 @@ def adapt(
     ] = None,
     bn_scale: Annotated[
         BNScale | None,
-        typer.Option("--bn-scale", help="BN term: sum of L2 norms (published) or per-channel rms."),
+        typer.Option(
+            "--bn-scale",
+            help="BN term: sum of L2 norms (published) or per-channel rms (socket-rms's).",
+        ),
     ] = None,
     ti_distance: Annotated[
         TIDistance | None,

@@ -21,6 +21,7 @@ from socket_edge.adapt.validators import (
     rankme,
     scores,
 )
+from socket_edge.errors import SocketEdgeError
 
 # Four samples, two classes (found by a search over small integer examples): a hard round
 # assigns nobody to class 1, so SHOT's rule drops it for good, although the model itself
@@ -119,3 +120,17 @@ def test_robust_settings_adapt_and_score_without_labels(synth_root, source_ckpt,
     assert -1.0 <= first["nc"] <= 0.0 and math.isfinite(first["loss"])
     got = score_checkpoint(out, target)
     assert got["rankme"] >= 1.0 and 0.0 <= got["prediction_balance"] <= 1.0
+
+
+def test_default_method_uses_the_scale_free_bn_term_and_socket_stays_as_published():
+    """socket-rms (the default) scales the BN-moment term per channel; socket keeps the
+    published sum; an explicit --bn-scale wins over either; the settings record what ran."""
+    default = AdaptConfig()
+    assert (default.method, default.bn_term_scale) == ("socket-rms", "rms")
+    published = default.with_overrides(method="socket")
+    assert published.bn_term_scale == "sum" and published.to_dict()["bn_scale"] == "sum"
+    assert AdaptConfig(bn_scale="sum").bn_term_scale == "sum"
+    assert AdaptConfig(method="socket", bn_scale="rms").to_dict()["bn_scale"] == "rms"
+    assert default.effective_weights() == published.effective_weights()
+    with pytest.raises(SocketEdgeError, match="unknown bn_scale 'l1'"):
+        AdaptConfig(bn_scale="l1")

@@ -376,7 +376,7 @@ class Run:
                 self.src_means,
                 self.src_vars,
                 self.cfg.bn_first_weight,
-                self.cfg.bn_scale,
+                self.cfg.bn_term_scale,
             )
         if ti_batch is not None:
             _, ti_idx, ti_view = ti_batch
@@ -394,7 +394,7 @@ class Run:
             kept = "no epoch had finished"
         hint = f"try a smaller lr (now {self.cfg.lr:g}) or smaller loss weights"
         settings: tuple[str, ...] = ("lr", "resume")
-        if "bn" in terms and self.cfg.bn_scale == "sum":
+        if "bn" in terms and self.cfg.bn_term_scale == "sum":
             # Measured on the built-in depth data: the published (unnormalised) BN term is what
             # runs away; the scale-free form stays stable there (docs/architecture.md).
             hint += ", or bn_scale rms (the scale-free BN term)"
