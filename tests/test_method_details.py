@@ -1,7 +1,7 @@
 """Method details that a wrong index or a dropped line would break silently.
 
 - TI pairs: the cached source feature of each TI target image is the frozen source's feature of
-  its OWN RGB partner under the SAME crop and flip (socket_edge.adapt.loop).
+  its OWN RGB partner under the SAME crop and flip (socket_edge.adapt.ti_cache).
 - SHOT's centroid pseudo-labels: bias feature, cosine distance, one refinement round, min_share
   (socket_edge.adapt.losses.centroid_pseudo_labels), on a hand-worked example.
 - The INT8 models: per-output-channel symmetric int8 weights and per-tensor activations in the
@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 import torch
 
-from socket_edge.adapt.loop import TIViews, cache_source_features, ti_views
 from socket_edge.adapt.losses import centroid_pseudo_labels
+from socket_edge.adapt.ti_cache import TIViews, cache_source_features, ti_views
 from socket_edge.data.datasets import PairedFolder
 from socket_edge.data.transforms import CropFlip, apply_crop_flip
 

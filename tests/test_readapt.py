@@ -47,8 +47,8 @@ def test_init_starts_from_the_deployed_weights_with_the_source_statistics(
     src, init = read_checkpoint(source_ckpt), read_checkpoint(deployed)
     enc = Encoding.from_dict(init["meta"]["encoding"])
     run = prepare(
-        src, source_ckpt, synth_root / "depth/target/train", "depth", None, _cfg(),
-        enc, torch.device("cpu"), init=init, init_path=deployed,
+        src, source_ckpt, synth_root / "depth/target/train", "depth", paired=None, cfg=_cfg(),
+        encoding=enc, device=torch.device("cpu"), init=init, init_path=deployed,
     )  # fmt: skip
     state = run.model.state_dict()
     key = "backbone.layer1.0.conv1.weight"

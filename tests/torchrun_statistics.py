@@ -18,8 +18,9 @@ import torch
 from socket_edge import distributed
 from socket_edge.adapt import AdaptConfig, losses
 from socket_edge.adapt.batchnorm import globalize_batchnorm
-from socket_edge.adapt.loop import FeaturesAndLogits, prepare, refresh_targets
+from socket_edge.adapt.loop import FeaturesAndLogits, prepare
 from socket_edge.adapt.moments import MomentCollector
+from socket_edge.adapt.targets import refresh_targets
 from socket_edge.data.encoding import default_encoding
 from socket_edge.models.checkpoint import build_model, read_checkpoint
 from socket_edge.training import seed_everything
@@ -47,10 +48,11 @@ def main(source: Path, target: Path, paired: Path, out: Path) -> None:
     torch.manual_seed(0)
     src["state_dict"] = build_model(src["meta"]).state_dict()
     enc = default_encoding("depth")
+    kw = dict(paired=paired, cfg=cfg, encoding=enc, device=device)
     seed_everything(0)
-    alone = prepare(src, source, target, "depth", paired, cfg, enc, device)
+    alone = prepare(src, source, target, "depth", **kw)
     seed_everything(0)
-    split = prepare(src, source, target, "depth", paired, cfg, enc, device, group)
+    split = prepare(src, source, target, "depth", **kw, group=group)
     r, n = group.rank, group.world_size
     res: dict = {"world_size": n}
 
@@ -107,7 +109,7 @@ def main(source: Path, target: Path, paired: Path, out: Path) -> None:
     pair = []
     for g in (distributed.Group(), group):
         seed_everything(0)
-        run = prepare(src, source, target, "depth", paired, cfg, enc, device)
+        run = prepare(src, source, target, "depth", **kw)
         run.model.double()
         if g.active:  # what prepare() does in a group, after the switch to float64
             globalize_batchnorm(run.model, g)

@@ -29,8 +29,10 @@ def source_statistics(module: nn.Module) -> tuple[list[torch.Tensor], list[torch
 class MomentCollector:
     """Context manager: while active, each forward of ``module`` records BN input moments.
 
-    The moments are over the whole batch (target and TI target images ride in one forward pass);
-    with an active ``group``, over all processes' shares together.
+    Each forward appends its batch's moments, layer by layer: by default the target images pass
+    first and the TI target images second (so the first ``len(layers)`` entries are the target
+    pass's); with ``joint_batch`` one pass over both gives one set. With an active ``group``,
+    over all processes' shares together.
     """
 
     def __init__(self, module: nn.Module, group: Group | None = None):

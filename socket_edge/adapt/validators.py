@@ -59,7 +59,7 @@ def score_checkpoint(
     from ..data.datasets import UnlabelledFolder
     from ..models.checkpoint import load_checkpoint
     from ..training import resolve_device
-    from .loop import score_targets
+    from .targets import score_targets
 
     dev = resolve_device(device)
     model, meta = load_checkpoint(checkpoint, device=str(dev))
