@@ -23,14 +23,13 @@ from .guard import (
     check_settings,
     diverged,
     nonfinite_tensors,
-    nonfinite_terms,
-    stack_terms,
 )
 from .outputs import file_digest, listing_digest, single_writer
 from .torchutil import autocast, make_loader, resolve_device
 from .training import (
     continue_from,
     epoch_seed,
+    optimiser_step,
     save_epoch_state,
     saved_state,
     seed_everything,
@@ -129,13 +128,7 @@ def train_one_epoch(
         with autocast(device, cfg.amp):
             logits = model(x)
             loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
-        value = stack_terms({"ce": loss})
-        if nonfinite_terms(["ce"], value):
-            raise diverged(i, ["ce"])
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        value = optimiser_step(loss, {"ce": loss}, optimizer, scaler, partial(diverged, i))
         seen += len(y)
         correct += int((logits.argmax(1) == y).sum())
         loss_sum += float(value[0]) * len(y)

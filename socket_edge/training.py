@@ -1,16 +1,19 @@
 """Pieces shared by the training loops (train-source, oracle, adapt): seeding, sharded loaders,
-resumable state files and the per-epoch JSON-lines log. The device, mixed-precision and loader
+the optimiser step with its divergence guard, resumable state files and the per-epoch JSON-lines
+log. The device, mixed-precision and loader
 helpers that inference shares are in ``torchutil`` (re-exported here for the loops)."""
 
 from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .guard import DivergenceError, nonfinite_terms, stack_terms
 from .torchutil import autocast, make_loader, resolve_device
 
 __all__ = [  # the loops' helpers, and the torchutil ones they take from here
@@ -20,6 +23,7 @@ __all__ = [  # the loops' helpers, and the torchutil ones they take from here
     "epoch_seed",
     "log_path",
     "make_loader",
+    "optimiser_step",
     "read_log",
     "resolve_device",
     "save_epoch_state",
@@ -71,6 +75,32 @@ def shard_loader(
         sampler=sampler,
         num_workers=workers,
     )
+
+
+def optimiser_step(
+    loss,
+    named: dict[str, Any],
+    optimizer,
+    scaler,
+    diverged: Callable[[list[str]], DivergenceError],
+    group=None,
+):
+    """One update of both training loops: the guard, then zero_grad, backward, step, update.
+
+    ``named``: the step's loss terms by name (``loss`` among them), stacked and read back once
+    (``guard.stack_terms``): the values the loop logs, returned. A NaN or inf among them raises
+    ``diverged(names)`` before the optimizer moves (in a process group, in every process at the
+    same step). ``scaler``: a ``torch.amp.GradScaler`` (disabled off CUDA or without AMP).
+    """
+    values = stack_terms(named)
+    bad = nonfinite_terms(list(named), values, group)
+    if bad:
+        raise diverged(bad)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return values
 
 
 def state_path(out: str | Path) -> Path:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ from ..training import (
     autocast,
     epoch_seed,
     make_loader,
+    optimiser_step,
     seed_everything,
     shard_loader,
     state_path,
@@ -217,14 +219,10 @@ class Run:
             loss = sum(weights[k] * v for k, v in terms.items())
             named = {"loss": loss, **terms}
             # One read-back of all terms serves the log and the divergence check.
-            values = guard.stack_terms(named)
-            bad = guard.nonfinite_terms(list(named), values, self.group)
-            if bad:
-                raise self.diverged(epoch, i, bad)
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
+            values = optimiser_step(
+                loss, named, self.optimizer, self.scaler,
+                partial(self.diverged, epoch, i), self.group,
+            )  # fmt: skip
             images += len(x) + (len(ti_batch[0]) if ti_batch is not None else 0)
             for k, v in zip(named, values.tolist(), strict=True):
                 sums[k] = sums.get(k, 0.0) + v
