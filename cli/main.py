@@ -57,11 +57,14 @@ def _register() -> None:
         data_cmd,
         demo_cmd,
         doctor_cmd,
+        eval_cmd,
         export_cmd,
         train_cmd,
     )
 
-    for module in (demo_cmd, data_cmd, convert_cmd, train_cmd, export_cmd, bench_cmd, doctor_cmd):
+    for module in (
+        demo_cmd, data_cmd, convert_cmd, train_cmd, eval_cmd, export_cmd, bench_cmd, doctor_cmd,
+    ):  # fmt: skip
         module.register(app)
     classify_cmd.register(app)
     from . import monitor_cmd
