@@ -32,6 +32,8 @@ and inode, in memory and in ``$SOCKET_EDGE_CACHE_DIR/digests.json``), that an ON
 embedded metadata (classes, modality, encoding) agrees with the sidecar, that its external data
 stays inside its folder, and that an INT8 model or an engine was made from the FP32 model (or the
 ONNX model) it sits beside. ``verify=False`` (``--no-verify``) skips all but the sidecar's schema.
+Verification only reads: an artifact of a killed export's half-moved set is refused (the export's
+next run finishes it; socket_edge.outputs).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from typing import Any
 
 from .errors import ArtifactError
 from .files import clear_digest_cache, digest, sha256_file, write_text
+from .outputs import STAGING_PREFIX, pending_commit
 
 FORMAT = "socket-edge-sidecar"
 FORMAT_VERSION = 1
@@ -261,12 +264,10 @@ def verify_artifact(artifact: str | Path, doc: dict[str, Any] | None = None) -> 
 
     One-line ArtifactError naming both files and what differs on any mismatch.
     """
-    from .outputs import finish_interrupted_export
-
     artifact = Path(artifact)
     if not artifact.exists():
         raise ArtifactError("no such file", artifact)
-    finish_interrupted_export(artifact)  # a killed export's committed set is completed first
+    _refuse_half_moved(artifact)
     if artifact.suffix.lower() == ".onnx":
         # Before anything parses the graph with its external data (onnx.load, ONNX Runtime).
         model = check_external_data(artifact)
@@ -278,6 +279,20 @@ def verify_artifact(artifact: str | Path, doc: dict[str, Any] | None = None) -> 
         check_hash(artifact, doc)
     check_lineage(artifact, doc)
     return doc
+
+
+def _refuse_half_moved(artifact: Path) -> None:
+    """An export whose committed set names ``artifact`` but was killed before moving all of it
+    into place leaves a mix: refused, naming the export to rerun (which finishes the set first).
+    Reading never moves files; a running export is waited for (``outputs.pending_commit``)."""
+    out = pending_commit(artifact)
+    if out is not None:
+        raise ArtifactError(
+            f"an export of {out.name} was stopped while moving its files into place (its "
+            f"committed journal, {STAGING_PREFIX}{out.name}.*, is beside it): rerun that "
+            "export (it finishes the set first)",
+            artifact,
+        )
 
 
 def check_hash(artifact: Path, doc: dict[str, Any]) -> None:

@@ -14,9 +14,11 @@ into place, artifacts before sidecars, then deleting the folder. So a kill
 
 - before the manifest exists leaves the old set untouched (the staging folder is deleted by the
   next run: a rollback);
-- after it leaves a committed journal: the next export of the same output, and any reader that
-  verifies an artifact named in it (when no writer holds the lock), first finishes the renames
-  (a roll-forward) and so sees the new complete set.
+- after it leaves a committed journal: the next export of the same output (or an engine build
+  from a model named in it) first finishes the renames (a roll-forward) and so sees the new
+  complete set. Readers never write: one that verifies an artifact named in a committed journal
+  waits while the export that wrote it is still moving files (its lock's process is alive),
+  and otherwise refuses the artifact, naming the export to rerun (``pending_commit``).
 
 Why a journal and not only "sidecar last": several files (FP32, two INT8 models, a cache, their
 sidecars) cannot be swapped by one rename, and a plain rename order leaves a mix after a kill.
@@ -179,21 +181,66 @@ def clean_export_leftovers(out: str | Path, names: Iterable[str] = ()) -> None:
     remove_temp_files(out.parent, names)
 
 
-def finish_interrupted_export(artifact: str | Path) -> None:
-    """If a killed export left a committed journal naming ``artifact``, finish it (a reader's
-    roll-forward), unless a live writer holds the lock (then wait for it, briefly)."""
-    artifact = Path(artifact)
+def _journals_naming(artifact: Path) -> list[tuple[Path, Path]]:
+    """(staging folder, the output it exports) of each committed journal that moves a file to
+    ``artifact``. Reads only."""
     try:
         folders = [p for p in artifact.parent.glob(STAGING_PREFIX + "*") if p.is_dir()]
     except OSError:
-        return
+        return []
+    found = []
     for folder in folders:
         manifest = _read_manifest(folder)
         if manifest is None or artifact.name not in {t for _, t in manifest["moves"]}:
             continue
-        from filelock import Timeout
+        out = Path(str(manifest.get("out", artifact.name))).name
+        found.append((folder, artifact.with_name(out)))
+    return found
 
-        out = artifact.with_name(Path(str(manifest.get("out", artifact.name))).name)
+
+def _writer_running(out: Path) -> bool:
+    """Whether the process named in ``out``'s lock info may still be running (one on another
+    host is taken to be). Reads only."""
+    try:
+        doc = json.loads(lock_info_path(out).read_text(encoding="utf-8"))
+        pid, host = int(doc["pid"]), str(doc["host"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False  # no live writer leaves no info (it writes it before any staging)
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # alive, someone else's
+    return True
+
+
+def pending_commit(artifact: str | Path, wait_s: float = WAIT_FOR_COMMIT_S) -> Path | None:
+    """The output whose export committed a set naming ``artifact`` but has not moved it all into
+    place, or None. Reads only: while that export is still running, waits for it (up to
+    ``wait_s``); a killed one's journal is reported at once (its next export finishes it)."""
+    artifact = Path(artifact)
+    deadline = time.monotonic() + wait_s
+    while True:
+        journals = _journals_naming(artifact)
+        if not journals:
+            return None
+        _, out = journals[0]
+        if not _writer_running(out) or time.monotonic() > deadline:
+            return out
+        time.sleep(0.05)
+
+
+def finish_interrupted_export(artifact: str | Path) -> None:
+    """If a killed export left a committed journal naming ``artifact``, finish it (a roll-forward),
+    unless a live writer holds the lock (then wait for it, briefly). For commands that write
+    beside ``artifact`` (an engine build); readers call ``pending_commit`` instead."""
+    from filelock import Timeout
+
+    artifact = Path(artifact)
+    for folder, out in _journals_naming(artifact):
         try:
             lock = _acquire(lock_path(out), WAIT_FOR_COMMIT_S)
         except (Timeout, OSError):
@@ -346,6 +393,7 @@ __all__ = [
     "file_digest",
     "finish_interrupted_export",
     "listing_digest",
+    "pending_commit",
     "remove_temp_files",
 ]
 

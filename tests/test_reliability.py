@@ -288,15 +288,15 @@ def test_half_written_log_line_is_dropped_with_a_warning(synth_root, source_ckpt
 # ----------------------------------------------------------------------------- all or nothing
 
 
-def test_interrupted_commit_is_finished_by_the_next_reader(model, test_dir, cli):
-    """A kill after the journal and some renames: a reader completes the new set first."""
-    from socket_edge.outputs import MANIFEST, staging_prefix
-
-    old_sha = digest(model)
-    staging = model.parent / (staging_prefix(model) + "killed")
-    staging.mkdir()
+def _killed_commit(model: Path) -> Path:
+    """A kill after the journal and the first rename: a new model.onnx beside the old sidecar,
+    the new sidecar still in the staging folder (returned)."""
     import onnx
 
+    from socket_edge.outputs import MANIFEST, staging_prefix
+
+    staging = model.parent / (staging_prefix(model) + "killed")
+    staging.mkdir()
     proto = onnx.load(str(model))
     proto.doc_string = "the new export"
     onnx.save(proto, str(staging / model.name))
@@ -305,12 +305,48 @@ def test_interrupted_commit_is_finished_by_the_next_reader(model, test_dir, cli)
     write_sidecar(model, doc, staging / sidecar_path(model).name)
     moves = [[model.name, model.name], [sidecar_path(model).name, sidecar_path(model).name]]
     (staging / MANIFEST).write_text(json.dumps({"out": model.name, "moves": moves}))
-    os.replace(staging / model.name, model)  # killed after the first rename: a mix on disk
+    os.replace(staging / model.name, model)
+    return staging
+
+
+def test_a_reader_refuses_a_killed_commit_and_moves_nothing(model, test_dir, cli):
+    """Reading never writes: eval names the export to rerun and leaves every file as it was."""
+    staging = _killed_commit(model)
+    before = {p.name: p.read_bytes() for p in [model, sidecar_path(model), *staging.iterdir()]}
     r = cli("eval", str(model), "--data", str(test_dir), "--json", "-")
-    assert r.returncode == 0, r.stderr
-    assert "finished an interrupted export" in r.stderr
-    assert not staging.exists() and digest(model) != old_sha
+    assert_one_line_error(r, "was stopped while moving its files into place", "rerun that export")
+    after = {p.name: p.read_bytes() for p in [model, sidecar_path(model), *staging.iterdir()]}
+    assert after == before
+
+
+def test_the_writers_roll_a_killed_commit_forward(model):
+    """An export (or an engine build from its model) first finishes the killed one's set."""
+    from socket_edge.outputs import finish_interrupted_export
+
+    staging = _killed_commit(model)
+    new_sha = digest(model)
+    finish_interrupted_export(model)
+    assert not staging.exists() and read_sidecar(model)["sha256"] == new_sha
     verify_artifact(model)
+
+
+def test_a_reader_waits_for_a_running_commit(model):
+    """A journal whose export is still running (its lock names a live process) is waited for."""
+    import socket
+    import threading
+
+    from socket_edge.outputs import lock_info_path, pending_commit
+
+    staging = _killed_commit(model)
+    info = {"pid": os.getpid(), "host": socket.gethostname(), "started": "now"}
+    lock_info_path(model).write_text(json.dumps({**info, "command": "export"}))
+    timer = threading.Timer(0.3, shutil.rmtree, [staging])  # the writer finishing its moves
+    timer.start()
+    try:
+        assert pending_commit(model, wait_s=10) is None
+    finally:
+        timer.join()
+    assert pending_commit(model, wait_s=0) is None
 
 
 def test_mix_without_a_journal_is_refused(model, exported, test_dir, tmp_path, cli):

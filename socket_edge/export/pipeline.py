@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ..artifact import make_sidecar
 from ..errors import SocketEdgeError
-from ..outputs import Staging, clean_export_leftovers, exclusive
+from ..outputs import Staging, clean_export_leftovers, exclusive, finish_interrupted_export
 from .engines import build_engines
 from .fp32 import (
     check_parity,
@@ -86,6 +86,7 @@ def _engine_from_onnx(model: Path, out: str | Path | None, o: ExportOptions) -> 
             )
         o = replace(o, engine=Path(out))
     with exclusive(o.engine or model, "engine build"):
+        finish_interrupted_export(model)  # a killed export's committed set, finished first
         return ExportResult(engines=[build_engines(model, o)])
 
 
