@@ -111,7 +111,8 @@ def test_no_import_closes_a_cycle(installed_layout):
     shutil.copytree(installed_layout, broken)
     with open(broken / "socket_edge" / "outputs.py", "a") as f:
         f.write("\n\ndef _back():\n    from .artifact import verify_artifact\n")
-    assert ["socket_edge.artifact", "socket_edge.outputs"] in import_cycles(broken)
+    cycles = import_cycles(broken)
+    assert any({"socket_edge.artifact.verify", "socket_edge.outputs"} <= set(g) for g in cycles)
 
 
 HEAVY = {
