@@ -171,7 +171,7 @@ def _report(doc: dict, json_out: Path | None, md_out: Path | None, plot_out: Pat
 
 def register(app: typer.Typer) -> None:
     app.command(
-        cls=defaults_from("socket_edge.bench.run:BenchConfig", batch="batches"),
+        cls=defaults_from("socket_edge.bench.config:BenchConfig", batch="batches"),
         epilog=examples(
             "socket-edge bench depth.pt depth.onnx depth.int8-cpu.onnx "
             "--data data/synth/depth/target/test",
