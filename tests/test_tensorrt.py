@@ -19,13 +19,12 @@ from socket_edge.artifact import make_sidecar, read_sidecar, sidecar_path
 from socket_edge.doctor import tensorrt_version
 from socket_edge.errors import ArtifactError, SocketEdgeError
 from socket_edge.export.tensorrt import (
-    CacheSource,
     EngineSettings,
-    cache_usable,
     engine_path,
     profile_from,
     resolve_int8_mode,
 )
+from socket_edge.export.trt_calibration import CacheSource, cache_usable
 from socket_edge.runtime.tensorrt import TensorRTRunner, check_engine, engine_problems, gpu_info
 
 REPO = Path(__file__).resolve().parents[1]
@@ -251,6 +250,8 @@ def test_tensorrt_code_type_checks(tmp_path):
     r = run_mypy(
         stubs,
         "socket_edge/export/tensorrt.py",
+        "socket_edge/export/trt_calibration.py",
+        "socket_edge/export/trt_layers.py",
         "socket_edge/export/engines.py",
         "socket_edge/runtime/tensorrt.py",
     )

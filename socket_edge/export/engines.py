@@ -14,7 +14,8 @@ from ..errors import ArtifactError, SocketEdgeError
 from .options import ExportOptions, int8_paths
 
 if TYPE_CHECKING:
-    from .tensorrt import CacheSource, EngineSettings
+    from .tensorrt import EngineSettings
+    from .trt_calibration import CacheSource
 
 
 def build_engines(onnx_path: Path, o: ExportOptions) -> dict[str, Any]:
@@ -118,7 +119,7 @@ def _implicit_source(
     from socket_edge.calibration import calibset
     from socket_edge.calibration.batcher import CalibrationBatcher
 
-    from .tensorrt import CacheSource
+    from .trt_calibration import CacheSource
 
     path = int8_paths(onnx_path)["cache"]
     batcher, stamp, record = None, None, None

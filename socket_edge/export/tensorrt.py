@@ -15,26 +15,33 @@ Two INT8 paths, both from the workstation's calibration:
 The encoder layers (raw millimetres, up to 65535: beyond FP16's 65504) and the layers the
 accuracy gate kept in float are pinned to FP32. The engine's sidecar records the TensorRT
 version and GPU it was built for; see ``socket_edge.runtime.tensorrt.check_engine``.
+
+The calibrator and its cache are ``trt_calibration``; FP32 pinning and DLA placement are
+``trt_layers``; this module plans, configures and runs the build and writes the engine.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
-import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..console import info, warn
+from ..artifact import write_sidecar
+from ..console import info
 from ..errors import ArtifactError, SocketEdgeError
-from ..files import write_bytes
+from ..files import sha256_file, write_bytes
 from ..runtime.tensorrt import gpu_info, quiet_polygraphy
+from .trt_calibration import (
+    CacheSource,
+    Implicit,
+    implicit_int8,
+    input_chw,
+    keep_cache,
+)
+from .trt_layers import pin_float_layers, use_dla
 
 INT8_MODES = ("auto", "explicit", "implicit")
-CALIB_BATCH = 8
 
 
 @dataclass
@@ -113,92 +120,6 @@ def require_tensorrt() -> str:
     return version
 
 
-# ---------------------------------------------------------------------------------------------
-# Calibrator (implicit INT8)
-
-
-@dataclass
-class CacheSource:
-    """The calibration cache to reuse or (re)write, and the stamp it must carry."""
-
-    path: Path
-    stamp: str | None  # expected stamp; None: no calibration set given, any stamp for this model
-    model_sha256: str
-    # The ``calibration`` record of a cache TensorRT writes (None: kept without a sidecar).
-    calibration: dict[str, Any] | None = None
-
-
-def cache_usable(source: CacheSource) -> tuple[bool, str]:
-    """(usable, why not): the cache exists, parses, and its sidecar stamp fits this build."""
-    from socket_edge.calibration.cache import read_cache
-
-    from ..artifact import read_sidecar
-
-    if not source.path.exists():
-        return False, "no cache yet"
-    try:
-        read_cache(source.path)
-        doc = read_sidecar(source.path, verify_hash=True)
-    except ArtifactError as exc:
-        return False, str(exc)
-    calib = doc.get("calibration") or {}
-    if calib.get("model_sha256") != source.model_sha256:
-        return False, "it was calibrated for another model (model sha256 differs)"
-    if source.stamp is not None and calib.get("stamp") != source.stamp:
-        return False, (
-            f"its stamp {calib.get('stamp')} differs from {source.stamp} "
-            "(calibration set or method changed)"
-        )
-    return True, ""
-
-
-def _calibrator(trt: Any, batcher: Any, source: CacheSource, input_name: str, scratch: Path) -> Any:
-    """Polygraphy's entropy calibrator: fed ``source``'s cache when its stamp fits (no images
-    needed), else the calibration set, writing the new cache to ``scratch``."""
-    from polygraphy.backend.trt import Calibrator
-
-    from socket_edge.calibration.cache import parse_cache
-
-    usable, why = cache_usable(source)
-    if usable:
-        # TensorRT keys caches by its own version: present ours under the running one.
-        text = parse_cache(source.path.read_bytes(), source.path).with_version(trt.__version__)
-        info(f"reusing calibration cache {source.path.name} (stamp matches)")
-        return Calibrator([], cache=io.BytesIO(text.encode("ascii")))
-    if source.path.exists():
-        warn(f"{source.path}: not reused: {why}; calibrating again")
-    if batcher is None:
-        raise ArtifactError(
-            f"no usable calibration cache ({why}) and no calibration folder to calibrate with",
-            source.path,
-        )
-    return Calibrator(({input_name: batch} for batch in batcher), cache=str(scratch))
-
-
-def _keep_cache(implicit: Implicit, model_sidecar: dict[str, Any]) -> None:
-    """Move the cache TensorRT wrote into place, with its sidecar (the model's, retitled)."""
-    from ..artifact import write_sidecar
-    from ..files import sha256_file
-
-    source = implicit.cache
-    if not implicit.scratch.exists():
-        return  # the cache was reused: TensorRT wrote none
-    os.replace(implicit.scratch, source.path)
-    if source.calibration is None:
-        return
-    doc = dict(model_sidecar)
-    doc.update(
-        {
-            "artifact": source.path.name,
-            "kind": "calibration-cache",
-            "precision": "int8",
-            "calibration": source.calibration,
-        }
-    )
-    doc["sha256"] = sha256_file(source.path)
-    write_sidecar(source.path, doc)
-
-
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0][:200] if text else type(exc).__name__
@@ -221,14 +142,12 @@ def build_engine(
     ``sidecar`` is the ONNX model's sidecar (classes, preprocessing...) to derive the engine's.
     Implicit INT8 needs ``cache`` (and ``calib_batcher`` unless the cache is reusable).
     """
-    from ..artifact import write_sidecar
-
     onnx_path, out = Path(onnx_path), Path(out)
     plan = plan_build(onnx_path, settings, sidecar)
     quiet_polygraphy()
     network = _parse(onnx_path, plan)
     try:
-        with _implicit_int8(plan, network[1], calib_batcher, cache, out) as implicit:
+        with implicit_int8(plan.mode, network[1], calib_batcher, cache, out) as implicit:
             info(
                 f"building {out.name} with TensorRT {plan.version} on {plan.gpu['name']} "
                 "(minutes, once per device)"
@@ -236,7 +155,7 @@ def build_engine(
             built = _build(onnx_path, network, settings, plan, implicit)
             write_bytes(out, built.engine)  # atomic, unlike Polygraphy's SaveEngine
             if implicit is not None:
-                _keep_cache(implicit, sidecar)
+                keep_cache(implicit, sidecar)
     finally:
         del network  # TensorRT frees its objects with their last reference
     doc = _engine_sidecar(sidecar, out, onnx_path, settings, plan, built)
@@ -300,51 +219,6 @@ def _parse(onnx_path: Path, plan: BuildPlan) -> tuple[Any, Any, Any]:
 
 
 @dataclass(frozen=True)
-class Implicit:
-    """Implicit INT8: Polygraphy's calibrator, the profile it calibrates on, and the scratch file
-    of the cache it writes."""
-
-    calibrator: Any
-    profile: Any
-    scratch: Path
-    cache: CacheSource
-
-
-@contextlib.contextmanager
-def _implicit_int8(
-    plan: BuildPlan, network: Any, batcher: Any, cache: CacheSource | None, out: Path
-) -> Iterator[Implicit | None]:
-    """The calibrator for implicit INT8 (None for other builds); freed, and its scratch cache
-    removed unless kept, on the way out."""
-    import tensorrt as trt
-    from polygraphy.backend.trt import Profile
-
-    if plan.mode != "implicit":
-        yield None
-        return
-    if cache is None:
-        raise SocketEdgeError("implicit INT8 needs a calibration cache path")
-    inp = network.get_input(0)
-    cbatch = batcher.batch_size if batcher is not None else CALIB_BATCH
-    # Polygraphy calibrates on the last profile: one fixed at the calibration batch size.
-    profile = Profile().add(inp.name, *([cbatch, *_chw(network)],) * 3)
-    scratch = out.with_name(f".{cache.path.name}.{os.getpid()}.tmp")
-    calibrator = _calibrator(trt, batcher, cache, inp.name, scratch)
-    try:
-        yield Implicit(calibrator, profile, scratch, cache)
-    finally:
-        with contextlib.suppress(Exception):
-            calibrator.free()
-        scratch.unlink(missing_ok=True)
-
-
-def _chw(network: Any) -> list[int]:
-    """The network input's shape without its batch axis."""
-    inp = network.get_input(0)
-    return [int(inp.shape[i]) for i in range(1, len(inp.shape))]
-
-
-@dataclass(frozen=True)
 class Built:
     """A serialized engine and what its build did, for the sidecar."""
 
@@ -365,9 +239,7 @@ def _build(
     import tensorrt as trt
     from polygraphy.backend.trt import EngineBytesFromNetwork
 
-    pinned = (
-        [] if plan.strongly_typed else _pin_float_layers(trt, network[1], settings.float_layers)
-    )
+    pinned = [] if plan.strongly_typed else pin_float_layers(trt, network[1], settings.float_layers)
     dla: dict[str, Any] = {}
     config = _config(network[1], settings, plan, implicit, pinned, dla)
     start = time.perf_counter()
@@ -400,10 +272,14 @@ def _config(
 
     def place(builder: Any, network: Any, config: Any) -> None:
         if settings.dla_core is not None:
-            dla.update(_use_dla(trt, builder, config, network, settings))
+            dla.update(
+                use_dla(
+                    trt, builder, config, network, settings.dla_core, settings.fp16, settings.int8
+                )
+            )
 
     bmin, bopt, bmax = settings.batch
-    chw = _chw(network)
+    chw = input_chw(network)
     profiles = [Profile().add(network.get_input(0).name, [bmin, *chw], [bopt, *chw], [bmax, *chw])]
     if implicit is not None:
         profiles.append(implicit.profile)
@@ -430,8 +306,6 @@ def _engine_sidecar(
     built: Built,
 ) -> dict[str, Any]:
     """The engine's sidecar: the ONNX model's, with what TensorRT built and where."""
-    from ..files import sha256_file
-
     bmin, bopt, bmax = settings.batch
     doc = dict(sidecar)
     doc.update(
@@ -461,68 +335,3 @@ def _engine_sidecar(
         }
     )
     return doc
-
-
-def _pin_float_layers(trt: Any, network: Any, names: list[str]) -> list[str]:
-    """Pin layers made from the ONNX nodes ``names`` (and their float outputs) to FP32."""
-    wanted = set(names)
-    if not wanted:
-        return []
-    pinned = []
-    floats = (trt.float32, trt.float16)
-    for i in range(network.num_layers):
-        layer = network.get_layer(i)
-        node = _onnx_node(layer, wanted)
-        if node is None:
-            continue
-        outputs = [layer.get_output(k) for k in range(layer.num_outputs)]
-        if not outputs or any(o.dtype not in floats for o in outputs):
-            continue  # shape arithmetic and constants: nothing to pin
-        layer.precision = trt.float32
-        for k in range(layer.num_outputs):
-            layer.set_output_type(k, trt.float32)
-        pinned.append(layer.name)
-    return pinned
-
-
-def _onnx_node(layer: Any, wanted: set[str]) -> str | None:
-    """The ONNX node a TensorRT layer came from, if it is one of ``wanted``.
-
-    The ONNX parser names layers after their node (adding a suffix when one node becomes
-    several layers); TensorRT 8.6+ also keeps the node name in ``layer.metadata``.
-    """
-    if layer.name in wanted:
-        return str(layer.name)
-    meta = str(getattr(layer, "metadata", "") or "")
-    for name in wanted:
-        if name in meta or layer.name.startswith(name + "_"):
-            return name
-    return None
-
-
-def _use_dla(trt: Any, builder: Any, config: Any, network: Any, settings: EngineSettings) -> dict:
-    cores = builder.num_DLA_cores
-    if settings.dla_core is None or settings.dla_core >= cores:
-        raise SocketEdgeError(
-            f"dla_core {settings.dla_core}: this device has {cores} DLA "
-            "core(s)" + (" (DLA exists on Jetson Xavier/Orin only)" if not cores else ""),
-            settings=("dla_core",),
-        )
-    if not (settings.fp16 or settings.int8):
-        raise SocketEdgeError(
-            "DLA runs FP16 or INT8 only: add fp16 and/or int8", settings=("fp16", "int8")
-        )
-    config.default_device_type = trt.DeviceType.DLA
-    config.DLA_core = settings.dla_core
-    config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
-    on_gpu = [
-        network.get_layer(i).name
-        for i in range(network.num_layers)
-        if not config.can_run_on_DLA(network.get_layer(i))
-    ]
-    if on_gpu:
-        warn(
-            f"{len(on_gpu)} of {network.num_layers} layers fall back to the GPU "
-            f"(e.g. {', '.join(on_gpu[:3])}); the sidecar lists them"
-        )
-    return {"core": settings.dla_core, "layers": network.num_layers, "gpu_fallback": on_gpu}
