@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .console import info, warn
+from .errors import SocketEdgeError
 
 # The demo's source model is trained briefly on little data, so its BatchNorm statistics are far
 # from the target's: the published BN term (a sum of L2 norms) is then ~1e4 and swamps the other
@@ -188,17 +189,20 @@ def _bench_accuracy(rows: list[dict[str, Any]], paths: DemoPaths, socket: Path) 
     }
 
 
+def _check_modality(modality: str) -> None:
+    if modality not in ("depth", "ir"):
+        raise SocketEdgeError(
+            f"modality must be depth or ir, got {modality!r}", settings=("modality",)
+        )
+
+
 def run_demo(config: DemoConfig | None = None, show_progress: bool = True) -> dict[str, Any]:
     """Run every step; returns the summary written to OUT/demo.json."""
-    from .errors import SocketEdgeError
     from .evaluate import evaluate_artifact
     from .files import write_json
 
     cfg = (config or DemoConfig()).resolved()
-    if cfg.modality not in ("depth", "ir"):
-        raise SocketEdgeError(
-            f"modality must be depth or ir, got {cfg.modality!r}", settings=("modality",)
-        )
+    _check_modality(cfg.modality)
     m = cfg.modality
     paths = DemoPaths(Path(cfg.out), m)
     steps: list[dict[str, Any]] = []
@@ -237,18 +241,23 @@ def run_demo(config: DemoConfig | None = None, show_progress: bool = True) -> di
         },
         "int8_refused": int8_refused,
         "latency_ms_p50": {Path(r["artifact"]).name: r["latency_ms"]["p50"] for r in rows},
-        "files": {
-            "data": str(paths.data),
-            "source_model": str(paths.source),
-            "adapted": {k: str(v) for k, v in adapted.items()},
-            "artifacts": [str(p) for p in [onnx, *int8, *engines]],
-            "bench": str(paths.out / "bench.json"),
-        },
+        "files": _files(paths, adapted, [onnx, *int8, *engines]),
         "machine": report.get("machine", {}),
         "seconds": time.perf_counter() - t0,
     }
     write_json(paths.out / "demo.json", summary)
     return summary
+
+
+def _files(paths: DemoPaths, adapted: dict[str, Path], artifacts: list[Path]) -> dict[str, Any]:
+    """The summary's list of what the demo wrote."""
+    return {
+        "data": str(paths.data),
+        "source_model": str(paths.source),
+        "adapted": {k: str(v) for k, v in adapted.items()},
+        "artifacts": [str(p) for p in artifacts],
+        "bench": str(paths.out / "bench.json"),
+    }
 
 
 def _export_step(

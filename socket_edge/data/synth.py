@@ -33,6 +33,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -148,16 +149,31 @@ def synth(
 ) -> dict:
     """Render the benchmark into ``out_dir``; returns the manifest written to synth.json."""
     cfg = config or SynthConfig()
+    _check_config(cfg)
+    root = Path(out_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    _render_all(root, cfg, workers, show_progress)
+    streams = _write_streams(root, cfg) if cfg.stream_seconds > 0 else None
+    manifest = _manifest(cfg, streams)
+    with atomic_path(root / "synth.json") as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def _check_config(cfg: SynthConfig) -> None:
+    """Modalities, TI set, stream and shift names: a bad one fails before any rendering."""
     bad = [m for m in cfg.modalities if m not in ("depth", "ir")]
     if bad or not cfg.modalities:
         raise SocketEdgeError(f"synth modalities are depth and/or ir, got {list(cfg.modalities)}")
-    cfg.ti_set()  # an unknown set fails before any rendering
+    cfg.ti_set()
     if cfg.stream_seconds > 0:
-        _stream_runs(cfg)  # bad dwell or rate fails before any rendering
+        _stream_runs(cfg)
     if cfg.shift:
-        cfg.make_shift()  # unknown names fail before any rendering
-    root = Path(out_dir)
-    root.mkdir(parents=True, exist_ok=True)
+        cfg.make_shift()
+
+
+def _render_all(root: Path, cfg: SynthConfig, workers: int | None, show_progress: bool) -> None:
+    """Every image of the benchmark, in chunks of 32 over ``workers`` processes."""
     jobs = _jobs(cfg)
     workers = max(1, workers or min(os.cpu_count() or 1, 8))
     chunk = 32
@@ -170,7 +186,10 @@ def synth(
             with ProcessPoolExecutor(workers) as pool:
                 for done in pool.map(_render_chunk, chunks):
                     progress.advance(done)
-    streams = _write_streams(root, cfg) if cfg.stream_seconds > 0 else None
+
+
+def _config_doc(cfg: SynthConfig) -> dict[str, Any]:
+    """The manifest's config: the settings in use (an unshifted, stream-less run's as before)."""
     config_doc = {**asdict(cfg), "modalities": list(cfg.modalities)}
     if not cfg.shift:  # the unshifted manifest stays as it was
         del config_doc["shift"], config_doc["prior_class"]
@@ -180,9 +199,14 @@ def synth(
         config_doc["dwell"] = list(cfg.dwell)
     if cfg.ti_shapes == "default":
         del config_doc["ti_shapes"]
+    return config_doc
+
+
+def _manifest(cfg: SynthConfig, streams) -> dict[str, Any]:
+    """synth.json: the generator, settings, counts, classes, units, stream and shift."""
     manifest = {
         "generator": f"socket-edge {__version__} synth",
-        "config": config_doc,
+        "config": _config_doc(cfg),
         "counts": cfg.counts(),
         "task_classes": list(TASK_SHAPES),
         "ti_classes": list(cfg.ti_set()),
@@ -205,8 +229,6 @@ def synth(
         if streams is not None:
             del manifest["shift"]["target_counts"]
             manifest["shift"]["note"] = "only the stream's scenes (the target test seeds)"
-    with atomic_path(root / "synth.json") as tmp:
-        tmp.write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 

@@ -264,8 +264,6 @@ class Monitor:
         dwelling = mix_p < self.level
         self._classes.append(int(np.argmax(q)) if dwelling else -len(self._flags))
         verdict = self._verdict = self.rule.verdict(self._flags, self._classes, self._verdict)
-        shares = np.bincount(predicted, minlength=self.k)[: self.k] / n
-        top = int(np.argmax(shares))
         signals = {
             name: {
                 "location": t.location,
@@ -288,18 +286,27 @@ class Monitor:
             signals=signals,
             fired=[name for name, p in adjusted.items() if p < self.level],
             inputs=with_input,
-            class_mix={
-                "shares": {self.class_names[c]: float(shares[c]) for c in np.flatnonzero(shares)},
-                "top": self.class_names[top],
-                "top_share": float(shares[top]),
-                "estimated": {self.class_names[c]: float(q[c]) for c in np.flatnonzero(q >= 0.005)},
-                "total_variation": tv,
-                "p": mix_p,
-                "differs": bool(mix_p < self.level),
-                "alarm": self.class_mix_alarm,
-            },
+            class_mix=self._class_mix(predicted, q, tv, mix_p),
             recent=int(sum(self._flags[-self.rule.of_last :])),
         )
+
+    def _class_mix(
+        self, predicted: np.ndarray, q: np.ndarray, tv: float, mix_p: float
+    ) -> dict[str, Any]:
+        """The report's class mix: the window's predicted shares, the estimated class
+        proportions ``q``, and the mix test against the reference (``tv``, ``mix_p``)."""
+        shares = np.bincount(predicted, minlength=self.k)[: self.k] / len(predicted)
+        top = int(np.argmax(shares))
+        return {
+            "shares": {self.class_names[c]: float(shares[c]) for c in np.flatnonzero(shares)},
+            "top": self.class_names[top],
+            "top_share": float(shares[top]),
+            "estimated": {self.class_names[c]: float(q[c]) for c in np.flatnonzero(q >= 0.005)},
+            "total_variation": tv,
+            "p": mix_p,
+            "differs": bool(mix_p < self.level),
+            "alarm": self.class_mix_alarm,
+        }
 
     def reset(self) -> None:
         """Forget the pending frames and the windows judged (a new stream)."""

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from ..data.transforms import interpolation_for, resize_center_crop
 from ..errors import SocketEdgeError
 from .core import EXIT_CODES, Monitor, WindowReport, worst
+from .frames import check_frame, list_frames, read_frame
 
 
 @dataclass(frozen=True)
@@ -69,31 +74,13 @@ def watch(
     """Run the frame files or folders ``frames`` (sorted = time order) through ``artifact`` and
     compare each window with its reference statistics; ``on_window`` sees each window as it
     closes (the last, shorter one included)."""
-    from itertools import islice
-
-    import numpy as np
-
-    from ..data.transforms import interpolation_for, resize_center_crop
-    from .frames import check_frame, list_frames, read_frame
-
     config = config or WatchConfig()
     artifact = Path(artifact)
     bag = _bag_topic(frames)
     files = [] if bag is not None else list_frames(frames)
     if bag is None and not files:
         raise SocketEdgeError("empty window: no frames given")
-    runner_options = {"device": config.device} if artifact.suffix.lower() == ".onnx" else {}
-    mon = Monitor.from_artifact(
-        artifact,
-        window=config.window,
-        false_alarms_per_hour=config.false_alarms_per_hour,
-        frame_rate=config.frame_rate,
-        confirm=config.confirm,
-        of_last=config.of_last,
-        distinct_classes=config.distinct_classes,
-        class_mix_alarm=config.class_mix_alarm,
-        runner_options=runner_options,
-    )
+    mon = _monitor(artifact, config)
     result = WatchResult(artifact, files, config, rule=mon.rule.describe())
 
     def closed(reports: list[WindowReport]) -> None:
@@ -102,18 +89,8 @@ def watch(
             if on_window is not None:
                 on_window(result, r)
 
-    def stream():  # raw frames (C, H, W) in time order: files, or a bag topic's frames
-        if bag is None:
-            yield from (read_frame(p, mon.modality, mon.frame_size) for p in files)
-            return
-        from ..data.bags import read_frames
-
-        for name, x in read_frames(bag, mon.modality):
-            result.files.append(name)  # type: ignore[arg-type]
-            yield check_frame(x, mon.modality, mon.frame_size, name)
-
     try:
-        frames_in = stream()
+        frames_in = _frames(mon, bag, files, result)
         while chunk := list(islice(frames_in, config.batch)):
             x = np.stack(
                 [
@@ -127,6 +104,35 @@ def watch(
     finally:
         mon.close()
     return result
+
+
+def _monitor(artifact: Path, config: WatchConfig) -> Monitor:
+    """The Monitor of ``artifact`` (its runner loaded) with the window and rule of ``config``."""
+    runner_options = {"device": config.device} if artifact.suffix.lower() == ".onnx" else {}
+    return Monitor.from_artifact(
+        artifact,
+        window=config.window,
+        false_alarms_per_hour=config.false_alarms_per_hour,
+        frame_rate=config.frame_rate,
+        confirm=config.confirm,
+        of_last=config.of_last,
+        distinct_classes=config.distinct_classes,
+        class_mix_alarm=config.class_mix_alarm,
+        runner_options=runner_options,
+    )
+
+
+def _frames(mon: Monitor, bag: Any, files: list[Path], result: WatchResult):
+    """Raw frames (C, H, W) in time order: the files, or a bag topic's frames (whose names
+    ``result.files`` collects as they are read)."""
+    if bag is None:
+        yield from (read_frame(p, mon.modality, mon.frame_size) for p in files)
+        return
+    from ..data.bags import read_frames
+
+    for name, x in read_frames(bag, mon.modality):
+        result.files.append(name)  # type: ignore[arg-type]
+        yield check_frame(x, mon.modality, mon.frame_size, name)
 
 
 def _bag_topic(frames: list[Any]) -> Any:
