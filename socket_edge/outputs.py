@@ -1,5 +1,6 @@
 """Outputs that are safe against kills and races: one writer per output, all-or-nothing sets,
-cleanup of what killed runs left, and resume states that know what they were made from.
+and cleanup of what killed runs left (the checks that a resume state was made from the same inputs
+and settings are ``training.check_resume``).
 
 **One writer.** ``adapt``, ``train-source`` and ``export`` hold an exclusive advisory lock
 (``filelock``: flock on POSIX) on ``.<out>.lock`` beside their ``--out`` for the whole run (the
@@ -45,7 +46,7 @@ from typing import Any
 
 from .console import info, main_process, warn
 from .errors import SocketEdgeError
-from .files import digest, listing_digest, write_text
+from .files import write_text
 
 STAGING_PREFIX = ".socket-edge-export."
 MANIFEST = "COMMIT.json"
@@ -333,66 +334,11 @@ class Staging:
                 self.created.rmdir()  # only if empty: a failed export leaves no trace
 
 
-# ---------------------------------------------------------------------------------------------
-# Resume: what a saved state was made from
-
-
-def file_digest(path: str | Path | None) -> str | None:
-    if path is None or not Path(path).is_file():
-        return None
-    return digest(path)
-
-
-def check_resume(state_file: Path, saved: Any, current: dict[str, Any]) -> None:
-    """Refuse to resume when the saved state's settings or inputs differ from this run's,
-    naming what changed."""
-    if saved == current:
-        return
-    saved = saved if isinstance(saved, dict) else {}
-    changes, named = [], ["resume"]
-    saved_inputs, inputs = saved.get("inputs") or {}, current.get("inputs") or {}
-    for name in inputs:
-        if saved_inputs.get(name) != inputs[name]:
-            changes.append(_INPUT_WORDS.get(name, name))
-            named += [name] if name in _INPUT_WORDS and name != "data" else []
-    for key in sorted(set(saved) | set(current)):
-        if key == "inputs" or saved.get(key) == current.get(key):
-            continue
-        changes.append(f"{key} {_brief(saved.get(key))} -> {_brief(current.get(key))}")
-    raise SocketEdgeError(
-        "resume refused: "
-        + "; ".join(changes or ["the settings"])
-        + " changed since this state was saved; rerun with the same inputs and settings, or "
-        "without resume to start over",
-        state_file,
-        settings=tuple(named),
-    )
-
-
-# How a changed input is named; the CLI shows these names (but DATA) as flags (--source).
-_INPUT_WORDS = {
-    "source": "the source checkpoint (sha256)",
-    "target": "the target folder (its files, sizes or times)",
-    "paired": "the paired folder (its files, sizes or times)",
-    "data": "the DATA folder (its files, sizes or times)",
-    "val": "the val folder (its files, sizes or times)",
-    "weights": "the weights file (sha256)",
-}
-
-
-def _brief(value: Any) -> str:
-    text = json.dumps(value, default=str)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
 __all__ = [
     "Staging",
-    "check_resume",
     "clean_export_leftovers",
     "exclusive",
-    "file_digest",
     "finish_interrupted_export",
-    "listing_digest",
     "pending_commit",
     "remove_temp_files",
 ]

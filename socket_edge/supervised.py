@@ -18,17 +18,19 @@ from .data.datasets import LabelledFolder
 from .data.encoding import Encoding, default_encoding
 from .errors import SocketEdgeError
 from .evaluate import evaluate_model
+from .files import listing_digest
 from .guard import (
     DivergenceError,
     check_settings,
     diverged,
     nonfinite_tensors,
 )
-from .outputs import file_digest, listing_digest, single_writer
+from .outputs import single_writer
 from .torchutil import autocast, make_loader, resolve_device
 from .training import (
     continue_from,
     epoch_seed,
+    file_digest,
     optimiser_step,
     save_epoch_state,
     saved_state,

@@ -13,14 +13,21 @@ from typing import Any
 
 import numpy as np
 
+from .console import info, warn
+from .errors import SocketEdgeError
+from .files import digest, write_text
 from .guard import DivergenceError, nonfinite_terms, stack_terms
+from .models.checkpoint import read_checkpoint, save_checkpoint
+from .outputs import remove_temp_files
 from .torchutil import autocast, make_loader, resolve_device
 
 __all__ = [  # the loops' helpers, and the torchutil ones they take from here
     "append_log",
     "autocast",
+    "check_resume",
     "continue_from",
     "epoch_seed",
+    "file_digest",
     "log_path",
     "make_loader",
     "optimiser_step",
@@ -103,6 +110,54 @@ def optimiser_step(
     return values
 
 
+def file_digest(path: str | Path | None) -> str | None:
+    if path is None or not Path(path).is_file():
+        return None
+    return digest(path)
+
+
+def check_resume(state_file: Path, saved: Any, current: dict[str, Any]) -> None:
+    """Refuse to resume when the saved state's settings or inputs differ from this run's,
+    naming what changed."""
+    if saved == current:
+        return
+    saved = saved if isinstance(saved, dict) else {}
+    changes, named = [], ["resume"]
+    saved_inputs, inputs = saved.get("inputs") or {}, current.get("inputs") or {}
+    for name in inputs:
+        if saved_inputs.get(name) != inputs[name]:
+            changes.append(_INPUT_WORDS.get(name, name))
+            named += [name] if name in _INPUT_WORDS and name != "data" else []
+    for key in sorted(set(saved) | set(current)):
+        if key == "inputs" or saved.get(key) == current.get(key):
+            continue
+        changes.append(f"{key} {_brief(saved.get(key))} -> {_brief(current.get(key))}")
+    raise SocketEdgeError(
+        "resume refused: "
+        + "; ".join(changes or ["the settings"])
+        + " changed since this state was saved; rerun with the same inputs and settings, or "
+        "without resume to start over",
+        state_file,
+        settings=tuple(named),
+    )
+
+
+# How a changed input is named; the CLI shows these names (but DATA) as flags (--source).
+_INPUT_WORDS = {
+    "source": "the source checkpoint (sha256)",
+    "target": "the target folder (its files, sizes or times)",
+    "paired": "the paired folder (its files, sizes or times)",
+    "data": "the DATA folder (its files, sizes or times)",
+    "val": "the val folder (its files, sizes or times)",
+    "weights": "the weights file (sha256)",
+}
+
+
+def _brief(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def state_path(out: str | Path) -> Path:
     """Where a run writing ``out`` keeps its resumable state (removed when the run completes)."""
     out = Path(out)
@@ -124,8 +179,6 @@ def append_log(out: str | Path, record: dict[str, Any]) -> None:
 def read_log(out: str | Path) -> list[dict[str, Any]]:
     """The records of ``out``'s log; a line a killed run left half-written is dropped, with a
     warning, instead of stopping the run."""
-    from .console import warn
-
     p = log_path(out)
     if not p.exists():
         return []
@@ -150,8 +203,6 @@ def read_log(out: str | Path) -> list[dict[str, Any]]:
 
 def truncate_log(out: str | Path, epochs_kept: int) -> None:
     """Keep the log lines of the first ``epochs_kept`` epochs (on resume), drop the rest."""
-    from .files import write_text
-
     p = log_path(out)
     if not p.exists():
         return
@@ -165,9 +216,6 @@ def saved_state(out: str | Path, resume: bool) -> dict[str, Any] | None:
     Removes the temp files killed runs left beside ``out`` and its state file. A fresh start
     (no --resume, or nothing saved: a run killed in its first epoch) empties the log.
     """
-    from .models.checkpoint import read_checkpoint
-    from .outputs import remove_temp_files
-
     out, spath = Path(out), state_path(out)
     remove_temp_files(out.parent, [out.name, spath.name])
     if resume and spath.exists():
@@ -187,8 +235,6 @@ def save_epoch_state(
 ) -> None:
     """The log line and the resumable state of (0-based) ``epoch``, just finished; what
     ``saved_state``/``continue_from`` read back."""
-    from .models.checkpoint import save_checkpoint
-
     append_log(out, history[-1])
     save_checkpoint(
         state_path(out),
@@ -204,9 +250,6 @@ def save_epoch_state(
 def continue_from(state: dict[str, Any], out: str | Path, settings: dict[str, Any]) -> int:
     """Check that ``state`` was saved by a run with these ``settings`` (naming what changed),
     drop the log lines of epochs after it, and return its epoch."""
-    from .console import info
-    from .outputs import check_resume
-
     spath = state_path(out)
     check_resume(spath, state.get("config"), settings)
     epoch = int(state["epoch"])

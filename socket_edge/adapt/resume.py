@@ -13,10 +13,16 @@ from .. import distributed
 from ..data.encoding import Encoding, default_encoding
 from ..distributed import Group
 from ..errors import CheckpointError, SocketEdgeError
-from ..files import sha256_file
+from ..files import listing_digest, sha256_file
 from ..models.checkpoint import load_weights, make_meta, read_checkpoint, save_checkpoint
-from ..outputs import check_resume, file_digest, listing_digest
-from ..training import continue_from, save_epoch_state, saved_state, state_path
+from ..training import (
+    check_resume,
+    continue_from,
+    file_digest,
+    save_epoch_state,
+    saved_state,
+    state_path,
+)
 from .config import AdaptConfig
 
 
