@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-import socket_edge.adapt.loop as loop
+import socket_edge.adapt.entry as entry
 from socket_edge.cli.main import run
 
 
@@ -20,7 +20,7 @@ def main() -> None:
     die_after = int(os.environ.get("DIE_AFTER_EPOCH", "0"))
     die_rank = os.environ.get("DIE_RANK", "1")
     wait_for = os.environ.get("DIE_WHEN_EXISTS")
-    adapt = loop.adapt
+    adapt = entry.adapt
 
     def adapt_and_die(*args, callbacks=None, **kwargs):
         def die(epoch: int, record: dict) -> None:
@@ -32,7 +32,7 @@ def main() -> None:
 
         return adapt(*args, callbacks=[*(callbacks or []), die], **kwargs)
 
-    loop.adapt = adapt_and_die  # the CLI imports adapt when the command runs
+    entry.adapt = adapt_and_die  # the CLI imports adapt when the command runs
     sys.argv = ["socket-edge", "adapt", *sys.argv[1:]]
     run()
 
