@@ -131,6 +131,22 @@ def _write_disk(data: dict[str, Any]) -> None:
         write_text(folder / "digests.json", json.dumps(data))
 
 
+def walk_files(root: Path) -> list[Path]:
+    """Every file under ``root``, sorted, hidden entries skipped; folders that are symlinks are
+    followed (users link class folders together), each real folder once (no cycles)."""
+    seen: set[str] = set()
+    files = []
+    for top, dirs, names in os.walk(root, followlinks=True):
+        real = os.path.realpath(top)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        files += [Path(top) / n for n in names if not n.startswith(".")]
+    return sorted(p for p in files if p.is_file())
+
+
 def listing_digest(folder: str | Path | None) -> str | None:
     """A digest of a folder's listing (relative paths, sizes, mtimes; hidden entries skipped)."""
     if folder is None:
@@ -139,10 +155,8 @@ def listing_digest(folder: str | Path | None) -> str | None:
     if not root.is_dir():
         return None
     h = hashlib.sha256()
-    for p in sorted(root.rglob("*")):
+    for p in walk_files(root):
         rel = p.relative_to(root)
-        if any(part.startswith(".") for part in rel.parts) or not p.is_file():
-            continue
         st = p.stat()
         h.update(f"{rel.as_posix()}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
     return h.hexdigest()

@@ -7,10 +7,17 @@ import pytest
 import torch
 from PIL import Image
 
-from socket_edge.data.datasets import LabelledFolder, PairedFolder, UnlabelledFolder, match_pairs
+from socket_edge.data.datasets import (
+    LabelledFolder,
+    PairedFolder,
+    UnlabelledFolder,
+    find_images,
+    match_pairs,
+)
 from socket_edge.data.encoding import Encoding, build_encoder, default_encoding
 from socket_edge.data.readers import read_depth, read_image, read_ir, read_rgb
 from socket_edge.errors import DataError
+from socket_edge.files import listing_digest
 
 
 def save_png(path, arr):
@@ -220,3 +227,28 @@ def test_augmentation_is_a_function_of_epoch_seed(tmp_path):
     ds.set_epoch(6)
     ds.set_epoch(5)
     assert all(torch.equal(a, ds[i][0]) for i, a in enumerate(first))
+
+
+def test_image_folders_follow_linked_class_folders_once(tmp_path):
+    """A target folder whose class folders are symlinks (a subset linked, not copied) lists
+    their images, as the labelled reader does; a link back up the tree is read once."""
+    real = tmp_path / "real"
+    for c in ("box", "ball"):
+        (real / c).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(np.full((8, 8), 100 * i, np.uint16)).save(real / c / f"{i}.png")
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    for c in ("box", "ball"):
+        (linked / c).symlink_to(real / c, target_is_directory=True)
+    (linked / "ball" / ".hidden.png").write_bytes(b"")
+    (real / "box" / "loop").symlink_to(linked, target_is_directory=True)  # a cycle
+    found = find_images(linked)
+    assert [p.relative_to(linked).as_posix() for p in found] == [
+        "ball/0.png",
+        "ball/1.png",
+        "box/0.png",
+        "box/1.png",
+    ]
+    assert len(UnlabelledFolder(linked, "depth", 8)) == 4
+    assert listing_digest(linked) is not None

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..console import warn
 from ..errors import DataError
+from ..files import walk_files
 from .readers import IMAGE_SUFFIXES, is_image_file, read_image
 from .transforms import apply_crop_flip, draw_crop_flip, interpolation_for, resize_center_crop
 
@@ -33,13 +34,9 @@ def require_dir(path: str | Path, what: str = "folder") -> Path:
 def find_images(root: str | Path, recursive: bool = True) -> list[Path]:
     """All image files under ``root`` in sorted order (hidden files and folders skipped)."""
     root = require_dir(root)
-    pattern = root.rglob("*") if recursive else root.iterdir()
-    files = [
-        p
-        for p in pattern
-        if is_image_file(p) and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    ]
-    return sorted(files)
+    if recursive:
+        return [p for p in walk_files(root) if is_image_file(p)]
+    return sorted(p for p in root.iterdir() if is_image_file(p) and not p.name.startswith("."))
 
 
 def _no_images(root: Path) -> DataError:
