@@ -10,19 +10,18 @@ from typing import Any
 
 import numpy as np
 
-from .. import console
+from .. import console, runtime
 from ..errors import SocketEdgeError
 from ..evaluate import runner_logits, score
 from .config import CLOCK, BenchConfig, error_text
 from .latency import latency_stats, timed_runs, warm_up
 from .memory import gpu_memory_mb, peak_rss_mb, reset_gpu_peak, reset_peak_rss
+from .trtexec import run_trtexec
 
 
 def _load_runner(path: Path, cfg: BenchConfig) -> tuple[Any, dict[str, Any], list[str]]:
     """The runner with the options it declares (Runner.options); the asked options it does not
     take are returned by name."""
-    from .. import runtime
-
     wanted: dict[str, Any] = {}
     if cfg.device:
         wanted["device"] = cfg.device
@@ -244,8 +243,6 @@ def _accuracy(logits: np.ndarray, dataset, labelled: bool, classes: list[str]) -
 
 def _trtexec(path: Path, info, batch: int, cfg: BenchConfig) -> dict[str, Any]:
     """trtexec's GPU compute and host latency p50/p99 for this engine and batch, or its error."""
-    from .trtexec import run_trtexec
-
     spec = (info.extra.get("sidecar") or {}).get("input") or {}
     shape = [batch, *[int(d) for d in spec.get("shape", [0, info.in_channels])[1:2]]]
     shape += list(info.frame_size or (info.image_size, info.image_size))

@@ -17,9 +17,12 @@ from typing import Any
 import numpy as np
 
 from .. import console
+from ..data.datasets import LabelledFolder, UnlabelledFolder, find_images, require_dir
 from ..errors import SocketEdgeError
 from .artifact_run import bench_artifact
 from .config import CLOCK, BenchConfig
+from .machine import machine_info
+from .power import open_sampler
 
 FORMAT = "socket-edge-bench"
 FORMAT_VERSION = 1
@@ -66,8 +69,6 @@ class _DataCache:
         return self._sets[key]
 
     def _open(self, info) -> tuple[Any, bool, list[str]]:
-        from ..data.datasets import LabelledFolder, UnlabelledFolder, find_images, require_dir
-
         root = require_dir(self.root, "data folder")
         labelled = any(
             d.is_dir() and not d.name.startswith(".") and find_images(d) for d in root.iterdir()
@@ -90,8 +91,6 @@ class _DataCache:
 
 
 def _check_request(artifacts: Sequence[str | Path], data: str | Path, cfg: BenchConfig) -> None:
-    from ..data.datasets import require_dir
-
     if not artifacts:
         raise SocketEdgeError("bench needs at least one artifact (.pt, .onnx or .engine)")
     if not cfg.batches or any(int(b) <= 0 for b in cfg.batches):
@@ -101,8 +100,6 @@ def _check_request(artifacts: Sequence[str | Path], data: str | Path, cfg: Bench
 
 def _open_sampler(cfg: BenchConfig, paths: list[Path]):
     """The automatic power sampler (tegrastats on a Jetson, NVML on a GPU), or None."""
-    from .power import open_sampler
-
     want_gpu = bool(cfg.device and not cfg.device.startswith("cpu")) or any(
         p.suffix.lower() in ENGINE_SUFFIXES for p in paths
     )
@@ -160,8 +157,6 @@ def bench(
 
     ``sampler`` replaces the automatic power sampler (tegrastats on a Jetson, NVML on a GPU).
     """
-    from .machine import machine_info
-
     cfg = config or BenchConfig()
     _check_request(artifacts, data, cfg)
     paths = [Path(a) for a in artifacts]

@@ -9,13 +9,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..artifact import read_sidecar
+from ..artifact import check_external_data, read_sidecar, verify_artifact
+from ..calibration import calibset, graph
+from ..calibration.batcher import CalibrationBatcher
 from ..errors import ArtifactError, SocketEdgeError
 from .options import ExportOptions, int8_paths
+from .trt_calibration import CacheSource
 
 if TYPE_CHECKING:
     from .tensorrt import EngineSettings
-    from .trt_calibration import CacheSource
 
 
 def build_engines(onnx_path: Path, o: ExportOptions) -> dict[str, Any]:
@@ -42,9 +44,6 @@ def build_engines(onnx_path: Path, o: ExportOptions) -> dict[str, Any]:
 def _checked_onnx(path: Path, o: ExportOptions) -> tuple[dict[str, Any], Any]:
     """``path``'s sidecar and graph, verified (hash, metadata, external data) before onnx.load
     or TensorRT reads the graph, so that a corrupt file fails before TensorRT is looked for."""
-    from socket_edge.artifact import check_external_data, verify_artifact
-    from socket_edge.calibration import graph
-
     doc = verify_artifact(path) if o.verify else read_sidecar(path)
     check_external_data(path)
     return doc, graph.load_model(path)
@@ -89,9 +88,6 @@ def _int8_source(
 
 def _qdq_source(onnx_path: Path, doc: dict[str, Any], o: ExportOptions) -> EngineSource:
     """model.int8.onnx beside ``onnx_path``, checked to be calibrated from it."""
-    from socket_edge.artifact import check_external_data, verify_artifact
-    from socket_edge.calibration import graph
-
     source = int8_paths(onnx_path)["int8-qdq"]
     if not source.exists():
         raise ArtifactError(
@@ -116,11 +112,6 @@ def _implicit_source(
     onnx_path: Path, doc: dict[str, Any], model: Any, o: ExportOptions
 ) -> EngineSource:
     """The FP32 model with TensorRT's calibrator: the cache beside it, or the calib images."""
-    from socket_edge.calibration import calibset
-    from socket_edge.calibration.batcher import CalibrationBatcher
-
-    from .trt_calibration import CacheSource
-
     path = int8_paths(onnx_path)["cache"]
     batcher, stamp, record = None, None, None
     if o.calib is not None:
@@ -152,8 +143,6 @@ def _implicit_source(
 
 def _float_layers(source: EngineSource, int8: bool) -> list[str]:
     """ONNX nodes to pin to FP32: the encoder, and (INT8) the layers the gate kept in float."""
-    from socket_edge.calibration import graph
-
     encoder = set(graph.regions(source.graph).float_nodes)
     pinned = [
         n.name

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..artifact import read_sidecar, write_sidecar
+from ..calibration.cache import parse_cache, read_cache
 from ..console import info, warn
 from ..errors import ArtifactError, SocketEdgeError
 from ..files import sha256_file
@@ -33,8 +34,6 @@ class CacheSource:
 
 def cache_usable(source: CacheSource) -> tuple[bool, str]:
     """(usable, why not): the cache exists, parses, and its sidecar stamp fits this build."""
-    from socket_edge.calibration.cache import read_cache
-
     if not source.path.exists():
         return False, "no cache yet"
     try:
@@ -59,8 +58,6 @@ def entropy_calibrator(
     """Polygraphy's entropy calibrator: fed ``source``'s cache when its stamp fits (no images
     needed), else the calibration set, writing the new cache to ``scratch``."""
     from polygraphy.backend.trt import Calibrator
-
-    from socket_edge.calibration.cache import parse_cache
 
     usable, why = cache_usable(source)
     if usable:
