@@ -428,8 +428,9 @@ def test_cli_names_the_bad_flag_and_starts_nothing(cli, synth_root, source_ckpt,
 def test_diverging_adaptation_stops_and_keeps_the_last_good_epoch(
     cli, synth_root, source_ckpt, tmp_path
 ):
-    """All-zero depth maps and --lr 100: the BN-moment term blows up in epoch 2 (deterministic
-    on CPUs); the run must stop there, write nothing at --out and keep epoch 1 for --resume."""
+    """All-zero depth maps, --lr 100 and the published BN-moment term (--method socket): it blows
+    up in epoch 2 (deterministic on CPUs); the run must stop there, write nothing at --out and
+    keep epoch 1 for --resume."""
     import numpy as np
     from PIL import Image
 
@@ -441,7 +442,7 @@ def test_diverging_adaptation_stops_and_keeps_the_last_good_epoch(
     out = tmp_path / "out" / "z.pt"
     args = _adapt_args(source_ckpt, zeros, synth_root / "depth/paired", out)
     args[args.index("--epochs") + 1] = "2"
-    r = cli(*args, "--lr", "100", "--device", "cpu")
+    r = cli(*args, "--lr", "100", "--device", "cpu", "--method", "socket")
     assert r.returncode == 2
     assert_one_line_error(
         r, "adaptation diverged at epoch 2, step", "(L_BN)", "not finite", "smaller --lr (now 100)",

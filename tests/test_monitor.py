@@ -405,3 +405,28 @@ def test_numpy_resize_matches_the_inference_resize():
     ours = resize_center_crop(rgb, 16, interpolation_for("rgb"))
     assert ours.shape == (3, 16, 16)
     np.testing.assert_allclose(ours, torch_resize(rgb, 16, "bilinear").numpy(), atol=2e-5)
+
+
+def test_rank_tests_allow_for_tied_values():
+    """Signals with ties (integer millimetres; a model whose outputs hardly vary): a window
+    drawn from the reference is not flagged, a window of one tied value equal to all of the
+    reference's is no evidence (z = 0), and a real move is still seen."""
+    from socket_edge.monitor.reference import ReweightedReference
+
+    rng = np.random.default_rng(0)
+    n_ref = 600
+    values = {"p50": rng.integers(0, 4, n_ref).astype(float), "max_prob": np.full(n_ref, 0.1)}
+    ref = {
+        "classes": 2,
+        "class_shares": [0.5, 0.5],
+        "per_frame": {"predicted": [0, 1] * (n_ref // 2), "signals": values},
+    }
+    r = ReweightedReference(ref, ("p50", "max_prob"))
+    w = np.ones(n_ref)
+    same = [r.test("p50", rng.integers(0, 4, 128).astype(float), w) for _ in range(200)]
+    flagged = sum(t.p < 0.01 for t in same)
+    assert flagged <= 6, flagged  # ~1% expected; the continuous null moments flag most
+    tied = r.test("max_prob", np.full(128, 0.1), w)
+    assert (tied.location, tied.spread) == (0.0, 0.0)
+    moved = r.test("p50", rng.integers(1, 5, 128).astype(float), w)
+    assert moved.location > 5

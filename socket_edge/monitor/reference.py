@@ -259,14 +259,24 @@ class ReweightedReference:
             return ShiftTest(0.0, 0.0, 0, 1.0, 0.0)
         cum = np.concatenate([[0.0], np.cumsum(w)]) / total
         ref = self.sorted[name]
-        below = cum[np.searchsorted(ref, y, side="left")]
-        upto = cum[np.searchsorted(ref, y, side="right")]
-        u = 0.5 * (below + upto)
+
+        def mid_rank(v: np.ndarray) -> np.ndarray:  # the weighted reference's mid-rank CDF
+            below = cum[np.searchsorted(ref, v, side="left")]
+            return 0.5 * (below + cum[np.searchsorted(ref, v, side="right")])
+
+        u = mid_rank(y)
         s = np.abs(u - 0.5)
+        # The null moments of u and |u - 1/2| from the reference itself: 1/2, 1/12, 1/4, 1/48
+        # for a continuous signal, smaller where values tie (integer millimetres, a model whose
+        # outputs hardly vary); the continuous ones would call a tied window a narrowing.
+        share = w / total
+        u_ref = mid_rank(ref)
+        s_ref = np.abs(u_ref - 0.5)
         m = total**2 / float((w**2).sum())
         f = max(dependence_factor(u - u.mean()), dependence_factor(s - s.mean()))
-        loc = (u.mean() - 0.5) / math.sqrt((f / n + 1.0 / m) / 12.0)
-        spread = (s.mean() - 0.25) / math.sqrt((f / n + 1.0 / m) / 48.0)
+        scale = f / n + 1.0 / m
+        loc = _z(u.mean(), u_ref, share, scale)
+        spread = _z(s.mean(), s_ref, share, scale)
         return ShiftTest(float(loc), float(spread), n, f, m)
 
     def mix(self, predicted: np.ndarray, seed: int = 0) -> tuple[float, float]:
@@ -282,6 +292,14 @@ class ReweightedReference:
         null = self._mix_null[n]
         above = len(null) - np.searchsorted(null, tv - 1e-12, side="left")
         return tv, (1.0 + above) / (1.0 + len(null))
+
+
+def _z(mean: float, null: np.ndarray, share: np.ndarray, scale: float) -> float:
+    """(mean - E null) / sd, with the null's weighted variance times ``scale``; 0 where the null
+    does not vary (every value tied: no evidence either way)."""
+    centre = float(share @ null)
+    var = float(share @ (null - centre) ** 2) * scale
+    return (mean - centre) / math.sqrt(var) if var > 1e-18 else 0.0
 
 
 def signal_names(ref: dict[str, Any], with_input: bool) -> tuple[str, ...]:
