@@ -510,6 +510,11 @@ def main() -> None:
     p.add_argument("--json-out", type=Path, default=HERE / "adaptation_suite.json")
     p.add_argument("--results", type=Path, default=None, help="default: benchmarks/RESULTS.md")
     p.add_argument("--no-write", action="store_true", help="print, do not touch RESULTS.md")
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="run nothing: write the table of the cells the JSON holds (a suite still running)",
+    )
     args = p.parse_args()
     os.environ.setdefault("SOCKET_EDGE_PROGRESS", "0")
     args.modalities = args.modalities.split(",")
@@ -533,12 +538,16 @@ def main() -> None:
         "train_steps": args.train_steps,
         "modalities": args.modalities,
         "methods": [*BASELINES, *candidates],
+        "command": " ".join(sys.argv[1:]),
         "runs": [],
     }
     if args.json_out.exists():  # an interrupted run (or fewer methods): keep what it finished
         old = json.loads(args.json_out.read_text())
         if all(old.get(k) == raw[k] for k in ("epochs", "train_steps", "modalities")):
             raw["runs"] = old["runs"]
+    if args.report_only:  # the JSON as it stands: its methods, machine and settings
+        _report(json.loads(args.json_out.read_text()), args)
+        return
     runs = {(r["variant"], r["seed"]): r for r in raw["runs"]}
     trainings, cells = plan(args, args.variants.split(","), [int(x) for x in args.seeds.split(",")])
 
@@ -617,10 +626,15 @@ def main() -> None:
             run = runs[(c.variant, c.seed)]
             run["oracle_recorded"] = run.get("oracle_recorded", False) or c.oracle is None
     save()
+    _report(raw, args)
+
+
+def _report(raw: dict, args) -> None:
+    """Print the table (and write it to RESULTS.md unless --no-write)."""
     text = (
         table(raw)
         + "\n\nCommand: `python benchmarks/adaptation_suite.py "
-        + " ".join(sys.argv[1:])
+        + raw.get("command", " ".join(sys.argv[1:]))
         + "`"
     )
     print(text)

@@ -42,7 +42,15 @@ def test_suite_runs_every_variant_in_two_processes_and_resumes(synth_root, tmp_p
         assert set(diverged) == {"blown"} and "not finite" in diverged["blown"]
         assert scores.pop("blown") is None
         validators = scores.pop("validators")
+        per_class = scores.pop("per_class")
+        oracle_per_class = scores.pop("oracle_per_class")
         assert set(scores) == {"source-only", "SHOT", "SOCKET", "oracle"}
+        # per-class top-1 of every model written, and of the oracle: their mean is the top-1
+        # (the test splits are balanced)
+        assert set(per_class) == {"source-only", "SHOT", "SOCKET"}
+        for label, classes in [*per_class.items(), ("oracle", oracle_per_class)]:
+            assert len(classes) == 10
+            assert abs(sum(classes.values()) / 10 - scores[label]) < 1e-9, label
         assert all(0.0 <= v <= 1.0 for v in scores.values())
         assert 0.0 <= run["source_val"] <= 1.0
         # every model that was written has its label-free scores (the diverged one has none)
@@ -86,3 +94,11 @@ def test_suite_runs_every_variant_in_two_processes_and_resumes(synth_root, tmp_p
     assert f"Label-free rule over the {len(VARIANTS)} cells" in section
     assert "is **nc**; by test labels (reporting only) **nc**" in section
     assert "Out, for diverging: blown." in section
+
+    # --report-only runs nothing: the table of the JSON as it stands, with the suite's command.
+    results.write_text("# results\n")
+    report = _suite(synth_root, tmp_path, results, "--report-only")
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert json.loads((tmp_path / "suite.json").read_text()) == after
+    assert "nc=nc_weight=1,nc_neighbours=2" in results.read_text()
+    assert "--report-only" not in results.read_text()
