@@ -294,7 +294,7 @@ def prepare(
     size = int(src["meta"]["image_size"])
     weights = cfg.effective_weights()
     target_set = (
-        target.unlabelled(modality, size, augment=True)  # a bag topic (data/bags.py: BagTopic)
+        target.unlabelled(modality, size, augment=True)  # a bag topic (data/bags: BagTopic)
         if hasattr(target, "unlabelled")
         else UnlabelledFolder(target, modality, size, augment=True)
     )

@@ -112,7 +112,7 @@ def load_pairs(paired, modality: str, size: int, weights: dict[str, float]):
         warn("no --paired folder: SOCKET runs without the TI alignment term")
     else:
         pairs = (
-            paired.paired(modality, size)  # a bag's two topics (data/bags.py: BagPairs)
+            paired.paired(modality, size)  # a bag's two topics (data/bags: BagPairs)
             if hasattr(paired, "paired")
             else PairedFolder(paired, modality, size, augment=False)
         )

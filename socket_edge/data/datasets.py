@@ -125,7 +125,7 @@ class _ImageDataset:
         return t
 
     def read(self, path: Path, modality: str) -> np.ndarray:
-        """One image in canonical units (a file here; decoded bag frames in ``data/bags.py``)."""
+        """One image in canonical units (a file here; decoded bag frames in ``data/bags/``)."""
         return read_image(path, modality)
 
     def _note_depth(self, path: Path, arr: np.ndarray) -> None:

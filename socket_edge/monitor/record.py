@@ -59,7 +59,7 @@ def draw_frames(folder: Path, modality: str, image_size: int, seed: int = 0) -> 
         )
     ref_files = files[:REFERENCE_SIZE]
     info(f"reference statistics: {len(ref_files)} images of {folder}")
-    bag = hasattr(folder, "topic")  # a bag topic (data/bags.py): its frames' own size
+    bag = hasattr(folder, "topic")  # a bag topic (data/bags): its frames' own size
     return ReferenceFrames(
         folder if bag else Path(folder),
         cs.load(ref_files),

@@ -136,7 +136,7 @@ def _frames(mon: Monitor, bag: Any, files: list[Path], result: WatchResult):
 
 
 def _bag_topic(frames: list[Any]) -> Any:
-    """The bag topic (``data/bags.py: BagTopic``) to read instead of files, if ``frames`` is one."""
+    """The bag topic (``data/bags: BagTopic``) to read instead of files, if ``frames`` is one."""
     topics = [f for f in frames if hasattr(f, "topic")]
     if topics and len(frames) > 1:
         raise SocketEdgeError("monitor reads one bag topic, or frame files and folders; not both")
