@@ -453,6 +453,12 @@ def table(raw: dict) -> str:
         lines += ["", "Stopped by the divergence guard (no model written):", ""]
         lines += [f"- {d}" for d in diverged]
     lines += rule_summary(raw)
+    if "rms" in candidates:
+        lines += [
+            "",
+            "`rms` (`bn_scale=rms`) is what the default method, `socket-rms`, runs; `SOCKET` is the "
+            "published form, the one `SOCKET - SHOT` and `gap closed` describe.",
+        ]
     if any(r.get("oracle_recorded") for r in raw["runs"]):
         lines += [
             "",
