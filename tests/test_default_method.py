@@ -14,9 +14,10 @@ from socket_edge.evaluate import evaluate_artifact
 from socket_edge.supervised import TrainConfig, train_supervised
 
 # Three unlike classes, so that a source trained for a few hundred updates is well above chance
-# on RGB (about 68% val) and yet poor on depth (about 39%): the setting adaptation is for.
+# on RGB and yet poor on depth: the setting adaptation is for. (300 updates left it at chance
+# in one of two runs: from scratch, when training leaves the plateau varies with rounding.)
 CLASSES = ("cube", "sphere", "torus")
-SOURCE_STEPS = 300
+SOURCE_STEPS = 600
 MARGIN = 0.05  # the default's lead over source-only (top-1; 75 test images, 1 image = 1.3%)
 
 
@@ -28,8 +29,19 @@ def _classes(src: Path, dst: Path) -> Path:
     return dst
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread, as under pytest-xdist or alone: the same sums, the same models."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.mark.slow
-def test_default_beats_source_only_and_does_not_lose_to_shot(tmp_path):
+def test_default_beats_source_only_and_does_not_lose_to_shot(tmp_path, one_thread):
     root = tmp_path / "synth"
     synth(root, SynthConfig(size=64, per_class=100, seed=0, modalities=("depth",)), workers=1,
           show_progress=False)  # fmt: skip
@@ -53,5 +65,6 @@ def test_default_beats_source_only_and_does_not_lose_to_shot(tmp_path):
               config=AdaptConfig(method=method, seed=0, device="cpu"), show_progress=False)  # fmt: skip
         top1[method] = evaluate_artifact(out, d["test"], show_progress=False).top1
     default = top1[AdaptConfig().method]
+    print("top-1 on the test split:", top1)  # (pytest -s shows it)
     assert default >= top1["source-only"] + MARGIN, top1
     assert default >= top1["shot"], top1
