@@ -283,7 +283,25 @@ def match_pairs(root: str | Path, modality: str) -> list[Pair]:
     return [Pair(s, rgb[s], tgt[s]) for s in sorted(rgb)]
 
 
-class PairedFolder(_ImageDataset):
+class _PairedImages(_ImageDataset):
+    """Items of ``self.pairs``: (RGB, target image, index), both under the same crop and flip."""
+
+    pairs: list[Pair]
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int):
+        pair = self.pairs[index]
+        rgb, tgt = self.load(pair.rgb, "rgb"), self.load(pair.target)
+        if self.augment:
+            p = draw_crop_flip(self.rng(index), self.pad)
+            rgb = apply_crop_flip(rgb, p, self.pad, "rgb")
+            tgt = apply_crop_flip(tgt, p, self.pad, self.modality)
+        return rgb, tgt, index
+
+
+class PairedFolder(_PairedImages):
     """Task-irrelevant pairs; items are (rgb, target, index), both given the SAME crop and flip."""
 
     def __init__(
@@ -297,15 +315,3 @@ class PairedFolder(_ImageDataset):
         super().__init__(modality, image_size, augment, pad)
         self.root = Path(root)
         self.pairs = match_pairs(root, modality)
-
-    def __len__(self) -> int:
-        return len(self.pairs)
-
-    def __getitem__(self, index: int):
-        pair = self.pairs[index]
-        rgb, tgt = self.load(pair.rgb, "rgb"), self.load(pair.target)
-        if self.augment:
-            p = draw_crop_flip(self.rng(index), self.pad)
-            rgb = apply_crop_flip(rgb, p, self.pad, "rgb")
-            tgt = apply_crop_flip(tgt, p, self.pad, self.modality)
-        return rgb, tgt, index

@@ -16,8 +16,7 @@ import numpy as np
 from ...console import info
 from ...errors import BagError, SocketEdgeError
 from ...files import digest, listing_digest
-from ..datasets import Pair, _ImageDataset
-from ..transforms import apply_crop_flip, draw_crop_flip
+from ..datasets import Pair, _ImageDataset, _PairedImages
 from .decode import canonical
 from .pairs import Matching, default_tolerance, match_stamps
 from .reader import Bag, Frame, Sampling, is_bag
@@ -261,7 +260,7 @@ class LabelledBag(UnlabelledBag):
         return self.load(self.files[index]), self.label  # type: ignore[arg-type]
 
 
-class PairedBag(_BagDataset):
+class PairedBag(_BagDataset, _PairedImages):
     """Task-irrelevant pairs of two bag topics matched on stamps; items as PairedFolder's."""
 
     def __init__(self, src: BagPairs, modality: str, image_size: int, augment: bool = False,
@@ -283,15 +282,3 @@ class PairedBag(_BagDataset):
             f"{src.path}: {self.matching.describe()}; using {len(self.pairs)} pairs "
             f"(sampling: {src.sampling.describe()})"
         )
-
-    def __len__(self) -> int:
-        return len(self.pairs)
-
-    def __getitem__(self, index: int):
-        pair = self.pairs[index]
-        rgb, tgt = self.load(pair.rgb, "rgb"), self.load(pair.target)
-        if self.augment:
-            p = draw_crop_flip(self.rng(index), self.pad)
-            rgb = apply_crop_flip(rgb, p, self.pad, "rgb")
-            tgt = apply_crop_flip(tgt, p, self.pad, self.modality)
-        return rgb, tgt, index
