@@ -129,6 +129,10 @@ def _rates(reports: list, rate: float) -> dict:
         "flagged": sum(r.flagged for r in reports) / n if n else 0.0,
         "per_hour": drifted / (n * WINDOW / rate / 3600) if n else 0.0,
         "class_mix_differs": sum(r.class_mix["differs"] for r in reports) / n if n else 0.0,
+        "fired": {
+            name: sum(name in r.fired for r in reports) / n
+            for name in sorted({f for r in reports for f in r.fired})
+        },
     }
 
 
@@ -383,6 +387,15 @@ def _row(label: str, runs: list[dict], rule: dict) -> str:
     )
 
 
+def _fired(runs: list[dict], top: int = 3) -> str:
+    """The signals that fired most often over several seeds' windows, with their shares."""
+    n = sum(r["windows"] for r in runs)
+    names = {name for r in runs for name in r.get("fired", {})}
+    share = {x: sum(r.get("fired", {}).get(x, 0.0) * r["windows"] for r in runs) / n for x in names}
+    best = sorted(share.items(), key=lambda kv: -kv[1])[:top]
+    return ", ".join(f"{name} {100 * v:.0f} %" for name, v in best) or "none"
+
+
 def _previous_readapt(path: Path) -> list[str]:
     """The re-adaptation block and machine line of the section now in RESULTS.md, if any."""
     if not path.exists():
@@ -422,8 +435,9 @@ def markdown(results: dict, args) -> str:
         "Streams as a robot feeds the monitor: runs of one class, each *dwell* seconds long, at "
         f"{results.get('rate', 30):g} Hz, every frame a test scene of its class (a class's scenes in "
         "shuffled turn, so a 128-frame window holds 128 distinct scenes when the class has that "
-        "many), judged in 128-frame windows by the monitor at its defaults: signals compared "
-        "with the reference re-weighted to the window's class mix, a window *flagged* below the "
+        "many), judged in 128-frame windows by the monitor at its defaults: signals (inputs "
+        "`valid_share` (depth), `p05`/`p50`/`p95`, `foreground`; outputs `max_prob`, "
+        "`entropy`) compared with the reference re-weighted to the window's class mix, a window *flagged* below the "
         "per-window level, *drifted* once 2 of the last 3 windows are flagged and show two "
         "different classes (then while windows stay flagged), the level set for 0.1 false "
         "alarms (windows judged drifted) per hour at the rate. Reference: the clean "
@@ -488,8 +502,9 @@ def markdown(results: dict, args) -> str:
         lines += [
             "",
             "| shifted sensor (ordered) | top-1 | dwell | windows after the change | judged "
-            "drifted | flagged | frames from the change to drifted (per seed) |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+            "drifted | flagged | frames from the change to drifted (per seed) | signals that "
+            "fired (share of windows) |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |",
         ]
         for shift, by_dwell in r["shifts"].items():
             delta = 100 * (top[shift] - top["clean"])
@@ -503,7 +518,7 @@ def markdown(results: dict, args) -> str:
                 lines.append(
                     f"| {shift} | {100 * top[shift]:.1f} ({delta:+.1f}) | {dwell:g} s | "
                     f"{p['windows']} | {100 * p['drifted']:.1f} % | {100 * p['flagged']:.1f} % | "
-                    f"{delays} |"
+                    f"{delays} | {_fired(runs)} |"
                 )
         c = r.get("cost")
         if c is not None:

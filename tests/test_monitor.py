@@ -23,6 +23,7 @@ from socket_edge.monitor.reference import (
     tv_distance,
 )
 from socket_edge.monitor.rule import WindowRule
+from socket_edge.monitor.signals import input_signals
 
 from .conftest import run_cli
 from .helpers import assert_one_line_error
@@ -156,6 +157,44 @@ def test_a_class_prior_change_alarms_only_when_asked(synthetic_reference):
     assert loud[-1].to_dict()["class_mix"]["line"].startswith("class mix differs")
 
 
+def _objects(rng, n, size=1.0, gain=1.0, offset=0.0):
+    """IR-like frames (N, 1, 32, 32) of a warm square on a noisy background, with an
+    automatic gain that maps each frame's own range to the same counts, and logits of a
+    calibrated stand-in model: the class (0-4) sets the square's side, 6 + 2 * class pixels,
+    times ``size`` (a camera moved further away shows smaller objects)."""
+    c = rng.choice(5, n)
+    x = rng.normal(0.0, 0.05, (n, 1, 32, 32))
+    for i, side in enumerate(np.round((6 + 2 * c) * size).astype(int)):
+        top, left = rng.integers(0, 32 - side, 2)
+        x[i, 0, top : top + side, left : left + side] += 1.0
+    lo, hi = np.percentile(x, 1, axis=(1, 2, 3)), np.percentile(x, 99, axis=(1, 2, 3))
+    x = 8000 + 1000 * (x - lo[:, None, None, None]) / (hi - lo)[:, None, None, None]
+    logits = 4.0 * np.eye(5)[c] + rng.normal(0, 0.3, (n, 5))
+    return (gain * x + offset).astype(np.float32), logits.astype(np.float32)
+
+
+def test_foreground_follows_what_fills_the_frame_not_the_gain():
+    """A camera moved further away (a new mount) shows smaller objects: under an automatic
+    gain the percentiles hardly move, the foreground share does; a new gain or offset moves the
+    percentiles and leaves the foreground share as it was."""
+    x, _ = _objects(np.random.default_rng(0), 200)
+    base = input_signals(x, "ir")
+    again = input_signals(1.7 * x - 300, "ir")
+    np.testing.assert_allclose(again["foreground"], base["foreground"])
+    assert not np.allclose(again["p50"], base["p50"])
+    smaller = input_signals(_objects(np.random.default_rng(0), 200, size=0.7)[0], "ir")
+    assert smaller["foreground"].mean() < 0.7 * base["foreground"].mean()
+    flat = input_signals(np.full((1, 1, 8, 8), 8000, np.float32), "ir")
+    assert flat["foreground"][0] == 0.0  # nothing stands out of a flat frame
+
+    rng = np.random.default_rng(1)
+    ref = build_reference(*_objects(rng, 768), "ir", CLASSES, frames={"frame_size": [32, 32]})
+    for size, drifted in ((1.0, False), (0.7, True)):
+        reports = _verdicts(ref, lambda r, n, i, s=size: _objects(r, n, size=s), windows=10)
+        assert (_share(reports[2:]) == 1.0) if drifted else (_share(reports) == 0.0), size
+    assert "foreground" in reports[-1].fired
+
+
 def test_correlated_frames_count_for_less(synthetic_reference):
     """Frames repeated in runs (a robot's camera sees one view for many frames): the window's
     variance grows with the runs, and in-distribution windows stay undrifted."""
@@ -241,7 +280,15 @@ def test_export_records_reference_statistics(depth_onnx):
     assert ref["computed_with"] == "depth.onnx" and ref["modality"] == "depth"
     assert ref["version"] == 2 and ref["frames"]["reference"] == 40  # every frame, none held back
     assert ref["frames"]["frame_size"] == [64, 64] and ref["frames"]["image_size"] == 64
-    assert set(ref["signals"]) == {"valid_share", "p05", "p50", "p95", "max_prob", "entropy"}
+    assert set(ref["signals"]) == {
+        "valid_share",
+        "p05",
+        "p50",
+        "p95",
+        "foreground",
+        "max_prob",
+        "entropy",
+    }
     q = ref["signals"]["p50"]["quantiles"]
     assert q == sorted(q) and 300 < q[100] < 6000  # median depth of a frame, in mm
     assert sum(ref["class_shares"]) == pytest.approx(1.0)

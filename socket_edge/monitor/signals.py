@@ -2,7 +2,12 @@
 
 Input signals come from the raw map the model is fed (canonical units, after the resize):
 ``valid_share`` (depth: share of pixels with a reading), ``p05``/``p50``/``p95`` (percentiles of
-the valid raw values: depth in mm, IR as stored, RGB in [0, 1]). Output signals come from the
+the valid raw values: depth in mm, IR as stored, RGB in [0, 1]) and ``foreground`` (the share of
+valid pixels farther from the frame's median than half its p05-p95 range: how much of the frame
+stands out from its background). The percentiles follow the sensor's response (gain, offset,
+range); ``foreground`` does not move with gain or offset, only with what fills the frame, so it
+tells a moved camera (a mount, a lens, a distance: objects that look smaller or larger) where
+the percentiles may not (an IR camera with automatic gain). Output signals come from the
 logits: ``max_prob`` (the top softmax probability), ``entropy`` (of the softmax, divided by
 log K so that it lies in [0, 1]) and the predicted class.
 """
@@ -12,9 +17,9 @@ from __future__ import annotations
 import numpy as np
 
 INPUT_SIGNALS = {
-    "depth": ("valid_share", "p05", "p50", "p95"),
-    "ir": ("p05", "p50", "p95"),
-    "rgb": ("p05", "p50", "p95"),
+    "depth": ("valid_share", "p05", "p50", "p95", "foreground"),
+    "ir": ("p05", "p50", "p95", "foreground"),
+    "rgb": ("p05", "p50", "p95", "foreground"),
 }
 OUTPUT_SIGNALS = ("max_prob", "entropy")
 # Output signals are kept to FP16's precision (its epsilon is ~1e-3): the reference is recorded
@@ -41,6 +46,12 @@ def input_signals(frames: np.ndarray, modality: str) -> dict[str, np.ndarray]:
         q = np.nanpercentile(masked, [5, 50, 95], axis=1)
     q = np.nan_to_num(q, nan=0.0)
     out["p05"], out["p50"], out["p95"] = (q[i].astype(np.float64) for i in range(3))
+    # Half the p05-p95 range: a scale of the frame's own, so gain and offset cancel; a flat
+    # frame (no range) has nothing standing out.
+    half_range = 0.5 * (q[2] - q[0])[:, None]
+    stands_out = valid & (np.abs(x - q[1][:, None]) > half_range) & (half_range > 0)
+    counts = np.maximum(valid.sum(axis=1), 1)
+    out["foreground"] = (stands_out.sum(axis=1) / counts).astype(np.float64)
     return out
 
 
