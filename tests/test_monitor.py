@@ -285,7 +285,6 @@ def test_export_records_reference_statistics(depth_onnx):
         "p05",
         "p50",
         "p95",
-        "foreground",
         "max_prob",
         "entropy",
     }

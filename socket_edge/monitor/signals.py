@@ -7,8 +7,8 @@ valid pixels farther from the frame's median than half its p05-p95 range: how mu
 stands out from its background). The percentiles follow the sensor's response (gain, offset,
 range); ``foreground`` does not move with gain or offset, only with what fills the frame, so it
 tells a moved camera (a mount, a lens, a distance: objects that look smaller or larger) where
-the percentiles may not (an IR camera with automatic gain). Output signals come from the
-logits: ``max_prob`` (the top softmax probability), ``entropy`` (of the softmax, divided by
+the percentiles may not (an IR camera with automatic gain; IR and RGB only). Output signals
+come from the logits: ``max_prob`` (the top softmax probability), ``entropy`` (of the softmax, divided by
 log K so that it lies in [0, 1]) and the predicted class.
 """
 
@@ -17,7 +17,9 @@ from __future__ import annotations
 import numpy as np
 
 INPUT_SIGNALS = {
-    "depth": ("valid_share", "p05", "p50", "p95", "foreground"),
+    # Depth is metric: a moved camera shows in the distances themselves, and ``foreground`` (a
+    # class-dependent object size) only added false alarms with a weak model (RESULTS, monitor).
+    "depth": ("valid_share", "p05", "p50", "p95"),
     "ir": ("p05", "p50", "p95", "foreground"),
     "rgb": ("p05", "p50", "p95", "foreground"),
 }
@@ -46,6 +48,8 @@ def input_signals(frames: np.ndarray, modality: str) -> dict[str, np.ndarray]:
         q = np.nanpercentile(masked, [5, 50, 95], axis=1)
     q = np.nan_to_num(q, nan=0.0)
     out["p05"], out["p50"], out["p95"] = (q[i].astype(np.float64) for i in range(3))
+    if "foreground" not in INPUT_SIGNALS[modality]:
+        return out
     # Half the p05-p95 range: a scale of the frame's own, so gain and offset cancel; a flat
     # frame (no range) has nothing standing out.
     half_range = 0.5 * (q[2] - q[0])[:, None]
