@@ -392,7 +392,7 @@ def _fired(runs: list[dict], top: int = 3) -> str:
     n = sum(r["windows"] for r in runs)
     names = {name for r in runs for name in r.get("fired", {})}
     share = {x: sum(r.get("fired", {}).get(x, 0.0) * r["windows"] for r in runs) / n for x in names}
-    best = sorted(share.items(), key=lambda kv: -kv[1])[:top]
+    best = sorted(share.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
     return ", ".join(f"{name} {100 * v:.0f} %" for name, v in best) or "none"
 
 
@@ -436,7 +436,7 @@ def markdown(results: dict, args) -> str:
         f"{results.get('rate', 30):g} Hz, every frame a test scene of its class (a class's scenes in "
         "shuffled turn, so a 128-frame window holds 128 distinct scenes when the class has that "
         "many), judged in 128-frame windows by the monitor at its defaults: signals (inputs "
-        "`valid_share` (depth), `p05`/`p50`/`p95`, `foreground`; outputs `max_prob`, "
+        "`valid_share` (depth), `p05`/`p50`/`p95`, `foreground` (IR); outputs `max_prob`, "
         "`entropy`) compared with the reference re-weighted to the window's class mix, a window *flagged* below the "
         "per-window level, *drifted* once 2 of the last 3 windows are flagged and show two "
         "different classes (then while windows stay flagged), the level set for 0.1 false "
