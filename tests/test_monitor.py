@@ -193,6 +193,10 @@ def test_foreground_follows_what_fills_the_frame_not_the_gain():
         reports = _verdicts(ref, lambda r, n, i, s=size: _objects(r, n, size=s), windows=10)
         assert (_share(reports[2:]) == 1.0) if drifted else (_share(reports) == 0.0), size
     assert "foreground" in reports[-1].fired
+    # a reference recorded before the foreground signal existed monitors without it
+    del ref["signals"]["foreground"], ref["per_frame"]["signals"]["foreground"]
+    old = _verdicts(ref, lambda r, n, i: _objects(r, n), windows=3)
+    assert "foreground" not in old[-1].signals and "p50" in old[-1].signals
 
 
 def test_correlated_frames_count_for_less(synthetic_reference):

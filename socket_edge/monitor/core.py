@@ -115,8 +115,10 @@ class Monitor:
         frames = self.reference.get("frames") or {}
         self.frame_size = frames.get("frame_size")
         self.image_size = image_size or frames.get("image_size")
-        self._input_names = input_signal_names(self.modality)
-        self._ref = ReweightedReference(self.reference, signal_names(self.reference, True))
+        names = signal_names(self.reference, True)
+        # the input signals this reference has (one recorded by an older version may lack some)
+        self._input_names = tuple(n for n in input_signal_names(self.modality) if n in names)
+        self._ref = ReweightedReference(self.reference, names)
         self._pending: list[tuple[dict[str, float], int, bool, np.ndarray]] = []
         self._flags: list[bool] = []
         self._classes: list[int] = []  # each window's class for the rule (see judge)
