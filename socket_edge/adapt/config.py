@@ -60,7 +60,6 @@ class AdaptConfig:
     joint_batch: bool = False  # one forward (and BatchNorm batch) for target + TI images
     ti_views: int = 4  # augmented views of each TI pair whose source features are cached
     pl_keep_classes: bool = False  # a class with no assigned image keeps its centroid
-    pl_balanced: bool = False  # pseudo-label counts follow the model's soft class shares
     nc_weight: float = 0.0  # neighbourhood consistency (pull towards the K nearest targets)
     nc_neighbours: int = 5
     # adapt warns when a class gets less than this fraction of a uniform share of predictions

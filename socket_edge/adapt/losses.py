@@ -17,7 +17,6 @@ docs/architecture.md ("The adaptation objective") states the formulas and which 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -112,7 +111,6 @@ def centroid_pseudo_labels(
     iterations: int = 1,
     min_share: float = 0.0,
     keep_classes: bool = False,
-    balanced: bool = False,
 ) -> torch.Tensor:
     """SHOT's self-supervised pseudo-labels: nearest class centroid in cosine distance.
 
@@ -121,10 +119,6 @@ def centroid_pseudo_labels(
     Classes predicted for fewer than ``min_share`` of the samples get no centroid. As in SHOT, a
     class that no sample is assigned to loses its centroid, so it can never come back;
     ``keep_classes`` keeps its previous centroid instead (every class stays a candidate label).
-    ``balanced`` makes the last assignment one whose class counts follow the model's own soft
-    class shares (the mean softmax output, which the diversity term keeps spread out) instead
-    of the nearest centroid alone (``balanced_assignment``): a class the hard labels neglect
-    gets the images relatively nearest its centroid.
     """
     f = torch.cat([features.float(), torch.ones_like(features[:, :1])], 1)
     f = F.normalize(f, dim=1)
@@ -142,31 +136,7 @@ def centroid_pseudo_labels(
         distance[:, ~usable] = float("inf")
         labels = distance.argmin(1)
         weights = F.one_hot(labels, logits.shape[1]).float()
-    if balanced:
-        shares = logits.float().softmax(1).mean(0) * usable
-        labels = balanced_assignment(distance, shares / shares.sum())
     return labels
-
-
-@torch.no_grad()
-def balanced_assignment(
-    distance: torch.Tensor, shares: torch.Tensor, epsilon: float = 0.05, iterations: int = 200
-) -> torch.Tensor:
-    """Each row's class under the entropic optimal transport of the rows (equal mass) to the
-    classes (mass ``shares``) at cost ``distance`` (N, C; cosine distances, inf = not allowed):
-    Sinkhorn-Knopp in the log domain, the equipartition of SeLa and SwAV with a given mix.
-    ``epsilon`` is SwAV's (on cosine scores); smaller is closer to an exact assignment."""
-    n, c = distance.shape
-    cost = torch.where(torch.isfinite(distance), distance.double(), torch.tensor(1e6).double())
-    log_k = -cost / epsilon
-    log_rows = torch.full((n,), -math.log(n), dtype=torch.float64, device=distance.device)
-    log_cols = torch.log(shares.double().clamp_min(1e-12))
-    u = torch.zeros(n, dtype=torch.float64, device=distance.device)
-    v = torch.zeros(c, dtype=torch.float64, device=distance.device)
-    for _ in range(iterations):
-        u = log_rows - torch.logsumexp(log_k + v[None, :], dim=1)
-        v = log_cols - torch.logsumexp(log_k + u[:, None], dim=0)
-    return (log_k + v[None, :]).argmax(1)  # u is a per-row constant
 
 
 @torch.no_grad()

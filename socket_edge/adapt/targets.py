@@ -70,9 +70,7 @@ def refresh_targets(
     feats, logits = score_targets(model, dataset, device, group=group)
     labels = neighbour_probs = None
     if weights["pl"] > 0:
-        labels = losses.centroid_pseudo_labels(
-            feats, logits, keep_classes=cfg.pl_keep_classes, balanced=cfg.pl_balanced
-        )
+        labels = losses.centroid_pseudo_labels(feats, logits, keep_classes=cfg.pl_keep_classes)
         labels = distributed.broadcast(labels, group).cpu()
     if weights.get("nc", 0) > 0:
         knn = losses.nearest_neighbours(feats, cfg.nc_neighbours)
