@@ -102,3 +102,20 @@ def test_suite_runs_every_variant_in_two_processes_and_resumes(synth_root, tmp_p
     assert json.loads((tmp_path / "suite.json").read_text()) == after
     assert "nc=nc_weight=1,nc_neighbours=2" in results.read_text()
     assert "--report-only" not in results.read_text()
+
+
+def test_the_default_columns_name_its_weakest_class_against_the_oracle():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from adaptation_suite import weakest
+
+    def run(rms: dict, oracle: dict | None = None) -> dict:
+        cell = {"per_class": {"rms": rms}, **({"oracle_per_class": oracle} if oracle else {})}
+        return {"depth": cell}
+
+    runs = [run({"cone": 0.2, "cube": 0.9}), run({"cone": 0.4, "cube": 0.8})]
+    assert weakest(runs, "depth") == "cone 30 (2 seeds)"  # mean over the seeds
+    assert weakest([{"depth": {}}], "depth") == "-"  # nothing recorded
+    runs = [run({"cone": 0.4, "cube": 0.9}, {"cone": 0.9, "cube": 0.95})]
+    assert weakest(runs, "depth") == "cone 40 (1 seed; below half the oracle's 90)"
+    runs = [run({"cone": 0.5, "cube": 0.9}, {"cone": 0.9, "cube": 0.95})]
+    assert weakest(runs, "depth").endswith("(1 seed; above half the oracle's 90)")
