@@ -119,8 +119,10 @@ def adapt(
     cfg = config or AdaptConfig()
     source, out = Path(source), Path(out)
     init = Path(init) if init is not None else None
+    # Before joining: a process that raised while another was still connecting made that one
+    # fail with the transport's error (gloo "Connection closed by peer") instead of this line.
+    _check_batches(cfg, distributed.group_from_env())
     with distributed.joined(cfg.device, on_failure=lambda: resume_hint(out)) as (group, device):
-        _check_batches(cfg, group)
         ckpts = read_checkpoints(source, modality, init, encoding)
         meta = ckpts.meta
         seed_everything(cfg.seed)
