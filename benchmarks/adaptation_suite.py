@@ -480,7 +480,7 @@ def table(raw: dict) -> str:
         lines += ["", "Stopped by the divergence guard (no model written):", ""]
         lines += [f"- {d}" for d in diverged]
     lines += rule_summary(raw)
-    if "rms" in candidates:
+    if DEFAULT in candidates:
         lines += [
             "",
             "`rms` (`bn_scale=rms`) is what the default method, `socket-rms`, runs (the `default` "

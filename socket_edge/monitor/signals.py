@@ -7,8 +7,8 @@ valid pixels farther from the frame's median than half its p05-p95 range: how mu
 stands out from its background). The percentiles follow the sensor's response (gain, offset,
 range); ``foreground`` does not move with gain or offset, only with what fills the frame, so it
 tells a moved camera (a mount, a lens, a distance: objects that look smaller or larger) where
-the percentiles may not (an IR camera with automatic gain; IR only). Output signals
-come from the logits: ``max_prob`` (the top softmax probability), ``entropy`` (of the softmax, divided by
+the percentiles may not (an IR camera with automatic gain; IR only). Output signals come from
+the logits: ``max_prob`` (the top softmax probability), ``entropy`` (of the softmax, divided by
 log K so that it lies in [0, 1]) and the predicted class.
 """
 
