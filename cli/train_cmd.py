@@ -123,8 +123,8 @@ def adapt(
         Method | None,
         typer.Option(
             "--method",
-            help="socket-rms (default: SOCKET with the scale-free BN term), socket (as "
-            "published), shot or source-only.",
+            help="socket-rms (default: SOCKET with the scale-free BN term, the backbone at the "
+            "full learning rate and TI weight 1), socket (as published), shot or source-only.",
         ),
     ] = None,
     epochs: Annotated[
@@ -138,8 +138,14 @@ def adapt(
             help="Target images per step; under torchrun, of all processes together.",
         ),
     ] = None,
-    lr: Annotated[
-        float | None, typer.Option("--lr", help="Bottleneck learning rate (backbone 0.1x).")
+    lr: Annotated[float | None, typer.Option("--lr", help="Bottleneck learning rate.")] = None,
+    backbone_lr_mult: Annotated[
+        float | None,
+        typer.Option(
+            "--backbone-lr-mult",
+            min=0,
+            help="Backbone learning rate as a multiple of --lr (socket-rms 1, published 0.1).",
+        ),
     ] = None,
     pl_weight: Annotated[
         float | None, typer.Option("--pl-weight", help="a: pseudo-label loss weight.")
@@ -151,7 +157,10 @@ def adapt(
         float | None, typer.Option("--bn-weight", help="c: BatchNorm moment matching weight.")
     ] = None,
     ti_weight: Annotated[
-        float | None, typer.Option("--ti-weight", help="d: TI feature alignment weight.")
+        float | None,
+        typer.Option(
+            "--ti-weight", help="d: TI feature alignment weight (socket-rms 1, published 0.5)."
+        ),
     ] = None,
     bn_scale: Annotated[
         BNScale | None,

@@ -106,10 +106,10 @@ def test_suite_runs_every_variant_in_two_processes_and_resumes(synth_root, tmp_p
 
 def test_the_default_columns_name_its_weakest_class_against_the_oracle():
     sys.path.insert(0, str(REPO / "benchmarks"))
-    from adaptation_suite import weakest
+    from adaptation_suite import DEFAULT, weakest
 
     def run(rms: dict, oracle: dict | None = None) -> dict:
-        cell = {"per_class": {"rms": rms}, **({"oracle_per_class": oracle} if oracle else {})}
+        cell = {"per_class": {DEFAULT: rms}, **({"oracle_per_class": oracle} if oracle else {})}
         return {"depth": cell}
 
     runs = [run({"cone": 0.2, "cube": 0.9}), run({"cone": 0.4, "cube": 0.8})]
@@ -119,3 +119,6 @@ def test_the_default_columns_name_its_weakest_class_against_the_oracle():
     assert weakest(runs, "depth") == "cone 40 (1 seed; below half the oracle's 90)"
     runs = [run({"cone": 0.5, "cube": 0.9}, {"cone": 0.9, "cube": 0.95})]
     assert weakest(runs, "depth").endswith("(1 seed; above half the oracle's 90)")
+    # Against the oracle, the class furthest below its own figure, not the lowest one.
+    runs = [run({"cone": 0.5, "cube": 0.45}, {"cone": 0.6, "cube": 0.95})]
+    assert weakest(runs, "depth") == "cube 45 (1 seed; below half the oracle's 95)"

@@ -122,15 +122,35 @@ def test_robust_settings_adapt_and_score_without_labels(synth_root, source_ckpt,
     assert got["rankme"] >= 1.0 and 0.0 <= got["prediction_balance"] <= 1.0
 
 
-def test_default_method_uses_the_scale_free_bn_term_and_socket_stays_as_published():
-    """socket-rms (the default) scales the BN-moment term per channel; socket keeps the
-    published sum; an explicit --bn-scale wins over either; the settings record what ran."""
+def test_default_method_departs_in_three_settings_and_socket_stays_as_published():
+    """socket-rms (the default) scales the BN-moment term per channel, trains the backbone at the
+    bottleneck's learning rate and weighs the TI term 1; socket and shot keep the published sum,
+    0.1 and 0.5; an explicit setting wins over either; the optimizer and the recorded settings
+    use what is in effect."""
+    from socket_edge.adapt.loop import _optimizer
+    from socket_edge.data.encoding import default_encoding
+    from socket_edge.models.network import SocketNet
+
     default = AdaptConfig()
-    assert (default.method, default.bn_term_scale) == ("socket-rms", "rms")
+    assert default.method == "socket-rms"
+    assert (default.bn_term_scale, default.backbone_rate, default.effective_weights()["ti"]) == (
+        "rms", 1.0, 1.0,
+    )  # fmt: skip
     published = default.with_overrides(method="socket")
-    assert published.bn_term_scale == "sum" and published.to_dict()["bn_scale"] == "sum"
+    assert (published.bn_term_scale, published.backbone_rate) == ("sum", 0.1)
+    assert published.to_dict()["bn_scale"] == "sum"
+    assert (
+        published.to_dict()["backbone_lr_mult"] == 0.1 and published.to_dict()["ti_weight"] == 0.5
+    )
+    assert AdaptConfig(method="shot").backbone_rate == 0.1
     assert AdaptConfig(bn_scale="sum").bn_term_scale == "sum"
     assert AdaptConfig(method="socket", bn_scale="rms").to_dict()["bn_scale"] == "rms"
-    assert default.effective_weights() == published.effective_weights()
+    assert AdaptConfig(backbone_lr_mult=0.3).backbone_rate == 0.3
+    assert AdaptConfig(ti_weight=0.5).effective_weights() == published.effective_weights()
+    model = SocketNet("resnet18", 3, default_encoding("depth"))
+    for cfg, rate in ((default, 1.0), (AdaptConfig(method="shot"), 0.1)):
+        assert [g["lr_mult"] for g in _optimizer(model, cfg).param_groups] == [rate, 1.0]
     with pytest.raises(SocketEdgeError, match="unknown bn_scale 'l1'"):
         AdaptConfig(bn_scale="l1")
+    with pytest.raises(SocketEdgeError, match="backbone_lr_mult"):
+        AdaptConfig(backbone_lr_mult=-1.0)

@@ -7,10 +7,11 @@ partners' source features were computed once, before training: ``ti_cache``):
 
 (the terms and which choices are the paper's: docs/architecture.md, "The adaptation objective").
 
-The classifier is frozen; the backbone trains at 0.1x the learning rate of the bottleneck; the
-learning rate follows lr * (1 + 10 p)^-0.75 over the run (p = progress in [0, 1]). As published,
-the target batch and the TI batch pass through the model separately, so that BatchNorm normalises
-the target images with their own statistics; hooks collect the BN moments of the target pass
+The classifier is frozen; the backbone trains at a multiple of the bottleneck's learning rate
+(published 0.1x, socket-rms 1x: ``AdaptConfig.backbone_rate``); the learning rate follows
+lr * (1 + 10 p)^-0.75 over the run (p = progress in [0, 1]). As published, the target batch and
+the TI batch pass through the model separately, so that BatchNorm normalises the target images
+with their own statistics; hooks collect the BN moments of the target pass
 (``joint_batch``: a single pass over both, so that BatchNorm normalises target and TI images
 together; off by default). Every epoch refreshes the pseudo-labels (``targets``); ``entry.adapt``
 drives the epochs, writing a resumable state file and one log line after each (``resume``).
@@ -123,7 +124,7 @@ class Run:
         )
 
     def set_lr(self, step: int) -> None:
-        """The published schedule: lr * (1 + 10 p)^-0.75, backbone at lr_mult (0.1x)."""
+        """The published schedule: lr * (1 + 10 p)^-0.75, the backbone at its ``lr_mult``."""
         factor = (1 + 10 * step / self.total_steps) ** -0.75
         for group in self.optimizer.param_groups:
             group["lr"] = self.cfg.lr * group["lr_mult"] * factor
@@ -256,10 +257,10 @@ def _training_forward(
 
 
 def _optimizer(model: SocketNet, cfg: AdaptConfig) -> torch.optim.SGD:
-    """SGD over backbone (at ``backbone_lr_mult``) and bottleneck; the classifier stays frozen."""
+    """SGD over backbone (at ``backbone_rate``) and bottleneck; the classifier stays frozen."""
     return torch.optim.SGD(
         [
-            {"params": list(model.backbone.parameters()), "lr_mult": cfg.backbone_lr_mult},
+            {"params": list(model.backbone.parameters()), "lr_mult": cfg.backbone_rate},
             {"params": list(model.bottleneck.parameters()), "lr_mult": 1.0},
         ],
         lr=cfg.lr,
