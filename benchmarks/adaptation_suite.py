@@ -547,6 +547,12 @@ def main() -> None:
     p.add_argument("--results", type=Path, default=None, help="default: benchmarks/RESULTS.md")
     p.add_argument("--no-write", action="store_true", help="print, do not touch RESULTS.md")
     p.add_argument(
+        "--section",
+        default="adaptation_suite",
+        help="RESULTS.md section to write (another for exploratory candidates)",
+    )
+    p.add_argument("--preface", default="", help="a paragraph under the section's heading")
+    p.add_argument(
         "--report-only",
         action="store_true",
         help="run nothing: write the table of the cells the JSON holds (a suite still running)",
@@ -667,15 +673,19 @@ def main() -> None:
 
 def _report(raw: dict, args) -> None:
     """Print the table (and write it to RESULTS.md unless --no-write)."""
+    text = table(raw)
+    if args.preface:  # a paragraph under the heading: what the table was run for
+        heading, rest = text.split("\n", 1)
+        text = f"{heading}\n\n{args.preface}\n{rest}"
     text = (
-        table(raw)
+        text
         + "\n\nCommand: `python benchmarks/adaptation_suite.py "
         + raw.get("command", " ".join(sys.argv[1:]))
         + "`"
     )
     print(text)
     if not args.no_write:
-        update_section("adaptation_suite", text, *([args.results] if args.results else []))
+        update_section(args.section, text, *([args.results] if args.results else []))
 
 
 if __name__ == "__main__":
