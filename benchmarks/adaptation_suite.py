@@ -330,6 +330,10 @@ def run_all(fn, items: list, jobs: int, on_done=None) -> list:
 VALIDATOR = "rankme"  # the label-free rule: highest mean RankMe (socket_edge.adapt.validators)
 
 
+def seeds(n: int) -> str:
+    return f"{n} seed{'s' if n != 1 else ''}"
+
+
 def _mean_of(runs: list[dict], modality: str, label: str, key: str | None = None) -> float | None:
     """Mean top-1 (or validator ``key``) of ``label`` over ``runs``; None if any run lacks it
     or diverged."""
@@ -344,13 +348,16 @@ def _mean_of(runs: list[dict], modality: str, label: str, key: str | None = None
 
 
 def best(runs: list[dict], modality: str, candidates: list[str], key: str | None = None) -> str:
-    """The candidate with the highest mean top-1 (``key``: label-free score), as 'label (top-1)'."""
-    means = {c: _mean_of(runs, modality, c, key) for c in candidates}
+    """The candidate with the highest mean top-1 (``key``: label-free score), as 'label (top-1)',
+    over the seeds every candidate ran (a candidate added later is compared seed for seed)."""
+    common = [r for r in runs if all(c in r.get(modality, {}) for c in candidates)]
+    means = {c: _mean_of(common, modality, c, key) for c in candidates}
     means = {c: v for c, v in means.items() if v is not None}
     if not means:
         return "-"
     label = max(means, key=means.__getitem__)
-    return f"{label} ({100 * _mean_of(runs, modality, label):.1f})"
+    fewer = f", {seeds(len(common))}" if len(common) < len(runs) else ""
+    return f"{label} ({100 * _mean_of(common, modality, label):.1f}{fewer})"
 
 
 def rule_summary(raw: dict) -> list[str]:
@@ -399,7 +406,7 @@ def weakest(runs: list[dict], m: str, method: str = DEFAULT) -> str:
     oracles = [r[m]["oracle_per_class"] for r in runs if r[m].get("oracle_per_class")]
     oracle = {c: statistics.mean(o[c] for o in oracles) for c in means} if oracles else None
     name = min(means, key=lambda c: means[c] / oracle[c] if oracle else means[c])
-    note = f"{len(recorded)} seed{'s' if len(recorded) > 1 else ''}"
+    note = seeds(len(recorded))
     if oracle:
         half = oracle[name] / 2
         side = "below" if means[name] < half else "above"
@@ -450,18 +457,25 @@ def table(raw: dict) -> str:
                 if None in vals:  # stopped by the divergence guard: no model to score
                     return f"diverged ({vals.count(None)} of {len(vals)})"
                 sd = f" ± {100 * statistics.stdev(vals):.1f}" if len(vals) > 1 else ""
-                return f"{100 * statistics.mean(vals):.1f}{sd}"
+                fewer = f" ({seeds(len(vals))})" if len(vals) < len(have) else ""
+                return f"{100 * statistics.mean(vals):.1f}{sd}{fewer}"
 
-            def mean(key: str, have=have, m=m) -> float:
-                vals = [r[m].get(key) for r in have]  # (no oracle yet: an unfinished run)
+            def mean(key: str, runs: list[dict], m=m) -> float:
+                vals = [r[m].get(key) for r in runs]  # (no oracle yet: an unfinished run)
                 return float("nan") if None in vals else statistics.mean(vals)
 
-            gap = mean("oracle") - mean("source-only")
             rgb = statistics.mean(r["source_val"] for r in have)
             figures = []
             for method in ("SOCKET", DEFAULT):
-                closed = (mean(method) - mean("source-only")) / gap if gap > 0 else float("nan")
-                edge = 100 * (mean(method) - mean("SHOT"))
+                # over the seeds the method ran, seed for seed with the baselines
+                ran = [r for r in have if method in r[m]] or have
+                gap = mean("oracle", ran) - mean("source-only", ran)
+                closed = (
+                    (mean(method, ran) - mean("source-only", ran)) / gap
+                    if gap > 0
+                    else float("nan")
+                )
+                edge = 100 * (mean(method, ran) - mean("SHOT", ran))
                 figures += [
                     "-" if math.isnan(edge) else f"{edge:+.1f}",
                     "-" if math.isnan(closed) else f"{100 * closed:.0f}%",

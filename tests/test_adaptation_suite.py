@@ -122,3 +122,18 @@ def test_the_default_columns_name_its_weakest_class_against_the_oracle():
     # Against the oracle, the class furthest below its own figure, not the lowest one.
     runs = [run({"cone": 0.5, "cube": 0.45}, {"cone": 0.6, "cube": 0.95})]
     assert weakest(runs, "depth") == "cube 45 (1 seed; below half the oracle's 95)"
+
+
+def test_a_candidate_added_later_is_compared_seed_for_seed():
+    """A candidate run on fewer seeds than the others is compared on the seeds it ran, and its
+    column says how many: a mean over other seeds would compare different data."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from adaptation_suite import best
+
+    runs = [
+        {"seed": 0, "depth": {"old": 0.30}},  # a hard seed the new candidate did not run
+        {"seed": 1, "depth": {"old": 0.60, "new": 0.65}},
+        {"seed": 2, "depth": {"old": 0.62, "new": 0.67}},
+    ]
+    assert best(runs, "depth", ["old", "new"]) == "new (66.0, 2 seeds)"
+    assert best(runs[1:], "depth", ["old", "new"]) == "new (66.0)"
