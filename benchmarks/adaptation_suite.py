@@ -350,8 +350,9 @@ def _mean_of(runs: list[dict], modality: str, label: str, key: str | None = None
 def best(runs: list[dict], modality: str, candidates: list[str], key: str | None = None) -> str:
     """The candidate with the highest mean top-1 (``key``: label-free score), as 'label (top-1)',
     over the seeds every candidate ran (a candidate added later is compared seed for seed)."""
-    common = [r for r in runs if all(c in r.get(modality, {}) for c in candidates)]
-    means = {c: _mean_of(common, modality, c, key) for c in candidates}
+    ran = [c for c in candidates if any(c in r.get(modality, {}) for r in runs)]
+    common = [r for r in runs if all(c in r.get(modality, {}) for c in ran)]
+    means = {c: _mean_of(common, modality, c, key) for c in ran}
     means = {c: v for c, v in means.items() if v is not None}
     if not means:
         return "-"

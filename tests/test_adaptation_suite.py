@@ -137,3 +137,5 @@ def test_a_candidate_added_later_is_compared_seed_for_seed():
     ]
     assert best(runs, "depth", ["old", "new"]) == "new (66.0, 2 seeds)"
     assert best(runs[1:], "depth", ["old", "new"]) == "new (66.0)"
+    # A candidate that ran on none of this cell's seeds leaves the others compared as before.
+    assert best(runs[1:], "depth", ["old", "new", "elsewhere"]) == "new (66.0)"
