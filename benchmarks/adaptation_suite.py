@@ -5,7 +5,8 @@ The variants are robot-sized (what a team collects in an afternoon), subsets of 
 `socket-edge synth` folder, linked, not copied:
 
 - base:         300 RGB images per class (source), 200 unlabelled target images per class,
-                400 TI pairs (50 per TI class).
+                400 TI pairs (50 per TI class), and 200 more TI pairs held out of adaptation for
+                the label-free rule.
 - weak-source:  the same data, the source trained for --weak-steps updates only (~50-60% RGB val).
 - ti-unlike:    base, with 400 TI pairs of objects unlike the task (thin, flat, open shapes:
                 `--ti-shapes unlike`, 100 per TI class).
@@ -16,8 +17,9 @@ Sources and oracles are shared wherever their data are: one source per source se
 serves base, ti-unlike and imbalanced), one oracle per target set, trained with seed 0 only.
 Every source trains with train-source's defaults (a step budget), every oracle with the same
 trainer on the labelled target images. Test splits are the built-in ones. Target labels are used
-only to score: each adapted model also gets label-free scores on the unlabelled target images
-(`validators`), and the label-free rule (the highest mean RankMe) picks among the candidates.
+only to score: each adapted model also gets label-free scores (`validators`) on the unlabelled
+target images and on the held-out TI pairs, and the label-free rule (the highest mean agreement
+with the source model on the held-out pairs) picks among the candidates.
 
 Cost on a 2-core AVX-512 CPU, one thread per process, --jobs 2 (seed 0 measured; the rest
 estimated from it): a source or oracle ~30 min (3,000 steps of 32), a SHOT run ~6 min and a SOCKET
@@ -50,7 +52,7 @@ from results import machine_line, update_section  # noqa: E402
 
 VARIANTS = ("base", "weak-source", "ti-unlike", "imbalanced", "today")
 # Robot size: images per class of the source and the target set, TI pairs in all.
-ROBOT = {"source": 300, "target": 200, "ti_pairs": 400}
+ROBOT = {"source": 300, "target": 200, "ti_pairs": 400, "held_out_pairs": 200}
 BASELINES = ("source-only", "SHOT", "SOCKET")
 DEFAULT = "rms-lr1-ti1"  # the candidate that `adapt`'s default method (socket-rms) runs
 
@@ -74,24 +76,24 @@ def link_subset(src: Path, dst: Path, per_class: int | None, first_ratio: int = 
     return dst
 
 
-def link_pairs(src: Path, dst: Path, modality: str, per_ti_class: int) -> Path:
-    """The first ``per_ti_class`` TI pairs of each TI class (stems are CLASS_INDEX)."""
+def link_pairs(src: Path, dst: Path, modality: str, per_ti_class: int, start: int = 0) -> Path:
+    """TI pairs ``start`` to ``start + per_ti_class`` of each TI class (stems are CLASS_INDEX)."""
     if dst.exists():
         return dst
     tmp = dst.with_name(dst.name + ".tmp")
     for side in ("rgb", modality):
         (tmp / side).mkdir(parents=True, exist_ok=True)
         for f in sorted((src / side).iterdir()):
-            if int(f.stem.rsplit("_", 1)[1]) < per_ti_class:
+            if start <= int(f.stem.rsplit("_", 1)[1]) < start + per_ti_class:
                 (tmp / side / f.name).symlink_to(f.resolve())
     tmp.rename(dst)
     return dst
 
 
-def _per_ti_class(synth_root: Path) -> int:
-    """TI pairs per TI class that make ROBOT's pairs in all."""
+def _per_ti_class(synth_root: Path, pairs: int) -> int:
+    """TI pairs per TI class that make ``pairs`` in all."""
     classes = json.loads((synth_root / "synth.json").read_text())["ti_classes"]
-    return max(1, ROBOT["ti_pairs"] // len(classes))
+    return max(1, pairs // len(classes))
 
 
 def _unlike_synth(data: Path, work: Path) -> Path:
@@ -106,8 +108,11 @@ def _unlike_synth(data: Path, work: Path) -> Path:
     return unlike
 
 
-def variant_data(name: str, data: Path, work: Path, modality: str) -> dict[str, Path]:
-    """Folders of one variant: source train/val, target train, TI pairs, target test."""
+def variant_data(
+    name: str, data: Path, work: Path, modality: str, sizes: dict[str, int] = ROBOT
+) -> dict[str, Path]:
+    """Folders of one variant: source train/val, target train, TI pairs, target test, and (robot
+    variants, where the data have them) TI pairs held out of adaptation."""
     if name not in VARIANTS:
         raise SystemExit(f"unknown variant {name!r} (choose from {', '.join(VARIANTS)})")
     d = {
@@ -120,22 +125,28 @@ def variant_data(name: str, data: Path, work: Path, modality: str) -> dict[str, 
     if name == "today":
         return d
     robot = work / "data" / "robot"
-    d["source_train"] = link_subset(d["source_train"], robot / "source_train", ROBOT["source"])
+    d["source_train"] = link_subset(d["source_train"], robot / "source_train", sizes["source"])
     if name == "imbalanced":
         # the first class: every image the data has (up to 4x robot size); the others a quarter
         first = sorted(p for p in d["target"].iterdir() if p.is_dir())[0]
-        per = min(4 * ROBOT["target"], len(list(first.iterdir()))) // 4
+        per = min(4 * sizes["target"], len(list(first.iterdir()))) // 4
         d["target"] = link_subset(d["target"], robot / f"{modality}_target_imbalanced", per, 4)
     else:
-        d["target"] = link_subset(d["target"], robot / f"{modality}_target", ROBOT["target"])
+        d["target"] = link_subset(d["target"], robot / f"{modality}_target", sizes["target"])
     unlike = name == "ti-unlike"
     pairs_from = _unlike_synth(data, work) if unlike else data
-    d["paired"] = link_pairs(
+    name = f"{modality}_paired{'_unlike' if unlike else ''}"
+    per = _per_ti_class(pairs_from, sizes["ti_pairs"])
+    d["paired"] = link_pairs(pairs_from / modality / "paired", robot / name, modality, per)
+    held_out = link_pairs(
         pairs_from / modality / "paired",
-        robot / f"{modality}_paired{'_unlike' if unlike else ''}",
+        robot / f"{name}_held_out",
         modality,
-        _per_ti_class(pairs_from),
+        _per_ti_class(pairs_from, sizes["held_out_pairs"]),
+        start=per,
     )
+    if any((held_out / "rgb").iterdir()):  # none where the data have no pairs beyond these
+        d["held_out"] = held_out
     return d
 
 
@@ -211,7 +222,7 @@ def plan(args, variants: list[str], seeds: list[int]) -> tuple[list[Training], l
             if variant == "today" and seed != seeds[0]:
                 continue
             for m in args.modalities:
-                d = variant_data(variant, args.data, args.work, m)
+                d = variant_data(variant, args.data, args.work, m, args.sizes)
                 steps = args.weak_steps if variant == "weak-source" else args.train_steps
                 src = args.work / f"source-{source_key(variant)}-s{seed}.pt"
                 trainings.setdefault(
@@ -252,7 +263,6 @@ def run_cell(cell: Cell, args, candidates: dict[str, dict]) -> dict:
     and with the label-free validators on the (unlabelled) target images; what ``cell.previous``
     holds is kept. The source and oracle are scored once, by their training jobs."""
     from socket_edge.adapt import AdaptConfig, adapt
-    from socket_edge.adapt.validators import score_checkpoint
     from socket_edge.evaluate import evaluate_artifact
     from socket_edge.guard import DivergenceError
 
@@ -264,7 +274,7 @@ def run_cell(cell: Cell, args, candidates: dict[str, dict]) -> dict:
     for label, (method, overrides) in methods.items():
         if label in res and (res[label] is None or label in res["validators"]):
             continue
-        path = args.work / f"{cell.variant}-{m}-{re.sub(r'[^A-Za-z0-9.-]+', '_', label)}-s{seed}.pt"
+        path = adapted_path(args.work, cell.variant, m, label, seed)
         if not path.exists():
             cfg = AdaptConfig(
                 method=method, epochs=args.epochs, seed=seed, device=args.device, **overrides
@@ -282,9 +292,51 @@ def run_cell(cell: Cell, args, candidates: dict[str, dict]) -> dict:
         result = evaluate_artifact(path, d["test"], show_progress=False)
         res[label] = result.top1
         res.setdefault("per_class", {})[label] = result.per_class
-        res["validators"][label] = score_checkpoint(path, d["target"], args.device)
+        res["validators"][label] = label_free_scores(path, cell.source, d, args.device)
         print(f"{cell.variant} seed {seed} {m} {label}: {res[label]:.3f}", flush=True)
     return res
+
+
+def adapted_path(work: Path, variant: str, modality: str, label: str, seed: int) -> Path:
+    return work / f"{variant}-{modality}-{re.sub(r'[^A-Za-z0-9.-]+', '_', label)}-s{seed}.pt"
+
+
+def label_free_scores(path: Path, source: Path, folders: dict[str, Path], device) -> dict:
+    """The validators of one adapted model: on its unlabelled target images and, where the
+    variant holds TI pairs out, its agreement with the source model on them."""
+    from socket_edge.adapt.validators import score_checkpoint, score_pairs
+
+    got = score_checkpoint(path, folders["target"], device)
+    if "held_out" in folders:
+        got |= score_pairs(path, source, folders["held_out"], device)
+    return got
+
+
+def rescore(raw: dict, args) -> int:
+    """Add the held-out-pair validators to the cells the JSON holds, from the adapted models
+    and sources still on disk (runs from before the held-out pairs); returns how many."""
+    from socket_edge.adapt.validators import score_pairs
+
+    added = 0
+    for run in raw["runs"]:
+        source = args.work / f"source-{source_key(run['variant'])}-s{run['seed']}.pt"
+        for m in raw["modalities"]:
+            validators = run.get(m, {}).get("validators", {})
+            if not validators or not source.exists():
+                continue
+            held_out = variant_data(run["variant"], args.data, args.work, m, args.sizes)
+            for label, scores in validators.items():
+                path = adapted_path(args.work, run["variant"], m, label, run["seed"])
+                if VALIDATOR in scores or not path.exists() or "held_out" not in held_out:
+                    continue
+                scores |= score_pairs(path, source, held_out["held_out"], args.device)
+                added += 1
+                print(
+                    f"{run['variant']} seed {run['seed']} {m} {label} on the held-out pairs: "
+                    f"agreement {scores[VALIDATOR]:.3f}",
+                    flush=True,
+                )
+    return added
 
 
 def _worker_init(jobs: int) -> None:
@@ -327,7 +379,10 @@ def run_all(fn, items: list, jobs: int, on_done=None) -> list:
         return results
 
 
-VALIDATOR = "rankme"  # the label-free rule: highest mean RankMe (socket_edge.adapt.validators)
+# The label-free rule: the highest mean agreement with the source model on the held-out TI pairs
+# (socket_edge.adapt.validators). RankMe, the rule before it, is reported beside it.
+VALIDATOR = "ti_agreement"
+EARLIER_VALIDATOR = "rankme"
 
 
 def seeds(n: int) -> str:
@@ -347,11 +402,17 @@ def _mean_of(runs: list[dict], modality: str, label: str, key: str | None = None
     return statistics.mean(vals) if vals else None
 
 
+def _has(run: dict, modality: str, label: str, key: str | None) -> bool:
+    res = run.get(modality, {})
+    return label in res if key is None else key in res.get("validators", {}).get(label, {})
+
+
 def best(runs: list[dict], modality: str, candidates: list[str], key: str | None = None) -> str:
     """The candidate with the highest mean top-1 (``key``: label-free score), as 'label (top-1)',
-    over the seeds every candidate ran (a candidate added later is compared seed for seed)."""
-    ran = [c for c in candidates if any(c in r.get(modality, {}) for r in runs)]
-    common = [r for r in runs if all(c in r.get(modality, {}) for c in ran)]
+    over the seeds on which every candidate has it (a candidate added later, or a score added
+    later, is compared seed for seed)."""
+    ran = [c for c in candidates if any(_has(r, modality, c, key) for r in runs)]
+    common = [r for r in runs if all(_has(r, modality, c, key) for c in ran)]
     means = {c: _mean_of(common, modality, c, key) for c in ran}
     means = {c: v for c, v in means.items() if v is not None}
     if not means:
@@ -361,18 +422,22 @@ def best(runs: list[dict], modality: str, candidates: list[str], key: str | None
     return f"{label} ({100 * _mean_of(common, modality, label):.1f}{fewer})"
 
 
-def rule_summary(raw: dict) -> list[str]:
-    """The label-free rule's choice over every finished cell, beside the label-chosen best.
+RULES = {
+    VALIDATOR: "agreement with the source model on the held-out TI pairs (%)",
+    EARLIER_VALIDATOR: "RankMe on the unlabelled target images (the earlier rule)",
+}
+
+
+def rule_summary(raw: dict, validator: str = VALIDATOR) -> list[str]:
+    """A label-free rule's choice over every finished cell, beside the label-chosen best.
 
     A candidate that diverged in any cell is out (a default must never diverge); the rest are
-    compared on the cells where all of them finished."""
+    compared on the cells where all of them have the rule's score."""
     cells = [(r, m) for r in raw["runs"] for m in raw["modalities"] if m in r]
     labels = [m for m in raw["methods"] if m not in BASELINES]
     out = [c for c in labels if any(c in r[m].get("diverged", {}) for r, m in cells)]
     candidates = [c for c in labels if c not in out]
-    complete = [
-        (r, m) for r, m in cells if all(r[m].get("validators", {}).get(c) for c in candidates)
-    ]
+    complete = [(r, m) for r, m in cells if all(_has(r, m, c, validator) for c in candidates)]
     if not candidates or not complete:
         return []
 
@@ -381,17 +446,19 @@ def rule_summary(raw: dict) -> list[str]:
             r[m]["validators"][label][key] if key else r[m][label] for r, m in complete
         )
 
-    by_rule = max(candidates, key=lambda c: over_cells(c, VALIDATOR))
+    scale = 100 if validator == VALIDATOR else 1  # a share, shown in %
+    by_rule = max(candidates, key=lambda c: over_cells(c, validator))
     by_labels = max(candidates, key=lambda c: over_cells(c, None))
     scores = ", ".join(
-        f"{c} {over_cells(c, VALIDATOR):.1f} ({100 * over_cells(c, None):.1f}%)" for c in candidates
+        f"{c} {scale * over_cells(c, validator):.1f} ({100 * over_cells(c, None):.1f}%)"
+        for c in candidates
     )
     dropped = f" Out, for diverging: {', '.join(out)}." if out else ""
     return [
         "",
-        f"Label-free rule over the {len(complete)} cells where every candidate finished: the "
-        f"candidate with the highest mean {VALIDATOR} on the unlabelled target images is "
-        f"**{by_rule}**; by test labels (reporting only) **{by_labels}**. Mean {VALIDATOR} "
+        f"Label-free rule ({validator}) over the {len(complete)} cells where every candidate has "
+        f"it: the candidate with the highest mean {RULES.get(validator, validator)} is "
+        f"**{by_rule}**; by test labels (reporting only) **{by_labels}**. Mean {validator} "
         f"(mean top-1): {scores}.{dropped}",
     ]
 
@@ -425,8 +492,8 @@ def table(raw: dict) -> str:
         f"top-1 (%) on each variant's target test split, mean ± std over the seeds run; "
         f"{raw['epochs']} adaptation epochs; source and oracle with train-source's defaults. "
         "`best (labels)` is the best candidate column by mean top-1 (chosen with labels: "
-        f"reporting only); `rule's pick` the candidate with the highest mean {VALIDATOR} on the "
-        "unlabelled target images (the label-free rule), with its top-1; "
+        f"reporting only); `rule's pick` the candidate with the highest mean "
+        f"{RULES[VALIDATOR]} (the label-free rule), with its top-1; "
         "gap closed = (SOCKET - source-only) / (oracle - source-only); the `default` columns "
         f"say the same of `{DEFAULT}` (what `adapt` runs by default), with its weakest class "
         "(mean per-class top-1 over the seeds that recorded it; against half the oracle's own "
@@ -496,7 +563,7 @@ def table(raw: dict) -> str:
     if diverged:
         lines += ["", "Stopped by the divergence guard (no model written):", ""]
         lines += [f"- {d}" for d in diverged]
-    lines += rule_summary(raw)
+    lines += rule_summary(raw) + rule_summary(raw, EARLIER_VALIDATOR)
     if DEFAULT in candidates:
         lines += [
             "",
@@ -554,6 +621,24 @@ def main() -> None:
     )
     p.add_argument("--device", default=None)
     p.add_argument(
+        "--ti-pairs",
+        type=int,
+        default=ROBOT["ti_pairs"],
+        help="TI pairs in all that a robot-sized variant adapts with",
+    )
+    p.add_argument(
+        "--held-out-pairs",
+        type=int,
+        default=ROBOT["held_out_pairs"],
+        help="TI pairs in all held out of adaptation for the label-free rule",
+    )
+    p.add_argument(
+        "--rescore",
+        action="store_true",
+        help="run nothing new: add the held-out-pair scores to the cells the JSON holds, from "
+        "the models on disk, then write the table",
+    )
+    p.add_argument(
         "--retrain",
         action="store_true",
         help="train the oracles again even where the JSON holds their figures",
@@ -575,6 +660,7 @@ def main() -> None:
     args = p.parse_args()
     os.environ.setdefault("SOCKET_EDGE_PROGRESS", "0")
     args.modalities = args.modalities.split(",")
+    args.sizes = ROBOT | {"ti_pairs": args.ti_pairs, "held_out_pairs": args.held_out_pairs}
     candidates = dict(parse_candidate(c) for c in args.candidate)
     args.oracle = {
         k: float(v) / 100 for k, _, v in (x.partition("=") for x in args.oracle.split(",") if x)
@@ -602,8 +688,13 @@ def main() -> None:
         old = json.loads(args.json_out.read_text())
         if all(old.get(k) == raw[k] for k in ("epochs", "train_steps", "modalities")):
             raw["runs"] = old["runs"]
-    if args.report_only:  # the JSON as it stands: its methods, machine and settings
-        _report(json.loads(args.json_out.read_text()), args)
+    if args.report_only or args.rescore:  # the JSON as it stands: its methods, machine, settings
+        old = json.loads(args.json_out.read_text())
+        if args.rescore and rescore(old, args):
+            tmp = args.json_out.with_name(args.json_out.name + ".tmp")
+            tmp.write_text(json.dumps(old, indent=2))
+            os.replace(tmp, args.json_out)
+        _report(old, args)
         return
     runs = {(r["variant"], r["seed"]): r for r in raw["runs"]}
     trainings, cells = plan(args, args.variants.split(","), [int(x) for x in args.seeds.split(",")])

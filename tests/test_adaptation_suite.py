@@ -19,6 +19,9 @@ def _suite(data: Path, work: Path, results: Path, *extra: str) -> subprocess.Com
         "--data", str(data), "--work", str(work / "runs"), "--json-out", str(work / "suite.json"),
         "--results", str(results), "--variants", ",".join(VARIANTS), "--seeds", "0",
         "--modalities", "depth", "--epochs", "1", "--train-steps", "3", "--weak-steps", "1",
+        # the tiny data have 2 TI pairs per TI class: one adapts, one is held out (8 TI classes
+        # in the built-in benchmark, 4 in ti-unlike's: a pair per class either way)
+        "--ti-pairs", "4", "--held-out-pairs", "4",
         # a candidate whose loss overflows at once: the divergence guard stops it, the suite goes on
         "--candidate", "blown=bn_first_weight=1e300",
         *extra,
@@ -57,6 +60,16 @@ def test_suite_runs_every_variant_in_two_processes_and_resumes(synth_root, tmp_p
         assert set(validators) == {"source-only", "SHOT", "SOCKET"}
         for v in validators.values():
             assert v["rankme"] >= 1.0 and 0.0 <= v["prediction_balance"] <= 1.0
+            # agreement with the source on the held-out pairs: robot-sized variants only
+            if run["variant"] == "today":
+                assert "ti_agreement" not in v
+            else:
+                assert v["ti_agreement"] in {i / 8 for i in range(9)}  # a share of 8 or 4 pairs
+                assert -1.0 <= v["ti_feature_cosine"] <= 1.0
+    held_out = tmp_path / "runs" / "data" / "robot" / "depth_paired_held_out" / "rgb"
+    adapting = tmp_path / "runs" / "data" / "robot" / "depth_paired" / "rgb"
+    assert {p.name for p in held_out.iterdir()}.isdisjoint(p.name for p in adapting.iterdir())
+    assert len(list(held_out.iterdir())) == len(list(adapting.iterdir())) == 8
     # Variants that share a source or an oracle reuse the one file; each variant adapts its own.
     runs = tmp_path / "runs"
     assert sorted(p.name for p in runs.glob("source-*.pt")) == [
@@ -91,9 +104,29 @@ def test_suite_runs_every_variant_in_two_processes_and_resumes(synth_root, tmp_p
         assert new["depth"]["SHOT"] == old["depth"]["SHOT"]
         assert 0.0 <= new["depth"]["nc"] <= 1.0 and new["depth"]["validators"]["nc"]["rankme"] > 0
     section = results.read_text()
-    assert f"Label-free rule over the {len(VARIANTS)} cells" in section
-    assert "is **nc**; by test labels (reporting only) **nc**" in section
+    assert f"Label-free rule (ti_agreement) over the {len(VARIANTS) - 1} cells" in section
+    assert f"Label-free rule (rankme) over the {len(VARIANTS)} cells" in section
+    assert section.count("is **nc**; by test labels (reporting only) **nc**") == 2
     assert "Out, for diverging: blown." in section
+
+    # --rescore adds the held-out-pair scores to cells recorded without them, from the models
+    # on disk, and runs nothing else: the same figures as when scored with the run.
+    stripped = json.loads((tmp_path / "suite.json").read_text())
+    for run in stripped["runs"]:
+        for v in run["depth"]["validators"].values():
+            v.pop("ti_agreement", None), v.pop("ti_feature_cosine", None)
+    (tmp_path / "suite.json").write_text(json.dumps(stripped))
+    rescored = _suite(synth_root, tmp_path, results, "--rescore")
+    assert rescored.returncode == 0, rescored.stderr[-3000:]
+    assert "SHOT:" not in rescored.stdout
+    rescored_runs = json.loads((tmp_path / "suite.json").read_text())["runs"]
+    for old, new in zip(after["runs"], rescored_runs, strict=True):
+        for label, v in old["depth"]["validators"].items():
+            got = new["depth"]["validators"][label]
+            assert got.keys() == v.keys() and got["rankme"] == v["rankme"], label
+            if "ti_agreement" in v:  # (threads may differ from the run's: float rounding)
+                assert got["ti_agreement"] == v["ti_agreement"]
+                assert abs(got["ti_feature_cosine"] - v["ti_feature_cosine"]) < 1e-5
 
     # --report-only runs nothing: the table of the JSON as it stands, with the suite's command.
     results.write_text("# results\n")

@@ -17,9 +17,12 @@ from socket_edge.adapt.losses import (
 from socket_edge.adapt.validators import (
     choose,
     mutual_information,
+    pair_scores,
     prediction_balance,
     rankme,
+    score_pairs,
     scores,
+    ti_agreement,
 )
 from socket_edge.errors import SocketEdgeError
 
@@ -91,6 +94,31 @@ def test_validators_see_collapse_and_rank():
         "mutual_information",
         "prediction_balance",
     }
+
+
+def test_ti_agreement_by_hand():
+    source = torch.tensor([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0]])
+    target = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    assert ti_agreement(source, target) == pytest.approx(1 / 3)  # only the first pair agrees
+    feats = torch.tensor([[1.0, 0.0], [0.0, 3.0], [1.0, 1.0]])
+    got = pair_scores(feats, source, -feats, target)
+    assert got["ti_feature_cosine"] == pytest.approx(-1.0)  # opposite features on every pair
+    assert pair_scores(feats, source, 2 * feats, source) == pytest.approx(
+        {"ti_agreement": 1.0, "ti_feature_cosine": 1.0}
+    )  # the same reading, at any scale
+
+
+def test_score_pairs_on_real_models(synth_root, source_ckpt, depth_ckpt, source_ckpt_mobilenet):
+    from socket_edge.errors import CheckpointError
+
+    paired = synth_root / "depth" / "paired"
+    # the source read against itself on its own RGB side of the pairs: full agreement
+    same = score_pairs(source_ckpt, source_ckpt, paired)
+    assert same == pytest.approx({"ti_agreement": 1.0, "ti_feature_cosine": 1.0})
+    got = score_pairs(depth_ckpt, source_ckpt, paired)  # depth side against the RGB side
+    assert 0.0 <= got["ti_agreement"] <= 1.0 and got["ti_feature_cosine"] < 1.0
+    with pytest.raises(CheckpointError, match="expected resnet18"):
+        score_pairs(depth_ckpt, source_ckpt_mobilenet, paired)
 
 
 def test_choose_takes_the_highest_mean_score():

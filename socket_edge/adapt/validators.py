@@ -10,6 +10,15 @@ source-free adaptation: prediction entropy picked collapsed models, RankMe was a
   class-diverse predictions score high; a collapse onto few classes scores low.
 - ``prediction_balance``: entropy of the predicted (argmax) class shares over log(classes), in
   [0, 1]; 1 when every class is predicted equally often.
+
+Scores on held-out task-irrelevant pairs (TI pairs kept out of adaptation; still no labels): the
+cross-modal premise of SOCKET is that the adapted model should read a depth/IR image as the
+source model reads its RGB partner.
+
+- ``ti_agreement``: the share of held-out pairs on which the adapted model's top-1 class on the
+  target image is the source model's top-1 class on the RGB image, in [0, 1].
+- ``ti_feature_cosine``: the mean cosine similarity of the two models' features on each pair
+  (the classifier is shared, so the feature spaces are comparable).
 """
 
 from __future__ import annotations
@@ -66,6 +75,59 @@ def score_checkpoint(
     dataset = UnlabelledFolder(target, meta["modality"], int(meta["image_size"]))
     features, logits = score_targets(model, dataset, dev)
     return scores(features.cpu(), logits.cpu())
+
+
+def ti_agreement(source_logits: torch.Tensor, target_logits: torch.Tensor) -> float:
+    """Share of pairs whose top-1 classes agree (source on RGB, adapted model on the target)."""
+    return float((source_logits.argmax(1) == target_logits.argmax(1)).double().mean())
+
+
+def pair_scores(
+    source_features: torch.Tensor,
+    source_logits: torch.Tensor,
+    target_features: torch.Tensor,
+    target_logits: torch.Tensor,
+) -> dict[str, float]:
+    cosine = torch.nn.functional.cosine_similarity(
+        source_features.double(), target_features.double(), dim=1
+    )
+    return {
+        "ti_agreement": ti_agreement(source_logits, target_logits),
+        "ti_feature_cosine": float(cosine.mean()),
+    }
+
+
+@torch.no_grad()
+def _pair_outputs(model, loader, side: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    feats, logits = [], []
+    for batch in loader:
+        f = model.features(batch[side].to(device))
+        feats.append(f.float().cpu())
+        logits.append(model.classify(f).float().cpu())
+    return torch.cat(feats), torch.cat(logits)
+
+
+def score_pairs(
+    checkpoint: str | Path,
+    source: str | Path,
+    paired: str | Path,
+    device: str | None = None,
+) -> dict[str, float]:
+    """The adapted ``checkpoint``'s agreement with its ``source`` model on the held-out TI pairs
+    under ``paired`` (``rgb/`` and the target modality's folder, matched by file stem)."""
+    from ..data.datasets import PairedFolder
+    from ..models.checkpoint import load_checkpoint
+    from ..torchutil import make_loader
+    from ..training import resolve_device
+
+    dev = resolve_device(device)
+    model, meta = load_checkpoint(checkpoint, device=str(dev))
+    src, _ = load_checkpoint(source, expect_arch=meta["arch"], device=str(dev))
+    pairs = PairedFolder(paired, meta["modality"], int(meta["image_size"]))
+    loader = make_loader(pairs, 256, shuffle=False)
+    source_out = _pair_outputs(src, loader, 0, dev)
+    target_out = _pair_outputs(model, loader, 1, dev)
+    return pair_scores(*source_out, *target_out)
 
 
 def choose(candidates: dict[str, list[dict[str, Any]]], validator: str = "rankme") -> str:
