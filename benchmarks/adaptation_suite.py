@@ -297,6 +297,16 @@ def run_cell(cell: Cell, args, candidates: dict[str, dict]) -> dict:
     return res
 
 
+def default_settings() -> str:
+    """What socket-rms sets, as a --candidate spec: 'bn_scale=rms,backbone_lr_mult=1,...'."""
+    from socket_edge.adapt.config import METHOD_SETTINGS
+
+    return ",".join(
+        f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in METHOD_SETTINGS["socket-rms"].items()
+    )
+
+
 def adapted_path(work: Path, variant: str, modality: str, label: str, seed: int) -> Path:
     return work / f"{variant}-{modality}-{re.sub(r'[^A-Za-z0-9.-]+', '_', label)}-s{seed}.pt"
 
@@ -567,7 +577,7 @@ def table(raw: dict) -> str:
     if DEFAULT in candidates:
         lines += [
             "",
-            f"`{DEFAULT}` (`bn_scale=rms,backbone_lr_mult=1,ti_weight=1`) is what the default "
+            f"`{DEFAULT}` (`{default_settings()}`) is what the default "
             "method, `socket-rms`, runs (the `default` columns); `SOCKET` is the published form, "
             "the one `SOCKET - SHOT` and `gap closed` describe.",
         ]

@@ -106,6 +106,15 @@ def adapt(
             "--pair-topics.",
         ),
     ] = None,
+    held_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--held-out-pairs",
+            help="More TI pairs, kept out of --paired: after adapting, the share on which the "
+            "adapted model's class agrees with the source's on the RGB partner (label-free: "
+            "compare settings by it).",
+        ),
+    ] = None,
     target_topic: Annotated[
         str | None, typer.Option("--target-topic", help="The --target bag's image topic.")
     ] = None,
@@ -232,6 +241,7 @@ def adapt(
     """
     from socket_edge.adapt import AdaptConfig
     from socket_edge.adapt import adapt as run
+    from socket_edge.adapt.validators import check_held_out, score_pairs
     from socket_edge.console import main_process
     from socket_edge.data import bags
     from socket_edge.data.encoding import default_encoding
@@ -248,6 +258,7 @@ def adapt(
         else None
     )
     bags.check_sampled(pick, target_src, paired_src)
+    held_out_count = check_held_out(paired, held_out, modality.value) if held_out is not None else 0
     enc = (
         default_encoding(modality.value, **parse_encoding(encoding))
         if init is None or encoding is not None
@@ -269,6 +280,12 @@ def adapt(
         return
     acc = f", target top-1 {result['eval_top1']:.3f}" if "eval_top1" in result else ""
     typer.echo(f"wrote {out} ({result['method']}, {len(result['history'])} epochs{acc})")
+    if held_out is not None:
+        got = score_pairs(out, source, held_out, cfg.device)
+        typer.echo(
+            f"agreement with the source on {held_out_count} held-out TI pairs: "
+            f"{got['ti_agreement']:.3f} (feature cosine {got['ti_feature_cosine']:.3f})"
+        )
 
 
 def parse_encoding(text: str | None) -> dict:
@@ -307,6 +324,8 @@ def register(app: typer.Typer) -> None:
             "socket-edge adapt --source src.pt --target data/synth/depth/target/train "
             "--paired data/synth/depth/paired --modality depth --out depth.pt",
             "socket-edge adapt --source src.pt --target DATA/ir --modality ir --method shot --out ir-shot.pt",
+            "socket-edge adapt ... --paired pairs/train --held-out-pairs pairs/held_out "
+            "--bn-scale sum --out depth-b.pt   # compare settings without labels",
             "socket-edge adapt ... --out depth.pt --resume   # continue a killed run",
             "socket-edge adapt --init depth.pt --source src.pt --target robot/new_frames "
             "--paired data/synth/depth/paired --modality depth --epochs 3 --out depth-v2.pt",

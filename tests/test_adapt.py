@@ -339,6 +339,34 @@ def test_cli_paired_without_the_modality_folder(cli, synth_root, source_ckpt, tm
     assert_one_line_error(r, "no 'ir/' folder")
 
 
+def _split_pairs(paired, root, modality="depth"):
+    """Two pair folders under ``root`` (symlinks): the first pair of each TI class held out."""
+    for f in sorted((paired / "rgb").iterdir()):
+        part = "held_out" if f.stem.endswith("_00000") else "adapting"
+        for side in ("rgb", modality):
+            (root / part / side).mkdir(parents=True, exist_ok=True)
+            (root / part / side / f.name).symlink_to(paired / side / f.name)
+    return root / "adapting", root / "held_out"
+
+
+def test_cli_scores_held_out_pairs_and_refuses_ones_that_adapt(
+    cli, synth_root, source_ckpt, tmp_path
+):
+    adapting, held_out = _split_pairs(synth_root / "depth/paired", tmp_path)
+    args = _adapt_args(source_ckpt, synth_root / "depth/target/train", adapting, tmp_path / "o.pt")
+    r = cli(*args, "--held-out-pairs", str(held_out))
+    assert r.returncode == 0, r.stderr
+    line = r.stdout.strip().splitlines()[-1]
+    assert line.startswith("agreement with the source on 8 held-out TI pairs: ")
+    share = float(line.split(": ")[1].split()[0])
+    assert share in {i / 8 for i in range(9)}  # a share of the 8 pairs
+    # a held-out pair that also adapts is refused before anything runs
+    bad = _adapt_args(source_ckpt, synth_root / "depth/target/train", adapting, tmp_path / "b.pt")
+    r = cli(*bad, "--held-out-pairs", str(adapting))
+    assert_one_line_error(r, "adapting", "held-out pairs also in --paired")
+    assert not (tmp_path / "b.pt").exists()
+
+
 def test_cli_empty_target_folder(cli, synth_root, source_ckpt, tmp_path):
     (tmp_path / "empty").mkdir()
     r = cli(

@@ -130,6 +130,22 @@ def score_pairs(
     return pair_scores(*source_out, *target_out)
 
 
+def check_held_out(paired: str | Path | None, held_out: str | Path, modality: str) -> int:
+    """The number of held-out pairs; fails if one of them also adapts (a stem in ``paired``)."""
+    from ..data.datasets import match_pairs
+    from ..errors import DataError
+
+    kept = match_pairs(held_out, modality)
+    used: set[str] = set()
+    if paired is not None and Path(paired).is_dir():  # (a bag's pairs have no file stems)
+        used = {p.stem for p in match_pairs(paired, modality)}
+    both = sorted(p.stem for p in kept if p.stem in used)
+    if both:
+        shown = ", ".join(both[:3]) + (f", ... ({len(both)} in all)" if len(both) > 3 else "")
+        raise DataError(f"held-out pairs also in --paired ({shown}): hold them out of it", held_out)
+    return len(kept)
+
+
 def choose(candidates: dict[str, list[dict[str, Any]]], validator: str = "rankme") -> str:
     """The rule: the candidate whose mean ``validator`` score over all its cells is highest."""
     means = {
