@@ -433,7 +433,9 @@ def best(runs: list[dict], modality: str, candidates: list[str], key: str | None
 
 
 RULES = {
-    VALIDATOR: "agreement with the source model on the held-out TI pairs (%)",
+    VALIDATOR: "agreement with the source model on the held-out TI pairs",
+    "ti_feature_cosine": "feature cosine with the source model on the held-out TI pairs "
+    "(reported, not the rule: it is what the TI term trains)",
     EARLIER_VALIDATOR: "RankMe on the unlabelled target images (the earlier rule)",
 }
 
@@ -456,7 +458,7 @@ def rule_summary(raw: dict, validator: str = VALIDATOR) -> list[str]:
             r[m]["validators"][label][key] if key else r[m][label] for r, m in complete
         )
 
-    scale = 100 if validator == VALIDATOR else 1  # a share, shown in %
+    scale = 100 if validator.startswith("ti_") else 1  # a share or a cosine, shown x 100
     by_rule = max(candidates, key=lambda c: over_cells(c, validator))
     by_labels = max(candidates, key=lambda c: over_cells(c, None))
     scores = ", ".join(
@@ -466,10 +468,11 @@ def rule_summary(raw: dict, validator: str = VALIDATOR) -> list[str]:
     dropped = f" Out, for diverging: {', '.join(out)}." if out else ""
     return [
         "",
-        f"Label-free rule ({validator}) over the {len(complete)} cells where every candidate has "
+        f"Label-free {'rule' if validator == VALIDATOR else 'score'} ({validator}) over the "
+        f"{len(complete)} cells where every candidate has "
         f"it: the candidate with the highest mean {RULES.get(validator, validator)} is "
-        f"**{by_rule}**; by test labels (reporting only) **{by_labels}**. Mean {validator} "
-        f"(mean top-1): {scores}.{dropped}",
+        f"**{by_rule}**; by test labels (reporting only) **{by_labels}**. Mean {validator}"
+        f"{' (x 100)' if scale == 100 else ''} (mean top-1): {scores}.{dropped}",
     ]
 
 
@@ -573,7 +576,8 @@ def table(raw: dict) -> str:
     if diverged:
         lines += ["", "Stopped by the divergence guard (no model written):", ""]
         lines += [f"- {d}" for d in diverged]
-    lines += rule_summary(raw) + rule_summary(raw, EARLIER_VALIDATOR)
+    for validator in RULES:
+        lines += rule_summary(raw, validator)
     if DEFAULT in candidates:
         lines += [
             "",

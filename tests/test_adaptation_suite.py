@@ -105,8 +105,8 @@ def test_suite_runs_every_variant_in_two_processes_and_resumes(synth_root, tmp_p
         assert 0.0 <= new["depth"]["nc"] <= 1.0 and new["depth"]["validators"]["nc"]["rankme"] > 0
     section = results.read_text()
     assert f"Label-free rule (ti_agreement) over the {len(VARIANTS) - 1} cells" in section
-    assert f"Label-free rule (rankme) over the {len(VARIANTS)} cells" in section
-    assert section.count("is **nc**; by test labels (reporting only) **nc**") == 2
+    assert f"Label-free score (rankme) over the {len(VARIANTS)} cells" in section
+    assert section.count("is **nc**; by test labels (reporting only) **nc**") == 3
     assert "Out, for diverging: blown." in section
 
     # --rescore adds the held-out-pair scores to cells recorded without them, from the models
