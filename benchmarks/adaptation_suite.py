@@ -135,12 +135,12 @@ def variant_data(
         d["target"] = link_subset(d["target"], robot / f"{modality}_target", sizes["target"])
     unlike = name == "ti-unlike"
     pairs_from = _unlike_synth(data, work) if unlike else data
-    name = f"{modality}_paired{'_unlike' if unlike else ''}"
+    folder = f"{modality}_paired{'_unlike' if unlike else ''}"
     per = _per_ti_class(pairs_from, sizes["ti_pairs"])
-    d["paired"] = link_pairs(pairs_from / modality / "paired", robot / name, modality, per)
+    d["paired"] = link_pairs(pairs_from / modality / "paired", robot / folder, modality, per)
     held_out = link_pairs(
         pairs_from / modality / "paired",
-        robot / f"{name}_held_out",
+        robot / f"{folder}_held_out",
         modality,
         _per_ti_class(pairs_from, sizes["held_out_pairs"]),
         start=per,
@@ -178,6 +178,10 @@ def parse_candidate(text: str) -> tuple[str, dict]:
 def source_key(variant: str) -> str:
     """Which source model a variant adapts from (robot-sized variants share base's)."""
     return {"today": "today", "weak-source": "weak"}.get(variant, "base")
+
+
+def source_path(work: Path, variant: str, seed: int) -> Path:
+    return work / f"source-{source_key(variant)}-s{seed}.pt"
 
 
 def oracle_key(variant: str) -> str:
@@ -224,7 +228,7 @@ def plan(args, variants: list[str], seeds: list[int]) -> tuple[list[Training], l
             for m in args.modalities:
                 d = variant_data(variant, args.data, args.work, m, args.sizes)
                 steps = args.weak_steps if variant == "weak-source" else args.train_steps
-                src = args.work / f"source-{source_key(variant)}-s{seed}.pt"
+                src = source_path(args.work, variant, seed)
                 trainings.setdefault(
                     src, Training(d["source_train"], src, d["source_val"], seed, steps=steps)
                 )
@@ -329,7 +333,7 @@ def rescore(raw: dict, args) -> int:
 
     added = 0
     for run in raw["runs"]:
-        source = args.work / f"source-{source_key(run['variant'])}-s{run['seed']}.pt"
+        source = source_path(args.work, run["variant"], run["seed"])
         for m in raw["modalities"]:
             validators = run.get(m, {}).get("validators", {})
             if not validators or not source.exists():

@@ -97,16 +97,6 @@ def pair_scores(
     }
 
 
-@torch.no_grad()
-def _pair_outputs(model, loader, side: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    feats, logits = [], []
-    for batch in loader:
-        f = model.features(batch[side].to(device))
-        feats.append(f.float().cpu())
-        logits.append(model.classify(f).float().cpu())
-    return torch.cat(feats), torch.cat(logits)
-
-
 def score_pairs(
     checkpoint: str | Path,
     source: str | Path,
@@ -124,10 +114,14 @@ def score_pairs(
     model, meta = load_checkpoint(checkpoint, device=str(dev))
     src, _ = load_checkpoint(source, expect_arch=meta["arch"], device=str(dev))
     pairs = PairedFolder(paired, meta["modality"], int(meta["image_size"]))
-    loader = make_loader(pairs, 256, shuffle=False)
-    source_out = _pair_outputs(src, loader, 0, dev)
-    target_out = _pair_outputs(model, loader, 1, dev)
-    return pair_scores(*source_out, *target_out)
+    out: list[list[torch.Tensor]] = [[], [], [], []]  # source features, logits; target's
+    with torch.no_grad():
+        for rgb, target, _ in make_loader(pairs, 256, shuffle=False):  # each pair read once
+            for i, (net, x) in enumerate(((src, rgb), (model, target))):
+                f = net.features(x.to(dev))
+                out[2 * i].append(f.float().cpu())
+                out[2 * i + 1].append(net.classify(f).float().cpu())
+    return pair_scores(*(torch.cat(t) for t in out))
 
 
 def check_held_out(paired: str | Path | None, held_out: str | Path, modality: str) -> int:
