@@ -57,6 +57,16 @@ def train_source(
         float | None,
         typer.Option("--lr", help="Peak SGD learning rate, warm-up then cosine."),
     ] = None,
+    stop_at_val: Annotated[
+        float | None,
+        typer.Option(
+            "--stop-at-val",
+            min=0.0,
+            max=1.0,
+            help="Stop after the first epoch whose --val top-1 reaches this fraction (a model "
+            "left weak on purpose, e.g. for a benchmark).",
+        ),
+    ] = None,
     seed: Seed = None,
     device: Device = None,
     weights: Annotated[

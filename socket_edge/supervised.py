@@ -57,6 +57,9 @@ class TrainConfig:
     weight_decay: float = 5e-4
     label_smoothing: float = 0.1
     warmup_epochs: float = 1.0
+    # Stop after the first epoch whose val top-1 reaches this (needs a val folder): a model
+    # deliberately left weak, e.g. the adaptation suite's weak source. None: run the budget.
+    stop_at_val: float | None = None
     seed: int = 0
     device: str | None = None
     workers: int = 0
@@ -82,6 +85,7 @@ TRAIN_RULES: dict[str, dict[str, Any]] = {
     "weight_decay": {"minimum": 0},
     "label_smoothing": {"minimum": 0, "maximum": 1},
     "warmup_epochs": {"minimum": 0},
+    "stop_at_val": {"above": 0, "maximum": 1, "optional": True},
     "seed": {"minimum": 0, "integer": True},
     "workers": {"minimum": 0, "integer": True},
 }
@@ -144,6 +148,11 @@ def train_one_epoch(
         "seconds": seconds,
         "images_per_s": seen / seconds,
     }
+
+
+def _reached(history: list[dict[str, Any]], stop_at_val: float | None) -> bool:
+    """Whether the last finished epoch's val top-1 reached ``stop_at_val`` (None: never)."""
+    return stop_at_val is not None and bool(history) and history[-1]["val_acc"] >= stop_at_val
 
 
 def _warn_if_still_improving(history: list[dict[str, Any]]) -> None:
@@ -290,6 +299,10 @@ def train_supervised(
     from .models.checkpoint import save_checkpoint
 
     cfg = config or TrainConfig()
+    if cfg.stop_at_val is not None and val is None:
+        raise SocketEdgeError(
+            "stop_at_val needs a validation folder (val)", settings=("stop_at_val", "val")
+        )
     setup = _setup(data, cfg, modality, encoding, val, weights, stage)
     start_epoch, history = _resume(setup, out, resume, cfg.arch)
     sched = Schedule.for_run(cfg, len(setup.train_set))
@@ -298,6 +311,8 @@ def train_supervised(
     with bar(f"train {cfg.arch}", sched.total, show_progress) as progress:
         progress.advance(start_epoch * steps)
         for epoch in range(start_epoch, epochs):
+            if _reached(history, cfg.stop_at_val):  # a resumed run that had already stopped
+                break
 
             def shown(epoch: int = epoch, **figures: float) -> None:
                 progress.advance()
@@ -321,9 +336,17 @@ def train_supervised(
             )
             for cb in callbacks or ():
                 cb(epoch + 1, record)
-    _warn_if_still_improving(history)
+            if _reached(history, cfg.stop_at_val):
+                break
+    stopped = _reached(history, cfg.stop_at_val)
+    if not stopped:
+        _warn_if_still_improving(history)
     training = setup.meta["training"]
-    training.update(history=history, epochs=epochs, seconds=time.perf_counter() - t_start)
+    training.update(
+        history=history,
+        epochs=len(history) if stopped else epochs,
+        seconds=time.perf_counter() - t_start,
+    )
     save_checkpoint(out, setup.model.cpu(), setup.meta)
     state_path(out).unlink(missing_ok=True)
     return {

@@ -265,3 +265,20 @@ def test_train_source_length_is_a_step_budget_unless_epochs_are_given():
     assert cfg.epochs_for(100_000) == 1
     assert TrainConfig(epochs=5).epochs_for(1440) == 5
     assert TrainConfig(steps=10, batch_size=2).epochs_for(7) == 3  # 4 steps per epoch
+
+
+def test_train_source_stops_at_the_first_epoch_whose_val_reaches_stop_at_val(synth_root, tmp_path):
+    from socket_edge.supervised import TrainConfig, train_supervised
+
+    data, val = synth_root / "source_rgb" / "train", synth_root / "source_rgb" / "val"
+    cfg = TrainConfig(
+        arch="mobilenet_v3_small", epochs=3, batch_size=16, seed=3, device="cpu", stop_at_val=0.01
+    )
+    result = train_supervised(data, tmp_path / "weak.pt", cfg, val=val, show_progress=False)
+    assert [r["epoch"] for r in result["history"]] == [1]  # any model beats 1% of 10 classes
+    meta = read_checkpoint(tmp_path / "weak.pt")["meta"]
+    assert meta["training"]["epochs"] == 1 and not (tmp_path / "weak.state.pt").exists()
+    with pytest.raises(SocketEdgeError, match="stop_at_val needs a validation folder"):
+        train_supervised(data, tmp_path / "no-val.pt", cfg, show_progress=False)
+    with pytest.raises(SocketEdgeError, match="stop_at_val"):
+        TrainConfig(stop_at_val=1.5)
