@@ -215,6 +215,14 @@ def adapt(
             "nearest target images (0: off, as published).",
         ),
     ] = None,
+    balance_classes: Annotated[
+        bool | None,
+        typer.Option(
+            "--balance-classes/--no-balance-classes",
+            help="After training, offset the classifier's bias so that the mean prediction over "
+            "the target images is uniform (socket-rms's; published: off).",
+        ),
+    ] = None,
     seed: Seed = None,
     device: Device = None,
     config: config_option("adapt") = None,

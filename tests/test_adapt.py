@@ -519,3 +519,51 @@ def test_a_nan_loss_stops_every_step_before_the_update(
         )
     assert "no epoch had finished" in str(e.value)
     assert not out.exists() and not (tmp_path / "n.state.pt").exists()
+
+
+# ----------------------------------------------------------------------------- class balance
+
+
+def test_class_offsets_make_the_mean_prediction_uniform():
+    from socket_edge.adapt.balance import class_offsets
+
+    z = torch.randn(500, 4, generator=torch.Generator().manual_seed(0)) * 2
+    z[:, 0] += 1.5  # class 0 favoured
+    v = class_offsets(z)
+    assert torch.allclose((z + v).softmax(1).mean(0), torch.full((4,), 0.25), atol=1e-5)
+    assert abs(float(v.sum())) < 1e-5 and int(v.argmin()) == 0
+    shift = torch.tensor([3.0, -1.0, 0.5, 0.0])  # a per-class shift of the logits is undone
+    assert torch.allclose(class_offsets(z + shift), v - (shift - shift.mean()), atol=1e-4)
+    assert torch.allclose(class_offsets(torch.tensor([[2.0, 0.0], [0.0, 2.0]])), torch.zeros(2))
+
+
+def test_balance_is_a_last_step_on_the_classifier_bias_alone(synth_root, source_ckpt, tmp_path):
+    from socket_edge.adapt.balance import balance_checkpoint
+    from socket_edge.adapt.targets import score_targets
+    from socket_edge.data.datasets import UnlabelledFolder
+    from socket_edge.errors import SocketEdgeError
+
+    target, kw = synth_root / "depth/target/train", dict(paired=synth_root / "depth/paired")
+    plain, balanced = tmp_path / "plain.pt", tmp_path / "balanced.pt"
+    for out, balance in ((plain, False), (balanced, None)):  # None: socket-rms's (on)
+        cfg = _cfg(method="socket-rms", epochs=1, balance_classes=balance)
+        adapt(source_ckpt, target, out, "depth", config=cfg, show_progress=False, **kw)
+    a, _ = load_checkpoint(plain)
+    b, meta = load_checkpoint(balanced)
+    before, after = a.state_dict(), b.state_dict()
+    for name, tensor in before.items():  # the same training: the weights are equal
+        if name != "classifier.bias":
+            assert torch.equal(tensor, after[name]), name
+    offsets = torch.tensor(list(meta["method"]["class_offsets"].values()))
+    assert torch.allclose(after["classifier.bias"] - before["classifier.bias"], offsets, atol=1e-6)
+    assert meta["method"]["settings"]["balance_classes"] is True and offsets.abs().max() > 0
+    _, logits = score_targets(b, UnlabelledFolder(target, "depth", 64), "cpu")
+    classes = logits.shape[1]
+    assert torch.allclose(logits.softmax(1).mean(0), torch.full((classes,), 1 / classes), atol=1e-4)
+    # balancing the unbalanced file afterwards writes the same model
+    balance_checkpoint(plain, target, tmp_path / "derived.pt")
+    c, derived_meta = load_checkpoint(tmp_path / "derived.pt")
+    assert torch.allclose(c.classifier.bias, b.classifier.bias, atol=1e-5)
+    assert derived_meta["method"]["class_offsets"].keys() == meta["method"]["class_offsets"].keys()
+    with pytest.raises(SocketEdgeError, match="not an adapted checkpoint"):
+        balance_checkpoint(source_ckpt, target, tmp_path / "x.pt")

@@ -36,13 +36,22 @@ RULES: dict[str, dict[str, Any]] = {
 #   diverged on robot-sized depth data;
 # - the backbone at the bottleneck's learning rate: SHOT's 0.1x suits a shift within RGB, where
 #   the pretrained filters stay valid; a change of modality changes what the first layers see;
-# - the TI term weighted as the IM term (1): it alone carries the RGB model's knowledge across.
+# - the TI term weighted as the IM term (1): it alone carries the RGB model's knowledge across;
+# - after training, per-class offsets on the classifier's bias make the mean prediction over the
+#   target images uniform, as the IM term's diversity half asks (``balance``).
 # socket is SOCKET as published; shot and source-only keep the published settings too.
 METHODS = ("socket-rms", "socket", "shot", "source-only")
 TI_DISTANCES = ("euclidean", "cosine")  # published: euclidean
 BN_SCALES = ("sum", "rms")  # published: sum
-PUBLISHED = {"bn_scale": "sum", "backbone_lr_mult": 0.1, "ti_weight": 0.5}
-METHOD_SETTINGS = {"socket-rms": {"bn_scale": "rms", "backbone_lr_mult": 1.0, "ti_weight": 1.0}}
+PUBLISHED = {"bn_scale": "sum", "backbone_lr_mult": 0.1, "ti_weight": 0.5, "balance_classes": False}
+METHOD_SETTINGS = {
+    "socket-rms": {
+        "bn_scale": "rms",
+        "backbone_lr_mult": 1.0,
+        "ti_weight": 1.0,
+        "balance_classes": True,
+    }
+}
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,8 @@ class AdaptConfig:
     pl_keep_classes: bool = False  # a class with no assigned image keeps its centroid
     nc_weight: float = 0.0  # neighbourhood consistency (pull towards the K nearest targets)
     nc_neighbours: int = 5
+    # None: the method's; True: offsets on the classifier's bias after training (``balance``)
+    balance_classes: bool | None = None
     # adapt warns when a class gets less than this fraction of a uniform share of predictions
     collapse_fraction: float = 0.25
     seed: int = 0

@@ -18,6 +18,7 @@ from ..distributed import Group
 from ..evaluate import evaluate_model
 from ..outputs import single_writer
 from ..training import seed_everything, state_path
+from .balance import balance_classifier
 from .config import AdaptConfig
 from .loop import Run, prepare
 from .resume import (
@@ -66,11 +67,16 @@ def _train(
 
 
 def _final_checks(
-    run: Run, history: list[dict[str, Any]], eval_set: LabelledFolder | None, classes: list[str]
+    run: Run,
+    history: list[dict[str, Any]],
+    eval_set: LabelledFolder | None,
+    classes: list[str],
+    changed: bool = False,
 ) -> dict[str, Any]:
-    """The adapted model's eval top-1 (if scored) and the classes it may have collapsed."""
+    """The adapted model's eval top-1 (if scored) and the classes it may have collapsed;
+    ``changed``: the model changed after its last epoch was scored (``balance``)."""
     found: dict[str, Any] = {}
-    if history and "eval_top1" in history[-1]:
+    if history and "eval_top1" in history[-1] and not changed:
         found["eval_top1"] = history[-1]["eval_top1"]
     elif eval_set is not None:
         found["eval_top1"] = score_epoch(run, eval_set)
@@ -145,6 +151,12 @@ def adapt(
         t_run = time.perf_counter()
         show = show_progress and group.is_main and run.epochs > 0
         _train(run, output, start_epoch, history, eval_set, show, callbacks)
+        balance = run.epochs > 0 and cfg.setting("balance_classes")
+        if balance:
+            offsets = balance_classifier(run.model, run.target_set, device, group)
+            output.meta["method"]["class_offsets"] = dict(
+                zip(meta["classes"], offsets, strict=True)
+            )
         result: dict[str, Any] = {
             "out": str(out),
             "method": cfg.method,
@@ -154,6 +166,6 @@ def adapt(
             "processes": group.world_size,
         }
         if group.is_main:
-            result |= _final_checks(run, history, eval_set, list(meta["classes"]))
+            result |= _final_checks(run, history, eval_set, list(meta["classes"]), balance)
             output.save_final(run.model, history)
         return result
