@@ -702,6 +702,7 @@ def main() -> None:
         default="adaptation_suite",
         help="RESULTS.md section to write (another for exploratory candidates)",
     )
+    p.add_argument("--heading", default="", help="the section's heading (default: the suite's)")
     p.add_argument("--preface", default="", help="a paragraph under the section's heading")
     p.add_argument(
         "--report-only",
@@ -832,6 +833,8 @@ def main() -> None:
 def _report(raw: dict, args) -> None:
     """Print the table (and write it to RESULTS.md unless --no-write)."""
     text = table(raw)
+    if args.heading:
+        text = f"## {args.heading}\n" + text.split("\n", 1)[1]
     if args.preface:  # a paragraph under the heading: what the table was run for
         heading, rest = text.split("\n", 1)
         text = f"{heading}\n\n{args.preface}\n{rest}"
