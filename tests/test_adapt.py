@@ -360,6 +360,9 @@ def test_cli_scores_held_out_pairs_and_refuses_ones_that_adapt(
     assert line.startswith("agreement with the source on 8 held-out TI pairs: ")
     share = float(line.split(": ")[1].split()[0])
     assert share in {i / 8 for i in range(9)}  # a share of the 8 pairs
+    _, meta = load_checkpoint(tmp_path / "o.pt")
+    assert meta["method"]["settings"]["balance_classes"] is True  # socket-rms's last step ran
+    assert len(meta["method"]["class_offsets"]) == len(meta["classes"])
     # a held-out pair that also adapts is refused before anything runs
     bad = _adapt_args(source_ckpt, synth_root / "depth/target/train", adapting, tmp_path / "b.pt")
     r = cli(*bad, "--held-out-pairs", str(adapting))

@@ -30,7 +30,7 @@ RULES: dict[str, dict[str, Any]] = {
     "workers": {"minimum": 0, "integer": True},
 }
 
-# socket-rms (the default) is SOCKET with three departures (benchmarks/RESULTS.md,
+# socket-rms (the default) is SOCKET with four departures (benchmarks/RESULTS.md,
 # adaptation_suite; docs/architecture.md, "The adaptation objective"):
 # - the scale-free BN-moment term: the published sum of L2 norms grows with the layers' widths and
 #   diverged on robot-sized depth data;
