@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from socket_edge.models.checkpoint import read_checkpoint
+
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = ("base", "weak-source", "ti-unlike", "imbalanced", "today")
 
@@ -18,7 +20,7 @@ def _suite(data: Path, work: Path, results: Path, *extra: str) -> subprocess.Com
         sys.executable, str(REPO / "benchmarks" / "adaptation_suite.py"),
         "--data", str(data), "--work", str(work / "runs"), "--json-out", str(work / "suite.json"),
         "--results", str(results), "--variants", ",".join(VARIANTS), "--seeds", "0",
-        "--modalities", "depth", "--epochs", "1", "--train-steps", "3", "--weak-steps", "1",
+        "--modalities", "depth", "--epochs", "1", "--train-steps", "3", "--weak-val", "0.01",
         # the tiny data have 2 TI pairs per TI class: one adapts, one is held out (8 TI classes
         # in the built-in benchmark, 4 in ti-unlike's: a pair per class either way)
         "--ti-pairs", "4", "--held-out-pairs", "4",
@@ -75,6 +77,13 @@ def test_suite_runs_every_variant_in_two_processes_and_resumes(synth_root, tmp_p
     assert sorted(p.name for p in runs.glob("source-*.pt")) == [
         "source-base-s0.pt", "source-today-s0.pt", "source-weak-s0.pt",
     ]  # fmt: skip
+    # the weak source stopped at the first epoch whose RGB val reached --weak-val
+    weak_history = read_checkpoint(runs / "source-weak-s0.pt")["meta"]["training"]["history"]
+    assert len(weak_history) == 1 and weak_history[0]["val_acc"] >= 0.01
+    assert (
+        "val_acc"
+        not in read_checkpoint(runs / "source-base-s0.pt")["meta"]["training"]["history"][-1]
+    )  # the others run their step budget, unscored
     assert sorted(p.name for p in runs.glob("oracle-*.pt")) == [
         "oracle-base-depth.pt", "oracle-imbalanced-depth.pt", "oracle-today-depth.pt",
     ]  # fmt: skip
