@@ -24,8 +24,10 @@ target images and on the held-out TI pairs, and the label-free rule (the highest
 with the source model on the held-out pairs) picks among the candidates.
 
 Cost on a 2-core AVX-512 CPU, one thread per process, --jobs 2 (seed 0 measured; the rest
-estimated from it): a source or oracle ~30 min (3,000 steps of 32), a SHOT run ~6 min and a SOCKET
-run ~10 min on a base cell (10 epochs over 2,000 images); the 13 trainings plus 3 seeds x 4 robot
+estimated from it): a source or oracle ~30 min (3,000 steps of 32; a weak source, stopped at 50%
+RGB val, 10-15 epochs, ~10 min), a SHOT run ~6 min and a SOCKET run ~10 min on a base cell
+(10 epochs over 2,000 images); a balanced candidate whose unbalanced twin ran takes ~1 min (it is
+derived from the twin's model); the 13 trainings plus 3 seeds x 4 robot
 variants x 2 modalities with SHOT, SOCKET and two candidates is ~16 hours of this machine, ~8 with
 two processes; the raw JSON is written after each cell, so a killed run continues.
 
