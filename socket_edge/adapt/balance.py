@@ -25,7 +25,9 @@ from .targets import score_targets
 
 
 @torch.no_grad()
-def class_offsets(logits: torch.Tensor, tolerance: float = 1e-6, max_iter: int = 10_000):
+def class_offsets(
+    logits: torch.Tensor, tolerance: float = 1e-6, max_iter: int = 10_000
+) -> torch.Tensor:
     """Offsets v (C,), mean 0, such that softmax(logits + v) averages to 1/C over the rows."""
     z = logits.double()
     classes = z.shape[1]
@@ -60,6 +62,9 @@ def balance_checkpoint(
     offsets = balance_classifier(model, images, torch.device(device))
     method = meta["method"]
     method["settings"]["balance_classes"] = True
-    method["class_offsets"] = dict(zip(meta["classes"], offsets, strict=True))
+    before = method.get("class_offsets", {})  # a model balanced already: the offsets add up
+    method["class_offsets"] = {
+        c: before.get(c, 0.0) + v for c, v in zip(meta["classes"], offsets, strict=True)
+    }
     save_checkpoint(out, model.cpu(), meta)
     return offsets
