@@ -234,17 +234,15 @@ def plan(args, variants: list[str], seeds: list[int]) -> tuple[list[Training], l
                 d = variant_data(variant, args.data, args.work, m, args.sizes)
                 weak = args.weak_val if variant == "weak-source" else None
                 src = source_path(args.work, variant, seed)
-                trainings.setdefault(
+                source = Training(
+                    d["source_train"],
                     src,
-                    Training(
-                        d["source_train"],
-                        src,
-                        d["source_val"],
-                        seed,
-                        steps=args.train_steps,
-                        stop_at_val=weak,
-                    ),  # fmt: skip
+                    d["source_val"],
+                    seed,
+                    steps=args.train_steps,
+                    stop_at_val=weak,
                 )
+                trainings.setdefault(src, source)
                 oracle = None
                 if m not in args.oracle:
                     oracle = args.work / f"oracle-{oracle_key(variant)}-{m}.pt"

@@ -41,13 +41,16 @@ def class_offsets(
 
 
 @torch.no_grad()
-def balance_classifier(model, dataset, device, group: Group | None = None) -> list[float]:
-    """Add ``class_offsets`` of ``model``'s target logits to its classifier's bias; the offsets."""
+def balance_classifier(
+    model, dataset, device, group: Group | None = None
+) -> tuple[list[float], torch.Tensor]:
+    """Add ``class_offsets`` of ``model``'s target logits to its classifier's bias: the offsets,
+    and the target logits as the balanced model gives them (the old ones plus the offsets)."""
     _, logits = score_targets(model, dataset, device, group=group)
     offsets = class_offsets(logits)
     bias = model.classifier.bias
     bias += offsets.to(bias.device, bias.dtype)
-    return offsets.tolist()
+    return offsets.tolist(), logits + offsets.to(logits.device)
 
 
 def balance_checkpoint(
@@ -59,7 +62,7 @@ def balance_checkpoint(
     if meta.get("stage") != "adapted":
         raise SocketEdgeError("not an adapted checkpoint (train-source's? adapt it first)", adapted)
     images = UnlabelledFolder(target, meta["modality"], int(meta["image_size"]))
-    offsets = balance_classifier(model, images, torch.device(device))
+    offsets, _ = balance_classifier(model, images, torch.device(device))
     method = meta["method"]
     method["settings"]["balance_classes"] = True
     before = method.get("class_offsets", {})  # a model balanced already: the offsets add up

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import distributed
 from ..console import bar
@@ -30,6 +30,9 @@ from .resume import (
     resume_state,
 )
 from .targets import score_targets, warn_rare_classes
+
+if TYPE_CHECKING:  # annotations only
+    import torch
 
 
 def score_epoch(run: Run, eval_set: LabelledFolder) -> float:
@@ -71,17 +74,21 @@ def _final_checks(
     history: list[dict[str, Any]],
     eval_set: LabelledFolder | None,
     classes: list[str],
-    changed: bool = False,
+    balanced_logits: torch.Tensor | None = None,
 ) -> dict[str, Any]:
-    """The adapted model's eval top-1 (if scored) and the classes it may have collapsed;
-    ``changed``: the model changed after its last epoch was scored (``balance``)."""
+    """The adapted model's eval top-1 (if scored) and the classes it may have collapsed.
+
+    ``balanced_logits``: the model was balanced after its last epoch was scored (``balance``),
+    and these are its target logits since (not scored again)."""
     found: dict[str, Any] = {}
-    if history and "eval_top1" in history[-1] and not changed:
+    if history and "eval_top1" in history[-1] and balanced_logits is None:
         found["eval_top1"] = history[-1]["eval_top1"]
     elif eval_set is not None:
         found["eval_top1"] = score_epoch(run, eval_set)
     if run.epochs > 0 and run.cfg.collapse_fraction > 0:
-        _, logits = score_targets(run.model, run.target_set, run.device)
+        logits = balanced_logits
+        if logits is None:
+            _, logits = score_targets(run.model, run.target_set, run.device)
         found["rare_classes"] = warn_rare_classes(logits, classes, run.cfg.collapse_fraction)
     return found
 
@@ -151,9 +158,9 @@ def adapt(
         t_run = time.perf_counter()
         show = show_progress and group.is_main and run.epochs > 0
         _train(run, output, start_epoch, history, eval_set, show, callbacks)
-        balance = run.epochs > 0 and cfg.setting("balance_classes")
-        if balance:
-            offsets = balance_classifier(run.model, run.target_set, device, group)
+        balanced_logits = None
+        if run.epochs > 0 and cfg.setting("balance_classes"):
+            offsets, balanced_logits = balance_classifier(run.model, run.target_set, device, group)
             output.meta["method"]["class_offsets"] = dict(
                 zip(meta["classes"], offsets, strict=True)
             )
@@ -166,6 +173,6 @@ def adapt(
             "processes": group.world_size,
         }
         if group.is_main:
-            result |= _final_checks(run, history, eval_set, list(meta["classes"]), balance)
+            result |= _final_checks(run, history, eval_set, list(meta["classes"]), balanced_logits)
             output.save_final(run.model, history)
         return result
