@@ -147,7 +147,21 @@ def adapt(
         ),
     ] = None,
     epochs: Annotated[
-        int | None, typer.Option("--epochs", min=1, help="Passes over the target images.")
+        int | None,
+        typer.Option(
+            "--epochs",
+            min=1,
+            help="Passes over the target images (default: as many as --steps needs).",
+        ),
+    ] = None,
+    steps: Annotated[
+        int | None,
+        typer.Option(
+            "--steps",
+            min=1,
+            help="Update budget when --epochs is not given (default 600: 20 epochs of 2,000 "
+            "images, 2 of 20,000).",
+        ),
     ] = None,
     batch_size: Annotated[
         int | None,

@@ -279,6 +279,23 @@ def test_shot_and_source_only(synth_root, source_ckpt, tmp_path):
     assert meta["modality"] == "depth"
 
 
+def test_the_default_length_is_a_budget_of_updates(synth_root, source_ckpt, tmp_path):
+    cfg = AdaptConfig()
+    assert cfg.epochs is None and cfg.steps == 600
+    # 2,000 robot-sized target images at batch 64: 31 updates an epoch, 20 epochs; 975: 40
+    assert (cfg.epochs_for(31), cfg.epochs_for(15), cfg.epochs_for(1000)) == (20, 40, 1)
+    assert AdaptConfig(epochs=3, steps=5).epochs_for(31) == 3  # --epochs wins
+    # In a run: the synthetic depth target split at batch 8 gives ``per`` updates an epoch.
+    target = synth_root / "depth/target/train"
+    per = len(list(target.rglob("*.png"))) // 8
+    result = adapt(source_ckpt, target, tmp_path / "m.pt", "depth",
+                   config=_cfg(method="shot", epochs=None, steps=per + 1),
+                   show_progress=False)  # fmt: skip
+    assert len(result["history"]) == 2  # per + 1 updates need a second epoch
+    _, meta = load_checkpoint(tmp_path / "m.pt")
+    assert meta["method"]["settings"]["steps"] == per + 1
+
+
 def test_config_file_and_flag_override(tmp_path):
     cfg_file = tmp_path / "team.toml"
     cfg_file.write_text('[adapt]\nmethod = "shot"\nepochs = 3\nbn-weight = 0.25\n')
@@ -419,6 +436,7 @@ def test_cli_modality_the_checkpoint_cannot_take(
         ("bn_weight", math.nan, ">= 0"),
         ("batch_size", 0, ">= 2"),
         ("epochs", 0, ">= 1"),
+        ("steps", 0, ">= 1"),
         ("weight_decay", -1e-3, ">= 0"),
         ("ti_views", 0, ">= 1"),
     ],

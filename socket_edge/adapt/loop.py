@@ -216,7 +216,7 @@ class Run:
                 sums[k] = sums.get(k, 0.0) + v
             progress.advance()
             progress.set(
-                epoch=f"{epoch + 1}/{cfg.epochs}", **{k: v / (i + 1) for k, v in sums.items()}
+                epoch=f"{epoch + 1}/{self.epochs}", **{k: v / (i + 1) for k, v in sums.items()}
             )
         if guard.nonfinite_tensors(self.model.state_dict()):  # the last step's update
             raise self.diverged(epoch, self.steps_per_epoch - 1, ["weights"])
@@ -309,8 +309,8 @@ def prepare(
     ti = None
     if pairs is not None:  # the source's features of the TI views, computed once
         ti = cache_ti(_source_model(src, source), pairs, cfg, device, group)
-    epochs = 0 if cfg.method == "source-only" else cfg.epochs
     steps_per_epoch = len(make_loader(target_set, cfg.batch_size, True, 0, drop_last=True))
+    epochs = 0 if cfg.method == "source-only" else cfg.epochs_for(steps_per_epoch)
     return Run(
         cfg=cfg,
         weights=weights,
