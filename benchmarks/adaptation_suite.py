@@ -299,8 +299,9 @@ def run_cell(cell: Cell, args, candidates: dict[str, dict]) -> dict:
             # (tests/test_adapt.py checks it): the twin's training need not be run again.
             balance_checkpoint(twin_path, d["target"], path, args.device or "cpu")
         if not path.exists():
+            length = {"epochs": args.epochs} if args.epochs is not None else {}
             cfg = AdaptConfig(
-                method=method, epochs=args.epochs, seed=seed, device=args.device, **overrides
+                method=method, seed=seed, device=args.device, **{**length, **overrides}
             )
             try:
                 adapt(
@@ -334,6 +335,13 @@ def unbalanced_twin(label: str, methods: dict[str, tuple[str, dict]]) -> str | N
     return None
 
 
+def adapt_steps() -> int:
+    """adapt's default update budget (what a run without --epochs trains for)."""
+    from socket_edge.adapt.config import AdaptConfig
+
+    return AdaptConfig().steps
+
+
 def default_settings() -> str:
     """What socket-rms sets, as a --candidate spec: 'bn_scale=rms,backbone_lr_mult=1,...'."""
     from socket_edge.adapt.config import METHOD_SETTINGS
@@ -360,13 +368,20 @@ def label_free_scores(path: Path, source: Path, folders: dict[str, Path], device
 
 
 def rescore(raw: dict, args) -> int:
-    """Add the held-out-pair validators to the cells the JSON holds, from the adapted models
-    and sources still on disk (runs from before the held-out pairs); returns how many."""
+    """Add what runs from before these figures lack to the cells the JSON holds, from the
+    adapted models and sources still on disk: the held-out-pair validators and the source's
+    per-class RGB val; returns how many were added."""
     from socket_edge.adapt.validators import score_pairs
+    from socket_edge.evaluate import evaluate_artifact
 
     added = 0
     for run in raw["runs"]:
         source = source_path(args.work, run["variant"], run["seed"])
+        if "source_val_per_class" not in run and source.exists():
+            val = args.data / "source_rgb" / "val"  # every variant's (``variant_data``)
+            scored = evaluate_artifact(source, val, show_progress=False)
+            run["source_val_per_class"] = scored.per_class
+            added += 1
         for m in raw["modalities"]:
             validators = run.get(m, {}).get("validators", {})
             if not validators or not source.exists():
@@ -516,7 +531,9 @@ def rule_summary(raw: dict, validator: str = VALIDATOR) -> list[str]:
 def weakest(runs: list[dict], m: str, method: str = DEFAULT) -> str:
     """``method``'s weakest class by mean per-class top-1 over the runs that recorded it (where
     the oracle's per-class figures were recorded: the class furthest below its oracle's), and
-    whether it is below half the oracle's figure for that class."""
+    whether it is below half the oracle's figure for that class. Below it, and where the source's
+    own RGB val knows some class less well than the oracle, every class is also judged against
+    half of what the source knows: knowledge the source lacks cannot be transferred."""
     recorded = [r[m]["per_class"][method] for r in runs if method in r[m].get("per_class", {})]
     if not recorded:
         return "-"
@@ -529,7 +546,27 @@ def weakest(runs: list[dict], m: str, method: str = DEFAULT) -> str:
         half = oracle[name] / 2
         side = "below" if means[name] < half else "above"
         note += f"; {side} half the oracle's {200 * half:.0f}"
+        sources = [r["source_val_per_class"] for r in runs if r.get("source_val_per_class")]
+        if sources and side == "below":
+            known = {c: min(oracle[c], statistics.mean(s[c] for s in sources)) for c in means}
+            low = min(means, key=lambda c: means[c] / known[c])
+            if known[low] < oracle[low]:
+                side = "below" if means[low] < known[low] / 2 else "above"
+                note += (
+                    f"; against half the source's own RGB val: {low} "
+                    f"{100 * means[low]:.1f}, {side} {50 * known[low]:.1f}"
+                )
     return f"{name} {100 * means[name]:.0f} ({note})"
+
+
+def length(raw: dict) -> str:
+    """How long each adaptation ran: the suite's --epochs, else adapt's default budget."""
+    if raw.get("epochs") is not None:
+        return f"{raw['epochs']} adaptation epochs"
+    return (
+        f"adapt's default length, {raw['adapt_steps']} updates (e.g. 20 epochs of a robot-sized "
+        "target set, 40 of the imbalanced one)"
+    )
 
 
 def table(raw: dict) -> str:
@@ -540,14 +577,16 @@ def table(raw: dict) -> str:
         "## Adaptation suite: variants of the built-in benchmark (`benchmarks/adaptation_suite.py`)",
         "",
         f"top-1 (%) on each variant's target test split, mean ± std over the seeds run; "
-        f"{raw['epochs']} adaptation epochs; source and oracle with train-source's defaults. "
+        f"{length(raw)}; source and oracle with train-source's defaults. "
         "`best (labels)` is the best candidate column by mean top-1 (chosen with labels: "
         f"reporting only); `rule's pick` the candidate with the highest mean "
         f"{RULES[VALIDATOR]} (the label-free rule), with its top-1; "
         "gap closed = (SOCKET - source-only) / (oracle - source-only); the `default` columns "
         f"say the same of `{DEFAULT}` (what `adapt` runs by default), with its weakest class "
         "(mean per-class top-1 over the seeds that recorded it; against half the oracle's own "
-        "figure for that class where the oracle's per-class figures were recorded).",
+        "figure for that class where the oracle's per-class figures were recorded, and against "
+        "half the source's own RGB val per class where that is lower: a source-free method "
+        "transfers what the source knows).",
         f"Machine: {raw['machine']}; {raw.get('jobs', 1)} process(es) at once, "
         f"torch threads {raw['threads']} each.",
         "",
@@ -639,7 +678,12 @@ def main() -> None:
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--modalities", default="depth,ir")
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="adaptation epochs of every method (default: adapt's own length, its update budget)",
+    )
     p.add_argument(
         "--weak-val",
         type=float,
@@ -730,6 +774,7 @@ def main() -> None:
         ),
         "jobs": args.jobs,
         "epochs": args.epochs,
+        "adapt_steps": adapt_steps(),
         "train_steps": args.train_steps,
         "weak_val": args.weak_val,
         "modalities": args.modalities,
@@ -739,7 +784,9 @@ def main() -> None:
     }
     if args.json_out.exists():  # an interrupted run (or fewer methods): keep what it finished
         old = json.loads(args.json_out.read_text())
-        if all(old.get(k) == raw[k] for k in ("epochs", "train_steps", "modalities")):
+        # the same length (adapt's budget counts only where --epochs was not given)
+        budget = raw["epochs"] is not None or old.get("adapt_steps") == raw["adapt_steps"]
+        if budget and all(old.get(k) == raw[k] for k in ("epochs", "train_steps", "modalities")):
             raw["runs"] = old["runs"]
     if args.report_only or args.rescore:  # the JSON as it stands: its methods, machine, settings
         old = json.loads(args.json_out.read_text())
@@ -784,7 +831,14 @@ def main() -> None:
         run = runs.setdefault(
             (cell.variant, cell.seed), {"variant": cell.variant, "seed": cell.seed}
         )
-        run.update({cell.modality: result, "source_val": scores[cell.source]["top1"]})
+        source = scores[cell.source]
+        run.update(
+            {
+                cell.modality: result,
+                "source_val": source["top1"],
+                "source_val_per_class": source["per_class"],
+            }
+        )
         save()
 
     run_all(partial(run_cell, args=args, candidates=candidates), cells, args.jobs, keep)

@@ -58,6 +58,8 @@ def test_suite_runs_every_variant_in_two_processes_and_resumes(synth_root, tmp_p
             assert abs(sum(classes.values()) / 10 - scores[label]) < 1e-9, label
         assert all(0.0 <= v <= 1.0 for v in scores.values())
         assert 0.0 <= run["source_val"] <= 1.0
+        rgb = run["source_val_per_class"]  # what the source knows, class by class
+        assert len(rgb) == 10 and abs(sum(rgb.values()) / 10 - run["source_val"]) < 1e-9
         # every model that was written has its label-free scores (the diverged one has none)
         assert set(validators) == {"source-only", "SHOT", "SOCKET"}
         for v in validators.values():
@@ -118,10 +120,12 @@ def test_suite_runs_every_variant_in_two_processes_and_resumes(synth_root, tmp_p
     assert section.count("is **nc**; by test labels (reporting only) **nc**") == 3
     assert "Out, for diverging: blown." in section
 
-    # --rescore adds the held-out-pair scores to cells recorded without them, from the models
-    # on disk, and runs nothing else: the same figures as when scored with the run.
+    # --rescore adds the held-out-pair scores and the source's per-class RGB val to cells
+    # recorded without them, from the models on disk, and runs nothing else: the same figures
+    # as when scored with the run.
     stripped = json.loads((tmp_path / "suite.json").read_text())
     for run in stripped["runs"]:
+        run.pop("source_val_per_class")
         for v in run["depth"]["validators"].values():
             v.pop("ti_agreement", None), v.pop("ti_feature_cosine", None)
     (tmp_path / "suite.json").write_text(json.dumps(stripped))
@@ -130,6 +134,7 @@ def test_suite_runs_every_variant_in_two_processes_and_resumes(synth_root, tmp_p
     assert "SHOT:" not in rescored.stdout
     rescored_runs = json.loads((tmp_path / "suite.json").read_text())["runs"]
     for old, new in zip(after["runs"], rescored_runs, strict=True):
+        assert new["source_val_per_class"] == old["source_val_per_class"]
         for label, v in old["depth"]["validators"].items():
             got = new["depth"]["validators"][label]
             assert got.keys() == v.keys() and got["rankme"] == v["rankme"], label
@@ -181,3 +186,35 @@ def test_a_candidate_added_later_is_compared_seed_for_seed():
     assert best(runs[1:], "depth", ["old", "new"]) == "new (66.0)"
     # A candidate that ran on none of this cell's seeds leaves the others compared as before.
     assert best(runs[1:], "depth", ["old", "new", "elsewhere"]) == "new (66.0)"
+
+
+def test_a_class_below_half_its_oracle_is_judged_against_what_the_source_knows():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from adaptation_suite import DEFAULT, weakest
+
+    def run(rms: dict, oracle: dict, source: dict | None) -> dict:
+        cell = {"per_class": {DEFAULT: rms}, "oracle_per_class": oracle}
+        return {"depth": cell, **({"source_val_per_class": source} if source else {})}
+
+    oracle = {"stairs": 0.96, "cube": 0.9}
+    # A weak source that knows stairs at 16% on RGB: 10% on depth is below half the oracle but
+    # above half of what the source could transfer (8%), with the mean over the seeds.
+    runs = [
+        run({"stairs": 0.08, "cube": 0.7}, oracle, {"stairs": 0.12, "cube": 0.8}),
+        run({"stairs": 0.12, "cube": 0.7}, oracle, {"stairs": 0.20, "cube": 0.8}),
+    ]
+    assert weakest(runs, "depth") == (
+        "stairs 10 (2 seeds; below half the oracle's 96; against half the source's own RGB "
+        "val: stairs 10.0, above 8.0)"
+    )
+    # Below that too: named so.
+    runs = [run({"stairs": 0.05, "cube": 0.7}, oracle, {"stairs": 0.16, "cube": 0.8})]
+    assert weakest(runs, "depth").endswith("stairs 5.0, below 8.0)")
+    # The source knows every class as well as the oracle, or the class is above half the
+    # oracle: the oracle's figure alone.
+    strong = {"stairs": 0.99, "cube": 0.99}
+    assert weakest([run({"stairs": 0.4, "cube": 0.7}, oracle, strong)], "depth") == (
+        "stairs 40 (1 seed; below half the oracle's 96)"
+    )
+    assert weakest([run({"stairs": 0.6, "cube": 0.7}, oracle, {"stairs": 0.1, "cube": 0.8})],
+                   "depth") == "stairs 60 (1 seed; above half the oracle's 96)"  # fmt: skip
