@@ -25,11 +25,13 @@ with the source model on the held-out pairs) picks among the candidates.
 
 Cost on a 2-core AVX-512 CPU, one thread per process, --jobs 2 (seed 0 measured; the rest
 estimated from it): a source or oracle ~30 min (3,000 steps of 32; a weak source, stopped at 50%
-RGB val, 10-15 epochs, ~10 min), a SHOT run ~6 min and a SOCKET run ~10 min on a base cell
-(10 epochs over 2,000 images); a balanced candidate whose unbalanced twin ran takes ~1 min (it is
-derived from the twin's model); the 13 trainings plus 3 seeds x 4 robot
-variants x 2 modalities with SHOT, SOCKET and two candidates is ~16 hours of this machine, ~8 with
-two processes; the raw JSON is written after each cell, so a killed run continues.
+RGB val, 10-15 epochs, ~10 min); at adapt's default length (600 updates: 20 epochs of a base
+cell's 2,000 images, 40 of the imbalanced cell's 975) a SHOT run ~13 min and a SOCKET run ~19 min
+on a base cell, about half that on an imbalanced one (a SOCKET run that diverges stops early); a
+balanced candidate whose unbalanced twin ran takes ~1 min (it is derived from the twin's model);
+the 13 trainings plus 3 seeds x 4 robot variants x 2 modalities with SHOT, SOCKET and the default
+is ~24 hours of this machine, ~12 with two processes (--epochs 10: about half); the raw JSON is
+written after each cell, so a killed run continues.
 
     python benchmarks/adaptation_suite.py --data data/synth --jobs 2
     python benchmarks/adaptation_suite.py --data data/synth --variants base --seeds 0 \\
