@@ -578,7 +578,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--readapt", action="store_true")
     ap.add_argument("--no-detect", action="store_true")
     ap.add_argument("--seeds", type=lambda s: [int(v) for v in s.split(",")], default=[0, 1, 2])
-    ap.add_argument("--epochs", type=int, default=10, help="adapt's default")
+    ap.add_argument(
+        "--epochs",
+        type=int,
+        default=10,
+        help="10: adapt's default before its update budget (the recorded figures)",
+    )
     ap.add_argument("--target-frames", type=int, default=1000)
     ap.add_argument("--pairs", type=int, default=300)
     ap.add_argument("--untrained", action="store_true", help="random-weight models (see doc)")
