@@ -565,10 +565,8 @@ def length(raw: dict) -> str:
     """How long each adaptation ran: the suite's --epochs, else adapt's default budget."""
     if raw.get("epochs") is not None:
         return f"{raw['epochs']} adaptation epochs"
-    return (
-        f"adapt's default length, {raw['adapt_steps']} updates (e.g. 20 epochs of a robot-sized "
-        "target set, 40 of the imbalanced one)"
-    )
+    # (the epochs that takes depend on each target set's size: not a figure to restate here)
+    return f"adapt's default length, {raw['adapt_steps']} updates (as many epochs as that takes)"
 
 
 def table(raw: dict) -> str:
